@@ -1,0 +1,5 @@
+import sys
+
+from hookshield.cli import main
+
+sys.exit(main())

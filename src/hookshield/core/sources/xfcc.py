@@ -1,0 +1,124 @@
+"""Envoy / Istio ``x-forwarded-client-cert`` (XFCC).
+
+Grammar (Envoy docs and ``mutateXfccRequestHeader``)::
+
+    xfcc    = element *( "," element )      one element per hop, each proxy appends at the end
+    element = pair *( ";" pair )
+    pair    = key "=" value                 keys case-insensitive, may repeat (URI, DNS, By)
+    value   = quoted / bare                 quoted: '"' ... '"' with '\\' escaping the next char
+
+The element to believe is the **last** one: it is the one the nearest proxy (the trusted one that
+delivered the request) wrote. Earlier elements came from further downstream and, under
+``APPEND_FORWARD`` (the Istio sidecar default), may be the client's own invention. The element
+must carry ``Cert`` or ``Chain`` (``forward_client_cert_details`` with ``cert: true``): names
+alone are never believed, the guard verifies the certificate itself.
+
+The parser is one left-to-right pass over at most 64 KiB with bounded element and pair counts,
+so hostile quoting costs linear time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+from hookshield.core.certs import fingerprint
+from hookshield.core.errors import CertificateParseError
+from hookshield.core.sources.base import HeaderSource, pem_urlenc
+
+__all__ = ["XfccSource", "parse_xfcc"]
+
+MAX_ELEMENTS = 32
+MAX_PAIRS = 64
+
+Element = tuple[tuple[str, str], ...]
+
+_KEY_END = re.compile(r'[=;,"]')
+_SEPARATOR = re.compile(r'[;,]')
+_QUOTE_OR_ESCAPE = re.compile(r'[\\"]')
+
+
+def parse_xfcc(header: str) -> tuple[Element, ...]:
+    """Split an XFCC header into elements of ``(lowercased key, value)`` pairs."""
+    elements: list[Element] = []
+    pairs: list[tuple[str, str]] = []
+    n = len(header)
+    i = 0
+    while True:
+        # key
+        stop = _KEY_END.search(header, i)
+        eq = stop.start() if stop else n
+        if eq >= n or header[eq] != "=":
+            raise CertificateParseError(f"XFCC pair without '=' at offset {i}")
+        key = header[i:eq].strip().lower()
+        if not key:
+            raise CertificateParseError(f"XFCC pair with an empty key at offset {i}")
+        i = eq + 1
+        # value
+        if i < n and header[i] == '"':
+            i += 1
+            chars: list[str] = []
+            while True:
+                stop = _QUOTE_OR_ESCAPE.search(header, i)
+                if stop is None:
+                    raise CertificateParseError("XFCC quoted value is not closed")
+                j = stop.start()
+                chars.append(header[i:j])
+                if header[j] == '"':
+                    i = j + 1
+                    break
+                if j + 1 >= n:
+                    raise CertificateParseError("XFCC value ends in a lone backslash")
+                chars.append(header[j + 1])
+                i = j + 2
+            value = "".join(chars)
+            if i < n and header[i] not in ";,":
+                raise CertificateParseError(f"XFCC data after a quoted value at offset {i}")
+        else:
+            stop = _SEPARATOR.search(header, i)
+            end = stop.start() if stop else n
+            value = header[i:end]
+            if '"' in value:
+                raise CertificateParseError("XFCC bare value contains a quote")
+            i = end
+        pairs.append((key, value))
+        if len(pairs) > MAX_PAIRS:
+            raise CertificateParseError(f"XFCC element with more than {MAX_PAIRS} pairs")
+        if i >= n or header[i] == ",":
+            elements.append(tuple(pairs))
+            pairs = []
+            if len(elements) > MAX_ELEMENTS:
+                raise CertificateParseError(f"XFCC with more than {MAX_ELEMENTS} elements")
+            if i >= n:
+                return tuple(elements)
+        i += 1  # past ';' or ','
+
+
+class XfccSource(HeaderSource):
+    name = "envoy-xfcc"
+    default_header = "X-Forwarded-Client-Cert"
+    single_value = False  # ',' separates hops
+
+    def decode(self, raw: str) -> tuple[bytes, ...]:
+        nearest = dict_of(parse_xfcc(raw)[-1])
+        encoded = nearest.get("chain") or nearest.get("cert")
+        if not encoded:
+            raise CertificateParseError(
+                "the nearest XFCC element carries no Cert or Chain; enable "
+                "set_current_client_cert_details.cert in Envoy"
+            )
+        ders = pem_urlenc(encoded, "XFCC Cert")
+        claimed = nearest.get("hash")
+        if claimed is not None and not hmac.compare_digest(claimed.lower(), fingerprint(ders[0])):
+            raise CertificateParseError("XFCC Hash does not match the certificate it carries")
+        return ders
+
+
+def dict_of(element: Element) -> dict[str, str]:
+    """Single-valued view of an element; a repeated Cert/Chain/Hash key is refused."""
+    seen: dict[str, str] = {}
+    for key, value in element:
+        if key in seen and key in {"cert", "chain", "hash"}:
+            raise CertificateParseError(f"XFCC element repeats {key!r}")
+        seen.setdefault(key, value)
+    return seen

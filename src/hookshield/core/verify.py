@@ -1,0 +1,168 @@
+"""Re-verifying the presented chain in process, with a bounded cache keyed by fingerprint.
+
+Path validation is cryptography's ``x509.verification`` client verifier (RFC 5280 and CA/B-style
+profile checks, EKU clientAuth, validity at the verification time); hookshield adds only CRLs,
+the lifetime rule and caching around it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cryptography import x509
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+
+from hookshield.core.certs import PresentedChain, parse_certificates
+from hookshield.core.errors import CertificateParseError, Code, Rejection
+from hookshield.core.identity import ClientIdentity
+from hookshield.core.revocation import RevocationLists
+
+__all__ = ["LongLived", "Verified", "Verifier"]
+
+# A refusal is cached briefly so that a client repeating a bad certificate costs a lookup, not a
+# signature check, while a certificate that becomes valid (or a fixed CRL) is honoured soon.
+NEGATIVE_TTL = 30.0
+
+
+class LongLived(StrEnum):
+    WARN = "warn"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A chain that verified: who it names, and whether it outlives the lifetime maximum."""
+
+    identity: ClientIdentity
+    long_lived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    result: Verified | Rejection
+    expires_at: float  # epoch seconds
+    generation: int
+
+
+def _san_rules(policy: Policy, cert: x509.Certificate, san: object | None) -> None:
+    """RFC 5280 4.2.1.6 for certificates that may omit the SAN (CN-only, by explicit opt-in)."""
+    del policy
+    if san is None:
+        if len(cert.subject) == 0:
+            raise ValueError("certificate has neither a subject nor a subjectAltName")
+        return
+    critical = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+    if critical and len(cert.subject) > 0:
+        raise ValueError("subjectAltName MUST NOT be critical when the subject is non-empty")
+
+
+class Verifier:
+    """Verify presented chains against trust anchors; thread-safe, cache bounded to ``cache_size``."""
+
+    def __init__(
+        self,
+        anchors: Sequence[x509.Certificate],
+        *,
+        intermediates: Sequence[x509.Certificate] = (),
+        revocation: RevocationLists | None = None,
+        max_lifetime: dt.timedelta | None = None,
+        long_lived: LongLived = LongLived.WARN,
+        san_optional: bool = False,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = Store(list(anchors)) if anchors else None
+        self._intermediates = list(intermediates)
+        self._revocation = revocation if revocation else None
+        self._max_lifetime = max_lifetime
+        self._long_lived = long_lived
+        self._cache_size = cache_size
+        self._clock = clock
+        self._cache: OrderedDict[tuple[bytes, ...], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._ee_policy: ExtensionPolicy | None = None
+        if san_optional:
+            self._ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+                x509.SubjectAlternativeName, Criticality.AGNOSTIC, _san_rules
+            )
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def verify(self, chain: PresentedChain) -> Verified | Rejection:
+        if self._revocation is not None:
+            self._revocation.refresh()
+        generation = self._revocation.generation if self._revocation is not None else 0
+        key = tuple(hashlib.sha256(der).digest() for der in chain.ders)
+        now = self._clock()
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None:
+                if entry.expires_at > now and entry.generation == generation:
+                    self._cache.move_to_end(key)
+                    return entry.result
+                del self._cache[key]
+        result, expires_at = self._verify_uncached(chain, now)
+        with self._lock:
+            self._cache[key] = _Entry(result, expires_at, generation)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return result
+
+    def _verify_uncached(self, chain: PresentedChain, now_ts: float) -> tuple[Verified | Rejection, float]:
+        negative = now_ts + NEGATIVE_TTL
+        try:
+            leaf, *presented = parse_certificates(chain.ders)
+        except CertificateParseError as exc:
+            return exc.rejection(), negative
+        now = dt.datetime.fromtimestamp(now_ts, dt.UTC)
+        # Validity of the leaf first, for a precise code; the verifier checks the whole path too.
+        if now > leaf.not_valid_after_utc:
+            return Rejection(Code.CLIENT_CERT_EXPIRED, f"expired at {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"), negative
+        if now < leaf.not_valid_before_utc:
+            starts = leaf.not_valid_before_utc
+            return (
+                Rejection(Code.CLIENT_CERT_NOT_YET_VALID, f"valid from {starts:%Y-%m-%dT%H:%M:%SZ}"),
+                min(negative, starts.timestamp()),
+            )
+        if self._store is None:
+            return Rejection(Code.CLIENT_CERT_UNTRUSTED, "no trust anchors are configured"), negative
+        builder = PolicyBuilder().store(self._store).time(now)
+        if self._ee_policy is not None:
+            builder = builder.extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=self._ee_policy
+            )
+        try:
+            verified = builder.build_client_verifier().verify(leaf, presented + self._intermediates)
+        except VerificationError as exc:
+            return Rejection(Code.CLIENT_CERT_UNTRUSTED, str(exc)), negative
+        path = verified.chain
+        expires = min(cert.not_valid_after_utc for cert in path)
+        if self._revocation is not None:
+            refused, next_update = self._revocation.check(path, now)
+            if refused is not None:
+                return refused, negative
+            if next_update is not None:
+                expires = min(expires, next_update)
+        identity = ClientIdentity.from_certificate(leaf, chain.leaf)
+        long_lived = self._max_lifetime is not None and identity.lifetime > self._max_lifetime
+        if long_lived and self._long_lived is LongLived.REJECT:
+            days = identity.lifetime.days
+            return Rejection(Code.CLIENT_CERT_TOO_LONG_LIVED, f"lifetime of {days} days"), negative
+        return Verified(identity, long_lived), expires.timestamp()

@@ -1,0 +1,5 @@
+"""The guard's Django adapter: add ``"hookshield.django"`` to ``INSTALLED_APPS``."""
+
+from hookshield.django.decorators import webhook
+
+__all__ = ["webhook"]

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class HookshieldConfig(AppConfig):
+    name = "hookshield.django"
+    label = "hookshield"
+    verbose_name = "hookshield"
+
+    def ready(self) -> None:
+        from hookshield.django import checks  # noqa: F401  (registers the system checks)
+        from hookshield.django.conf import get_settings
+
+        # Invalid settings stop the process at startup, with the key named.
+        get_settings()

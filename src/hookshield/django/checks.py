@@ -1,0 +1,194 @@
+"""System checks (``manage.py check --deploy``): misconfigurations that weaken or break the guard.
+
+Ids are stable and never reused: ``hookshield.E0xx`` errors, ``hookshield.W0xx`` warnings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import django
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from hookshield.core.certs import load_chain
+from hookshield.core.errors import HookshieldError
+from hookshield.core.revocation import RevocationLists
+from hookshield.django.conf import Settings, get_settings
+
+E001_ID = "hookshield.E001"
+
+E002 = Error(
+    "HOOKSHIELD['CERT_SOURCE'] reads a certificate header but HOOKSHIELD['TRUSTED_PROXIES'] is "
+    "empty, so no request's certificate is ever believed and every webhook answers 401.",
+    hint="List the CIDR networks of the TLS terminators that set the header, e.g. ['10.0.0.5/32'].",
+    id="hookshield.E002",
+)
+E003 = Error(
+    "HOOKSHIELD['TRUST_ANCHORS'] is empty, so no client certificate can be verified and every "
+    "webhook answers 401.",
+    hint="Point it at the PEM file(s) of the CA that issues your services' client certificates.",
+    id="hookshield.E003",
+)
+E004_ID = "hookshield.E004"
+E005_ID = "hookshield.E005"
+E006_ID = "hookshield.E006"
+E007_ID = "hookshield.E007"
+E008_ID = "hookshield.E008"
+W001 = Warning(
+    "DEBUG is True: fine for development, never for webhooks that face real callers.",
+    hint="Set DEBUG = False in production. hookshield's rejections stay JSON either way.",
+    id="hookshield.W001",
+)
+W002_ID = "hookshield.W002"
+
+# Django releases that map `x_foo` and `x-foo` headers to one META key (CVE-2026-3902), so a
+# client's underscore copy of a certificate header can slip past a proxy that strips the other.
+_FIXED = {(4, 2): (4, 2, 30), (5, 2): (5, 2, 13), (6, 0): (6, 0, 4)}
+
+
+def _settings_or_error() -> tuple[Settings | None, list[CheckMessage]]:
+    try:
+        return get_settings(), []
+    except ImproperlyConfigured as exc:
+        return None, [Error(str(exc), hint="Fix the named key in settings.HOOKSHIELD.", id=E001_ID)]
+
+
+def check_trusted_proxies(conf: Settings) -> list[CheckMessage]:
+    if not conf.header_source:
+        return []
+    if not conf.trusted_proxies:
+        return [E002]
+    everyone = [str(n) for n in conf.trusted_proxies if n.prefixlen == 0]
+    if everyone:
+        return [Error(
+            f"HOOKSHIELD['TRUSTED_PROXIES'] contains {', '.join(everyone)}: every peer may set "
+            "certificate headers, so any client can claim any identity.",
+            hint="List only the terminators' own addresses.",
+            id=E008_ID,
+        )]
+    return []
+
+
+def _unreadable(paths: Sequence[Path]) -> Iterator[tuple[Path, str]]:
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            yield path, exc.strerror or str(exc)
+            continue
+        try:
+            load_chain(data, str(path))
+        except HookshieldError as exc:
+            yield path, str(exc)
+
+
+def check_anchor_files(conf: Settings) -> list[CheckMessage]:
+    if not conf.trust_anchors:
+        return [E003]
+    return [
+        Error(
+            f"Certificate file {path} (TRUST_ANCHORS/INTERMEDIATES) cannot be used: {why}. "
+            "Every webhook answers 503 until it can.",
+            hint="Check the path, the file's permissions for the app's user, and that it is PEM.",
+            id=E004_ID,
+        )
+        for path, why in _unreadable((*conf.trust_anchors, *conf.intermediates))
+    ]
+
+
+def check_crl_files(conf: Settings) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for path in conf.crls:
+        refused, _ = RevocationLists([path]).check([], dt.datetime.now(dt.UTC))
+        if refused is not None:
+            errors.append(Error(
+                f"HOOKSHIELD['CRLS'] file {path}: {refused.reason}. Every webhook answers 401 "
+                "while a configured CRL cannot be read (revocation status unknown).",
+                hint="Check the path and permissions; the file must be a PEM or DER CRL.",
+                id=E005_ID,
+            ))
+    return errors
+
+
+def check_empty_allowlists(conf: Settings) -> list[CheckMessage]:
+    return [
+        Error(
+            f"HOOKSHIELD['ENDPOINTS'][{name!r}]['ALLOW'] is empty: no identity can call it.",
+            hint="Add the SPIFFE IDs (or dns:/uri:/sha256: entries) of the services that may call it.",
+            id=E006_ID,
+        )
+        for name, endpoint in conf.endpoints.items()
+        if not endpoint.allow
+    ]
+
+
+def _views(patterns: Sequence[Any]) -> Iterator[Any]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _views(pattern.url_patterns)
+        elif isinstance(pattern, URLPattern):
+            yield pattern.callback
+
+
+def check_unknown_endpoints(conf: Settings) -> list[CheckMessage]:
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return []
+    named = sorted({
+        name
+        for view in _views(get_resolver().url_patterns)
+        if (name := getattr(view, "hookshield_endpoint", None)) is not None
+        and name not in conf.endpoints
+    })
+    return [
+        Error(
+            f"A view is decorated with @webhook({name!r}) but HOOKSHIELD['ENDPOINTS'] has no "
+            f"{name!r}: it answers 503 to every request.",
+            hint=f"Add HOOKSHIELD['ENDPOINTS'][{name!r}] with its ALLOW list, or fix the name.",
+            id=E007_ID,
+        )
+        for name in named
+    ]
+
+
+def check_django_version(conf: Settings) -> list[CheckMessage]:
+    if not conf.header_source:
+        return []
+    version = django.VERSION[:3]
+    fixed = _FIXED.get(version[:2])
+    if fixed is not None and version >= fixed:
+        return []
+    if fixed is None and version[:2] > max(_FIXED):
+        return []
+    return [Warning(
+        f"Django {django.get_version()} maps 'X_SSL_Client_Cert' and 'X-SSL-Client-Cert' to the "
+        "same META key under ASGI (CVE-2026-3902): a client's underscore copy of a certificate "
+        "header can slip past a proxy that strips only the hyphenated one.",
+        hint="Upgrade to Django 4.2.30, 5.2.13, 6.0.4 or later.",
+        id=W002_ID,
+    )]
+
+
+@register(Tags.security)
+def hookshield_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    conf, errors = _settings_or_error()
+    if conf is None:
+        return errors
+    return [
+        *check_trusted_proxies(conf),
+        *check_anchor_files(conf),
+        *check_crl_files(conf),
+        *check_empty_allowlists(conf),
+        *check_unknown_endpoints(conf),
+        *check_django_version(conf),
+    ]
+
+
+@register(Tags.security, deploy=True)
+def hookshield_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [W001] if settings.DEBUG else []

@@ -1,0 +1,95 @@
+"""Building the core ``Guard`` from settings (once) and running it on a Django request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from hookshield.core.audit import log_decision
+from hookshield.core.certs import load_chain
+from hookshield.core.errors import Code, HookshieldError, Rejection
+from hookshield.core.pipeline import Accepted, Guard
+from hookshield.core.proxies import ProxyTrust
+from hookshield.core.revocation import RevocationLists
+from hookshield.core.sources import Inbound, build_source, meta_key
+from hookshield.core.verify import Verifier
+from hookshield.django.conf import Settings, get_settings
+
+__all__ = ["build_guard", "check_request", "get_guard", "reset_guard"]
+
+logger = logging.getLogger("hookshield.guard")
+
+
+def build_guard(conf: Settings) -> Guard:
+    """Load anchors, intermediates and CRLs from disk and assemble the steps."""
+    anchors = [c for p in conf.trust_anchors for c in load_chain(p.read_bytes(), str(p))]
+    intermediates = [c for p in conf.intermediates for c in load_chain(p.read_bytes(), str(p))]
+    lifetime = conf.max_cert_lifetime_days
+    verifier = Verifier(
+        anchors,
+        intermediates=intermediates,
+        revocation=RevocationLists(conf.crls, reload_interval=conf.crl_reload_interval),
+        max_lifetime=dt.timedelta(days=lifetime) if lifetime is not None else None,
+        long_lived=conf.long_lived,
+        san_optional=conf.allow_cn,
+        cache_size=conf.verify_cache_size,
+    )
+    return Guard(
+        source=build_source(
+            conf.cert_source,
+            cert_header=conf.cert_header,
+            verify_header=conf.cert_verify_header,
+            chain_header=conf.cert_chain_header,
+        ),
+        trust=ProxyTrust(
+            conf.trusted_proxies, secrets=conf.proxy_secrets, secret_header=conf.proxy_secret_header
+        ),
+        verifier=verifier,
+        endpoints={name: e.allow for name, e in conf.endpoints.items()},
+    )
+
+
+@functools.cache
+def get_guard() -> Guard | Rejection:
+    """The process's guard, or the rejection every request gets while it cannot be built."""
+    try:
+        return build_guard(get_settings())
+    except (OSError, HookshieldError) as exc:
+        # Unreadable anchors and the like: refuse every webhook (fail closed) with a 503 rather
+        # than a 500, and say why in the log; `manage.py check` reports the same problem.
+        logger.error("hookshield guard unavailable: %s", exc)
+        return Rejection(Code.GUARD_UNAVAILABLE, f"guard unavailable: {exc}")
+
+
+def reset_guard() -> None:
+    get_guard.cache_clear()
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == "HOOKSHIELD":
+        reset_guard()
+
+
+def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
+    guard = get_guard()
+    inbound = Inbound(
+        peer=request.META.get("REMOTE_ADDR") or "",
+        meta=request.META,
+        scope=getattr(request, "scope", None),
+    )
+    try:
+        if isinstance(guard, Rejection):
+            log_decision(endpoint=endpoint, outcome="rejected", code=guard.code,
+                         reason=guard.reason, identity=None, peer=inbound.peer, level=logging.ERROR)
+            return guard
+        return guard.check(inbound, endpoint)
+    finally:
+        # The proxy's secret never reaches the view, error reports or anything downstream.
+        request.META.pop(meta_key(get_settings().proxy_secret_header), None)

@@ -1,0 +1,128 @@
+"""Shared fixtures: a throwaway PKI per test session, guard settings built on it, clean env."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from hookshield.pki import CertificateAuthority, IssuedCertificate, self_signed_copy
+
+ALLOWED = "spiffe://corp.example/payments-gateway"
+OTHER = "spiffe://corp.example/reporting"
+VIA_INTERMEDIATE = "spiffe://corp.example/billing"
+
+_TLS_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+            "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def require_service(reason: str) -> None:
+    """Skip with the reason on a laptop; fail in CI, where every service must be present."""
+    if os.environ.get("HOOKSHIELD_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required service missing (HOOKSHIELD_REQUIRE_SERVICES=1): {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _TLS_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@dataclass(frozen=True)
+class TestPki:
+    """Every certificate the tests need, and their files under ``directory``."""
+
+    __test__ = False  # not a test class, despite the name
+
+    directory: Path
+    root: CertificateAuthority
+    intermediate: CertificateAuthority
+    stranger_ca: CertificateAuthority
+    allowed: IssuedCertificate
+    other: IssuedCertificate
+    via_intermediate: IssuedCertificate
+    expired: IssuedCertificate
+    not_yet_valid: IssuedCertificate
+    revoked: IssuedCertificate
+    long_lived: IssuedCertificate
+    rogue: IssuedCertificate
+    foreign: IssuedCertificate
+    server: IssuedCertificate
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
+    def crl_file(self) -> Path:
+        return self.directory / "root.crl"
+
+    @property
+    def intermediate_crl_file(self) -> Path:
+        return self.directory / "intermediate.crl"
+
+    def files(self, name: str) -> tuple[Path, Path]:
+        return self.directory / f"{name}.pem", self.directory / f"{name}.key"
+
+
+def make_pki(directory: Path) -> TestPki:
+    root = CertificateAuthority.create("hookshield test root CA")
+    intermediate = root.intermediate("hookshield test intermediate CA")
+    stranger = CertificateAuthority.create("someone else's CA")
+    now = dt.datetime.now(dt.UTC)
+    issued = {
+        "allowed": root.issue_client(spiffe_id=ALLOWED),
+        "other": root.issue_client(spiffe_id=OTHER),
+        "via_intermediate": intermediate.issue_client(spiffe_id=VIA_INTERMEDIATE),
+        "expired": root.issue_client(
+            spiffe_id=ALLOWED, not_before=now - dt.timedelta(days=40), lifetime=dt.timedelta(days=30)
+        ),
+        "not_yet_valid": root.issue_client(
+            spiffe_id=ALLOWED, not_before=now + dt.timedelta(days=2)
+        ),
+        "revoked": root.issue_client(spiffe_id=ALLOWED),
+        "long_lived": root.issue_client(spiffe_id=ALLOWED, lifetime=dt.timedelta(days=400)),
+        "foreign": stranger.issue_client(spiffe_id=ALLOWED),
+        "server": root.issue_server(["127.0.0.1", "localhost"]),
+    }
+    issued["rogue"] = self_signed_copy(issued["allowed"].certificate)
+    for name, cert in issued.items():
+        cert.write(directory, name)
+    (directory / "ca.pem").write_bytes(root.cert_pem)
+    (directory / "root.crl").write_bytes(
+        root.crl([issued["revoked"].certificate]).public_bytes(Encoding.PEM)
+    )
+    (directory / "intermediate.crl").write_bytes(intermediate.crl().public_bytes(Encoding.PEM))
+    return TestPki(directory=directory, root=root, intermediate=intermediate, stranger_ca=stranger,
+                   **issued)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def guard_config(pki: TestPki, **overrides: Any) -> dict[str, Any]:
+    """A complete HOOKSHIELD setting on the test PKI (nginx source, loopback proxy)."""
+    config: dict[str, Any] = {
+        "CERT_SOURCE": "nginx",
+        "TRUSTED_PROXIES": ["127.0.0.1/32"],
+        "TRUST_ANCHORS": [str(pki.ca_file)],
+        "ENDPOINTS": {"payments": {"ALLOW": [ALLOWED, VIA_INTERMEDIATE]}},
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def guarded(settings: Any, pki: TestPki) -> Iterator[dict[str, Any]]:
+    """Apply ``guard_config``; tests may reassign ``settings.HOOKSHIELD`` for variations."""
+    settings.HOOKSHIELD = guard_config(pki)
+    yield settings.HOOKSHIELD

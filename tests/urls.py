@@ -1,0 +1,50 @@
+"""Views the tests call: the same webhook guarded as a sync, async and class-based view."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+from django.utils.decorators import method_decorator
+from django.views import View
+
+from hookshield.django import webhook
+
+
+def _echo(request: HttpRequest) -> JsonResponse:
+    accepted = request.webhook  # type: ignore[attr-defined]
+    return JsonResponse({
+        "endpoint": accepted.endpoint,
+        "identity": accepted.identity.name,
+        "matched": accepted.matched,
+        "fingerprint": accepted.identity.fingerprint,
+        # What the view could see of the proxy secret (it must see nothing).
+        "secret_header_visible": "HTTP_X_HOOKSHIELD_PROXY_SECRET" in request.META,
+    })
+
+
+@webhook("payments")
+def payments(request: HttpRequest) -> JsonResponse:
+    return _echo(request)
+
+
+@webhook("payments")
+async def payments_async(request: HttpRequest) -> JsonResponse:
+    return _echo(request)
+
+
+@method_decorator(webhook("payments"), name="dispatch")
+class PaymentsView(View):
+    def post(self, request: HttpRequest) -> JsonResponse:
+        return _echo(request)
+
+
+def plain(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("plain view reached")
+
+
+urlpatterns = [
+    path("hooks/payments/", payments),
+    path("hooks/payments-async/", payments_async),
+    path("hooks/payments-cbv/", PaymentsView.as_view()),
+    path("plain/", plain),
+]

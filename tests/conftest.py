@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from hookshield.core.certs import PresentedChain
 from hookshield.pki import CertificateAuthority, IssuedCertificate, self_signed_copy
 
 ALLOWED = "spiffe://corp.example/payments-gateway"
@@ -126,3 +127,13 @@ def guarded(settings: Any, pki: TestPki) -> Iterator[dict[str, Any]]:
     """Apply ``guard_config``; tests may reassign ``settings.HOOKSHIELD`` for variations."""
     settings.HOOKSHIELD = guard_config(pki)
     yield settings.HOOKSHIELD
+
+
+def der(cert: Any) -> bytes:
+    return bytes(cert.public_bytes(Encoding.DER))
+
+
+def presented(issued: IssuedCertificate, *, with_chain: bool = True) -> PresentedChain:
+    """What a terminator would hand over for this client: the leaf, and its intermediates."""
+    certs = [issued.certificate, *(issued.intermediates if with_chain else ())]
+    return PresentedChain(tuple(der(c) for c in certs), "test")

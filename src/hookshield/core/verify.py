@@ -100,6 +100,9 @@ class Verifier:
                 x509.SubjectAlternativeName, Criticality.AGNOSTIC, _san_rules
             )
 
+    def __len__(self) -> int:
+        return len(self._cache)
+
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()

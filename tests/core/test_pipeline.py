@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from hookshield.core.errors import Code, Rejection
+from hookshield.core.pipeline import Accepted, Guard
+from hookshield.core.policy import Allowlist
+from hookshield.core.proxies import ProxyTrust, parse_networks
+from hookshield.core.sources import Inbound, build_source
+from hookshield.core.verify import Verifier
+from hookshield.pki import encodings
+from tests.conftest import ALLOWED, TestPki
+
+SECRET = "proxy-secret-for-pipeline-tests-0001"
+
+
+def guard(pki: TestPki, *, secrets: tuple[str, ...] = ()) -> Guard:
+    return Guard(
+        source=build_source("nginx"),
+        trust=ProxyTrust(parse_networks(["127.0.0.1/32"]), secrets=secrets),
+        verifier=Verifier([pki.root.certificate]),
+        endpoints={"payments": Allowlist.parse([ALLOWED])},
+    )
+
+
+def from_proxy(cert, peer: str = "127.0.0.1", **extra: str) -> Inbound:
+    meta = {
+        "HTTP_X_SSL_CLIENT_CERT": encodings.nginx_escaped(cert),
+        "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
+        **extra,
+    }
+    return Inbound(peer=peer, meta=meta)
+
+
+def test_allowed_identity_is_accepted_and_logged(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hookshield")
+    result = guard(pki).check(from_proxy(pki.allowed.certificate), "payments")
+    assert isinstance(result, Accepted)
+    assert result.matched == ALLOWED
+    (record,) = [r for r in caplog.records if r.name == "hookshield.guard"]
+    assert record.levelno == logging.INFO
+    fields = record.hookshield  # type: ignore[attr-defined]
+    assert fields["outcome"] == "accepted"
+    assert fields["identity"] == ALLOWED
+    assert fields["fingerprint"] == result.identity.fingerprint
+    assert f"identity={ALLOWED}" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("which", "code"),
+    [("other", Code.IDENTITY_NOT_ALLOWED), ("rogue", Code.CLIENT_CERT_UNTRUSTED),
+     ("expired", Code.CLIENT_CERT_EXPIRED)],
+)
+def test_refusals_are_logged_once_with_their_reason(
+    pki: TestPki, caplog: pytest.LogCaptureFixture, which: str, code: Code
+) -> None:
+    caplog.set_level(logging.INFO, logger="hookshield")
+    result = guard(pki).check(from_proxy(getattr(pki, which).certificate), "payments")
+    assert isinstance(result, Rejection)
+    assert result.code is code
+    (record,) = [r for r in caplog.records if r.name == "hookshield.guard"]
+    assert record.hookshield["code"] == code  # type: ignore[attr-defined]
+    assert record.hookshield["reason"] == result.reason  # type: ignore[attr-defined]
+
+
+def test_headers_from_an_untrusted_peer_are_ignored_and_reported(
+    pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hookshield")
+    result = guard(pki).check(from_proxy(pki.allowed.certificate, peer="203.0.113.9"), "payments")
+    assert isinstance(result, Rejection)
+    assert result.code is Code.CLIENT_CERT_MISSING
+    spoof = [r for r in caplog.records if r.name == "hookshield.source"]
+    assert len(spoof) == 1
+    assert spoof[0].levelno == logging.WARNING
+    assert "203.0.113.9" in spoof[0].getMessage()
+
+
+def test_no_spoofing_notice_without_certificate_headers(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hookshield")
+    result = guard(pki).check(Inbound(peer="203.0.113.9", meta={}), "payments")
+    assert isinstance(result, Rejection)
+    assert not [r for r in caplog.records if r.name == "hookshield.source"]
+
+
+def test_the_proxy_secret_never_reaches_a_log_line(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    g = guard(pki, secrets=(SECRET,))
+    ok = g.check(from_proxy(pki.allowed.certificate, HTTP_X_HOOKSHIELD_PROXY_SECRET=SECRET), "payments")
+    assert isinstance(ok, Accepted)
+    wrong = SECRET[:-1] + "X"
+    refused = g.check(from_proxy(pki.allowed.certificate, HTTP_X_HOOKSHIELD_PROXY_SECRET=wrong), "payments")
+    assert isinstance(refused, Rejection)
+    for record in caplog.records:
+        text = record.getMessage() + repr(getattr(record, "hookshield", ""))
+        assert SECRET not in text
+        assert wrong not in text
+
+
+def test_an_unknown_endpoint_fails_closed(pki: TestPki) -> None:
+    result = guard(pki).check(from_proxy(pki.allowed.certificate), "nope")
+    assert isinstance(result, Rejection)
+    assert result.code is Code.GUARD_UNAVAILABLE
+    assert result.status == 503
+
+
+def test_log_lines_escape_hostile_identities(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hookshield")
+    sneaky = pki.root.issue_client(dns_names=["evil.example\nwebhook_decision outcome=accepted"])
+    guard(pki).check(from_proxy(sneaky.certificate), "payments")
+    (record,) = [r for r in caplog.records if r.name == "hookshield.guard"]
+    assert "\n" not in record.getMessage()

@@ -1,0 +1,329 @@
+from __future__ import annotations
+
+from typing import Any
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from hookshield.core.certs import PresentedChain, fingerprint, pem_blocks
+from hookshield.core.errors import CertificateParseError, ConfigurationError, ProxyVerifyError
+from hookshield.core.sources import HEADER_SOURCES, Inbound, build_source, meta_key
+from hookshield.core.sources.base import Inbound as BaseInbound
+from hookshield.pki import encodings
+from tests.conftest import TestPki, der
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+def inbound(headers: dict[str, str] | None = None, **meta: Any) -> Inbound:
+    environ: dict[str, Any] = {meta_key(k): v for k, v in (headers or {}).items()}
+    environ.update(meta)
+    return Inbound(peer="127.0.0.1", meta=environ)
+
+
+def leaf_of(chain: PresentedChain | None) -> bytes:
+    assert chain is not None
+    return chain.leaf
+
+
+def test_meta_key() -> None:
+    assert meta_key("X-SSL-Client-Cert") == "HTTP_X_SSL_CLIENT_CERT"
+
+
+# --- nginx -----------------------------------------------------------------------------------
+
+def nginx(pki_cert: Any, verdict: str | None = "SUCCESS") -> Inbound:
+    headers = {"X-SSL-Client-Cert": encodings.nginx_escaped(pki_cert)}
+    if verdict is not None:
+        headers["X-SSL-Client-Verify"] = verdict
+    return inbound(headers)
+
+
+def test_nginx_escaped_pem_with_success(pki: TestPki) -> None:
+    chain = build_source("nginx").take(nginx(pki.allowed.certificate))
+    assert leaf_of(chain) == der(pki.allowed.certificate)
+    assert chain is not None and chain.source == "nginx"
+
+
+def test_nginx_without_certificate(pki: TestPki) -> None:
+    source = build_source("nginx")
+    assert source.take(inbound({"X-SSL-Client-Verify": "NONE"})) is None
+    assert source.take(inbound({"X-SSL-Client-Cert": "", "X-SSL-Client-Verify": "NONE"})) is None
+    assert source.take(inbound()) is None
+
+
+@pytest.mark.parametrize(
+    "verdict", ["FAILED:self-signed certificate", "NONE", None, "success", "SUCCESS,SUCCESS"]
+)
+def test_nginx_verdict_other_than_success_is_refused(pki: TestPki, verdict: str | None) -> None:
+    with pytest.raises(ProxyVerifyError):
+        build_source("nginx").take(nginx(pki.allowed.certificate, verdict))
+
+
+def test_nginx_joined_duplicate_header_is_refused(pki: TestPki) -> None:
+    forged = encodings.nginx_escaped(pki.rogue.certificate)
+    real = encodings.nginx_escaped(pki.allowed.certificate)
+    joined = inbound({"X-SSL-Client-Cert": f"{forged},{real}", "X-SSL-Client-Verify": "SUCCESS"})
+    with pytest.raises(CertificateParseError, match="several values"):
+        build_source("nginx").take(joined)
+
+
+def test_nginx_custom_header_names(pki: TestPki) -> None:
+    source = build_source("nginx", cert_header="SSL-Client-Cert", verify_header="SSL-Client-Verify")
+    headers = {
+        "SSL-Client-Cert": encodings.nginx_escaped(pki.allowed.certificate),
+        "SSL-Client-Verify": "SUCCESS",
+    }
+    assert leaf_of(source.take(inbound(headers))) == der(pki.allowed.certificate)
+    assert source.meta_keys() == ("HTTP_SSL_CLIENT_CERT", "HTTP_SSL_CLIENT_VERIFY")
+
+
+# --- AWS ALB ---------------------------------------------------------------------------------
+
+def test_alb_keeps_plus_signs(pki: TestPki) -> None:
+    value = encodings.alb(pki.allowed.certificate, pki.root.certificate)
+    chain = build_source("aws-alb").take(inbound({"X-Amzn-Mtls-Clientcert": value}))
+    assert chain is not None
+    assert chain.ders == (der(pki.allowed.certificate), der(pki.root.certificate))
+
+
+def test_alb_plus_signs_are_data_not_spaces() -> None:
+    # The reference leaf's base64 holds '+' and '/', which ALB leaves raw: unquote_plus would
+    # turn each '+' into a space and corrupt the DER (the reference's negative vector).
+    reference = (DATA / "reference-leaf.pem").read_text()
+    value = quote(reference, safe="+=/")
+    assert "+" in value
+    chain = build_source("aws-alb").take(inbound({"X-Amzn-Mtls-Clientcert": value}))
+    assert chain is not None
+    assert fingerprint(chain.leaf) == "e4a5a9224b9adcb1ae91ed46852762e507bb04f89607c2bd0d059f960cc842fa"
+
+
+# --- HAProxy ---------------------------------------------------------------------------------
+
+def test_haproxy_base64_der_plain_and_quoted(pki: TestPki) -> None:
+    b64 = encodings.b64der(pki.allowed.certificate)
+    source = build_source("haproxy")
+    assert leaf_of(source.take(inbound({"X-SSL-Client-Cert": b64}))) == der(pki.allowed.certificate)
+    quoted = inbound({"X-SSL-Client-Cert": f'"{b64}"'})
+    assert leaf_of(source.take(quoted)) == der(pki.allowed.certificate)
+
+
+def test_haproxy_empty_quotes_mean_no_certificate() -> None:
+    assert build_source("haproxy").take(inbound({"X-SSL-Client-Cert": '""'})) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["(null)", "{http.request.tls.client.certificate_der_base64}", "-----BEGIN CERTIFICATE-----"],
+)
+def test_haproxy_placeholders_and_other_formats_are_malformed(value: str) -> None:
+    with pytest.raises(CertificateParseError):
+        build_source("haproxy").take(inbound({"X-SSL-Client-Cert": value}))
+
+
+def test_haproxy_optional_verify_header(pki: TestPki) -> None:
+    source = build_source("haproxy", verify_header="X-SSL-Client-Verify")
+    b64 = encodings.b64der(pki.allowed.certificate)
+    ok = inbound({"X-SSL-Client-Cert": b64, "X-SSL-Client-Verify": "0"})
+    assert source.take(ok) is not None
+    with pytest.raises(ProxyVerifyError):
+        source.take(inbound({"X-SSL-Client-Cert": b64, "X-SSL-Client-Verify": "18"}))
+
+
+# --- Traefik ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("escaped", [False, True], ids=["v2.10+", "before-v2.10"])
+def test_traefik_chain(pki: TestPki, escaped: bool) -> None:
+    certs = [pki.via_intermediate.certificate, *pki.via_intermediate.intermediates]
+    value = encodings.traefik(certs, escaped=escaped)
+    chain = build_source("traefik").take(inbound({"X-Forwarded-Tls-Client-Cert": value}))
+    assert chain is not None
+    assert chain.ders == tuple(der(c) for c in certs)
+
+
+def test_traefik_refuses_garbage_items(pki: TestPki) -> None:
+    value = encodings.b64der(pki.allowed.certificate) + ",not base64!"
+    with pytest.raises(CertificateParseError):
+        build_source("traefik").take(inbound({"X-Forwarded-Tls-Client-Cert": value}))
+
+
+# --- RFC 9440: GCP and Cloudflare ------------------------------------------------------------
+
+def test_gcp_needs_the_verified_flag(pki: TestPki) -> None:
+    leaf = pki.via_intermediate
+    headers = {
+        "X-Client-Cert-Leaf": encodings.rfc9440(leaf.certificate),
+        "X-Client-Cert-Chain": encodings.rfc9440_list(leaf.intermediates),
+        "X-Client-Cert-Chain-Verified": "true",
+    }
+    chain = build_source("gcp").take(inbound(headers))
+    assert chain is not None
+    assert chain.ders == (der(leaf.certificate), *(der(c) for c in leaf.intermediates))
+    headers["X-Client-Cert-Chain-Verified"] = "false"
+    with pytest.raises(ProxyVerifyError):
+        build_source("gcp").take(inbound(headers))
+
+
+def test_cloudflare_rfc9440(pki: TestPki) -> None:
+    value = encodings.rfc9440(pki.allowed.certificate)
+    assert leaf_of(build_source("cloudflare").take(inbound({"Client-Cert": value}))) == der(
+        pki.allowed.certificate
+    )
+
+
+@pytest.mark.parametrize("value", [":abc", "abc:", "::", ":YWJj:, :YWJj:", "YWJj"])
+def test_rfc9440_malformed(value: str) -> None:
+    with pytest.raises(CertificateParseError):
+        build_source("cloudflare").take(inbound({"Client-Cert": value}))
+
+
+# --- Envoy XFCC ------------------------------------------------------------------------------
+
+def test_xfcc_single_element(pki: TestPki) -> None:
+    value = encodings.xfcc_element(pki.allowed.certificate, by="spiffe://corp.example/app")
+    chain = build_source("envoy-xfcc").take(inbound({"X-Forwarded-Client-Cert": value}))
+    assert leaf_of(chain) == der(pki.allowed.certificate)
+
+
+def test_xfcc_uses_chain_when_present(pki: TestPki) -> None:
+    leaf = pki.via_intermediate
+    value = encodings.xfcc_element(leaf.certificate, chain=leaf.intermediates)
+    chain = build_source("envoy-xfcc").take(inbound({"X-Forwarded-Client-Cert": value}))
+    assert chain is not None
+    assert chain.ders == (der(leaf.certificate), *(der(c) for c in leaf.intermediates))
+
+
+def test_xfcc_believes_only_the_nearest_element(pki: TestPki) -> None:
+    # APPEND_FORWARD: the client sent a forged element; the sidecar appended the real one.
+    forged = encodings.xfcc_element(pki.rogue.certificate)
+    real = encodings.xfcc_element(pki.other.certificate)
+    chain = build_source("envoy-xfcc").take(inbound({"X-Forwarded-Client-Cert": f"{forged},{real}"}))
+    assert leaf_of(chain) == der(pki.other.certificate)
+
+
+def test_xfcc_element_without_cert_is_refused(pki: TestPki) -> None:
+    value = encodings.xfcc_element(pki.allowed.certificate, with_cert=False)
+    with pytest.raises(CertificateParseError, match="no Cert or Chain"):
+        build_source("envoy-xfcc").take(inbound({"X-Forwarded-Client-Cert": value}))
+
+
+def test_xfcc_hash_must_match_the_cert(pki: TestPki) -> None:
+    value = encodings.xfcc_element(pki.allowed.certificate).replace("Hash=", "Hash=00", 1)
+    with pytest.raises(CertificateParseError, match="Hash does not match"):
+        build_source("envoy-xfcc").take(inbound({"X-Forwarded-Client-Cert": value}))
+
+
+# --- ASGI TLS extension ----------------------------------------------------------------------
+
+def asgi(tls: dict[str, Any] | None) -> Inbound:
+    scope: dict[str, Any] = {"type": "http", "extensions": {} if tls is None else {"tls": tls}}
+    return BaseInbound(peer="127.0.0.1", meta={}, scope=scope)
+
+
+def test_asgi_tls_chain(pki: TestPki) -> None:
+    leaf = pki.via_intermediate
+    pems = [encodings.pem(leaf.certificate), *(encodings.pem(c) for c in leaf.intermediates)]
+    chain = build_source("asgi-tls").take(asgi({"client_cert_chain": pems, "client_cert_error": None}))
+    assert chain is not None
+    assert chain.ders == (der(leaf.certificate), *(der(c) for c in leaf.intermediates))
+
+
+def test_asgi_tls_absent_or_empty() -> None:
+    source = build_source("asgi-tls")
+    assert source.take(asgi(None)) is None
+    assert source.take(asgi({"client_cert_chain": []})) is None
+    assert source.take(BaseInbound(peer="", meta={})) is None
+
+
+def test_asgi_tls_error_means_unverified(pki: TestPki) -> None:
+    tls = {"client_cert_chain": [encodings.pem(pki.rogue.certificate)], "client_cert_error": "self-signed"}
+    with pytest.raises(ProxyVerifyError):
+        build_source("asgi-tls").take(asgi(tls))
+
+
+@pytest.mark.parametrize("chain", ["-----BEGIN CERTIFICATE-----", [b"bytes"], [42]])
+def test_asgi_tls_malformed(chain: Any) -> None:
+    with pytest.raises(CertificateParseError):
+        build_source("asgi-tls").take(asgi({"client_cert_chain": chain}))
+
+
+def test_asgi_tls_is_not_forwarded() -> None:
+    assert build_source("asgi-tls").forwarded is False
+    assert build_source("wsgi-environ").forwarded is False
+    assert all(build_source(name).forwarded for name in HEADER_SOURCES)
+
+
+# --- WSGI environ (Apache mod_ssl + mod_wsgi) -------------------------------------------------
+
+def test_wsgi_environ_with_chain(pki: TestPki) -> None:
+    leaf = pki.via_intermediate
+    meta = {
+        "SSL_CLIENT_CERT": encodings.pem(leaf.certificate),
+        "SSL_CLIENT_CERT_CHAIN_0": encodings.pem(leaf.intermediates[0]),
+        "SSL_CLIENT_VERIFY": "SUCCESS",
+    }
+    chain = build_source("wsgi-environ").take(inbound(**meta))
+    assert chain is not None
+    assert chain.ders == (der(leaf.certificate), der(leaf.intermediates[0]))
+
+
+@pytest.mark.parametrize("verdict", ["GENEROUS", "FAILED:unable to get issuer", "NONE"])
+def test_wsgi_environ_verdicts_other_than_success(pki: TestPki, verdict: str) -> None:
+    meta = {"SSL_CLIENT_CERT": encodings.pem(pki.rogue.certificate), "SSL_CLIENT_VERIFY": verdict}
+    with pytest.raises(ProxyVerifyError):
+        build_source("wsgi-environ").take(inbound(**meta))
+
+
+def test_wsgi_environ_absent_and_null() -> None:
+    source = build_source("wsgi-environ")
+    assert source.take(inbound()) is None
+    assert source.take(inbound(SSL_CLIENT_CERT="(null)")) is None
+
+
+def test_wsgi_environ_ignores_client_headers_of_the_same_name(pki: TestPki) -> None:
+    # A client can send "SSL-Client-Cert: ..." but it lands under HTTP_SSL_CLIENT_CERT.
+    forged = inbound({"SSL-Client-Cert": encodings.pem(pki.rogue.certificate).replace("\n", "")})
+    assert build_source("wsgi-environ").take(forged) is None
+
+
+# --- custom sources --------------------------------------------------------------------------
+
+class CustomSource:
+    name = "custom"
+    forwarded = True
+
+    def meta_keys(self) -> tuple[str, ...]:
+        return ("HTTP_X_CUSTOM_CERT",)
+
+    def take(self, inbound: Inbound) -> PresentedChain | None:
+        value = inbound.meta.get("HTTP_X_CUSTOM_CERT")
+        return PresentedChain(pem_blocks(value, "custom"), self.name) if value else None
+
+
+class Incomplete:
+    name = "incomplete"
+
+    def take(self, inbound: Inbound) -> None:
+        return None
+
+
+def test_custom_source_by_dotted_path(pki: TestPki) -> None:
+    source = build_source("tests.core.test_sources.CustomSource")
+    assert isinstance(source, CustomSource)
+    headers = {"X-Custom-Cert": encodings.pem(pki.allowed.certificate)}
+    assert leaf_of(source.take(inbound(headers))) == der(pki.allowed.certificate)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("nosuchsource", "not one of"),
+        ("tests.core.test_sources.Missing", "cannot be instantiated"),
+        ("no.such.module.Source", "cannot be instantiated"),
+        ("tests.core.test_sources.Incomplete", "lacks 'forwarded'"),
+    ],
+)
+def test_bad_custom_sources(path: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        build_source(path)

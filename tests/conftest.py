@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,18 @@ ALLOWED = "spiffe://corp.example/payments-gateway"
 OTHER = "spiffe://corp.example/reporting"
 VIA_INTERMEDIATE = "spiffe://corp.example/billing"
 
-_TLS_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-            "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+_TLS_ENV = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
 
 
 def require_service(reason: str) -> None:
@@ -83,7 +92,9 @@ def make_pki(directory: Path) -> TestPki:
         "other": root.issue_client(spiffe_id=OTHER),
         "via_intermediate": intermediate.issue_client(spiffe_id=VIA_INTERMEDIATE),
         "expired": root.issue_client(
-            spiffe_id=ALLOWED, not_before=now - dt.timedelta(days=40), lifetime=dt.timedelta(days=30)
+            spiffe_id=ALLOWED,
+            not_before=now - dt.timedelta(days=40),
+            lifetime=dt.timedelta(days=30),
         ),
         "not_yet_valid": root.issue_client(
             spiffe_id=ALLOWED, not_before=now + dt.timedelta(days=2)
@@ -101,8 +112,9 @@ def make_pki(directory: Path) -> TestPki:
         root.crl([issued["revoked"].certificate]).public_bytes(Encoding.PEM)
     )
     (directory / "intermediate.crl").write_bytes(intermediate.crl().public_bytes(Encoding.PEM))
-    return TestPki(directory=directory, root=root, intermediate=intermediate, stranger_ca=stranger,
-                   **issued)
+    return TestPki(
+        directory=directory, root=root, intermediate=intermediate, stranger_ca=stranger, **issued
+    )
 
 
 @pytest.fixture(scope="session")
@@ -123,10 +135,10 @@ def guard_config(pki: TestPki, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def guarded(settings: Any, pki: TestPki) -> Iterator[dict[str, Any]]:
+def guarded(settings: Any, pki: TestPki) -> dict[str, Any]:
     """Apply ``guard_config``; tests may reassign ``settings.HOOKSHIELD`` for variations."""
     settings.HOOKSHIELD = guard_config(pki)
-    yield settings.HOOKSHIELD
+    return dict(settings.HOOKSHIELD)
 
 
 def der(cert: Any) -> bytes:

@@ -1,6 +1,6 @@
 """Django settings for the unit tests; the guard's HOOKSHIELD is set per test (see conftest)."""
 
-SECRET_KEY = "hookshield-tests-only"  # noqa: S105
+SECRET_KEY = "hookshield-tests-only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True

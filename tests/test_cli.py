@@ -20,11 +20,17 @@ def test_version_from_the_console_script() -> None:
 
 
 def test_version_from_python_dash_m() -> None:
-    result = subprocess.run([sys.executable, "-m", "hookshield", "--version"], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "hookshield", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.stdout.startswith("hookshield ")
 
 
-def test_no_command_prints_help_and_exits_with_the_usage_code(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_command_prints_help_and_exits_with_the_usage_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main([]) == ExitCode.USAGE
     assert "usage: hookshield" in capsys.readouterr().err

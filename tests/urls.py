@@ -12,14 +12,16 @@ from hookshield.django import webhook
 
 def _echo(request: HttpRequest) -> JsonResponse:
     accepted = request.webhook  # type: ignore[attr-defined]
-    return JsonResponse({
-        "endpoint": accepted.endpoint,
-        "identity": accepted.identity.name,
-        "matched": accepted.matched,
-        "fingerprint": accepted.identity.fingerprint,
-        # What the view could see of the proxy secret (it must see nothing).
-        "secret_header_visible": "HTTP_X_HOOKSHIELD_PROXY_SECRET" in request.META,
-    })
+    return JsonResponse(
+        {
+            "endpoint": accepted.endpoint,
+            "identity": accepted.identity.name,
+            "matched": accepted.matched,
+            "fingerprint": accepted.identity.fingerprint,
+            # What the view could see of the proxy secret (it must see nothing).
+            "secret_header_visible": "HTTP_X_HOOKSHIELD_PROXY_SECRET" in request.META,
+        }
+    )
 
 
 @webhook("payments")

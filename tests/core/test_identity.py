@@ -22,7 +22,9 @@ def test_identity_of_the_reference_leaf() -> None:
     assert identity.common_names == ("sender-1",)
     assert identity.issuer == "CN=Test Webhook CA"
     assert identity.serial == 0x1234
-    assert identity.fingerprint == "e4a5a9224b9adcb1ae91ed46852762e507bb04f89607c2bd0d059f960cc842fa"
+    assert (
+        identity.fingerprint == "e4a5a9224b9adcb1ae91ed46852762e507bb04f89607c2bd0d059f960cc842fa"
+    )
     assert identity.not_before.year == 2026
     assert identity.lifetime.days == 365
     assert identity.name == identity.spiffe_id
@@ -30,7 +32,11 @@ def test_identity_of_the_reference_leaf() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["spiffe://example.org/a", "spiffe://corp.example/ns/prod/sa/pay-ments_1", "spiffe://a-b_c.d/x.y"],
+    [
+        "spiffe://example.org/a",
+        "spiffe://corp.example/ns/prod/sa/pay-ments_1",
+        "spiffe://a-b_c.d/x.y",
+    ],
 )
 def test_valid_spiffe_ids(value: str) -> None:
     assert is_spiffe_id(value)

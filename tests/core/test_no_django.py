@@ -25,7 +25,8 @@ print("ok")
 
 
 def test_core_imports_without_django() -> None:
-    result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

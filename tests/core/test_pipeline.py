@@ -34,7 +34,9 @@ def from_proxy(cert, peer: str = "127.0.0.1", **extra: str) -> Inbound:
     return Inbound(peer=peer, meta=meta)
 
 
-def test_allowed_identity_is_accepted_and_logged(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+def test_allowed_identity_is_accepted_and_logged(
+    pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="hookshield")
     result = guard(pki).check(from_proxy(pki.allowed.certificate), "payments")
     assert isinstance(result, Accepted)
@@ -50,8 +52,11 @@ def test_allowed_identity_is_accepted_and_logged(pki: TestPki, caplog: pytest.Lo
 
 @pytest.mark.parametrize(
     ("which", "code"),
-    [("other", Code.IDENTITY_NOT_ALLOWED), ("rogue", Code.CLIENT_CERT_UNTRUSTED),
-     ("expired", Code.CLIENT_CERT_EXPIRED)],
+    [
+        ("other", Code.IDENTITY_NOT_ALLOWED),
+        ("rogue", Code.CLIENT_CERT_UNTRUSTED),
+        ("expired", Code.CLIENT_CERT_EXPIRED),
+    ],
 )
 def test_refusals_are_logged_once_with_their_reason(
     pki: TestPki, caplog: pytest.LogCaptureFixture, which: str, code: Code
@@ -78,20 +83,28 @@ def test_headers_from_an_untrusted_peer_are_ignored_and_reported(
     assert "203.0.113.9" in spoof[0].getMessage()
 
 
-def test_no_spoofing_notice_without_certificate_headers(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_spoofing_notice_without_certificate_headers(
+    pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="hookshield")
     result = guard(pki).check(Inbound(peer="203.0.113.9", meta={}), "payments")
     assert isinstance(result, Rejection)
     assert not [r for r in caplog.records if r.name == "hookshield.source"]
 
 
-def test_the_proxy_secret_never_reaches_a_log_line(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_proxy_secret_never_reaches_a_log_line(
+    pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     g = guard(pki, secrets=(SECRET,))
-    ok = g.check(from_proxy(pki.allowed.certificate, HTTP_X_HOOKSHIELD_PROXY_SECRET=SECRET), "payments")
+    ok = g.check(
+        from_proxy(pki.allowed.certificate, HTTP_X_HOOKSHIELD_PROXY_SECRET=SECRET), "payments"
+    )
     assert isinstance(ok, Accepted)
     wrong = SECRET[:-1] + "X"
-    refused = g.check(from_proxy(pki.allowed.certificate, HTTP_X_HOOKSHIELD_PROXY_SECRET=wrong), "payments")
+    refused = g.check(
+        from_proxy(pki.allowed.certificate, HTTP_X_HOOKSHIELD_PROXY_SECRET=wrong), "payments"
+    )
     assert isinstance(refused, Rejection)
     for record in caplog.records:
         text = record.getMessage() + repr(getattr(record, "hookshield", ""))
@@ -106,7 +119,9 @@ def test_an_unknown_endpoint_fails_closed(pki: TestPki) -> None:
     assert result.status == 503
 
 
-def test_log_lines_escape_hostile_identities(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+def test_log_lines_escape_hostile_identities(
+    pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="hookshield")
     sneaky = pki.root.issue_client(dns_names=["evil.example\nwebhook_decision outcome=accepted"])
     guard(pki).check(from_proxy(sneaky.certificate), "payments")

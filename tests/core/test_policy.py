@@ -25,10 +25,16 @@ def spiffe(ca: CertificateAuthority, *uris: str) -> ClientIdentity:
 
 
 def test_parse_sorts_entries_by_form() -> None:
-    allow = Allowlist.parse([
-        ALLOWED, "dns:pay.corp.example", "uri:https://corp.example/ids/pay",
-        "sha256:" + ":".join(["AB"] * 32), "cn:legacy-pay",
-    ], allow_cn=True)
+    allow = Allowlist.parse(
+        [
+            ALLOWED,
+            "dns:pay.corp.example",
+            "uri:https://corp.example/ids/pay",
+            "sha256:" + ":".join(["AB"] * 32),
+            "cn:legacy-pay",
+        ],
+        allow_cn=True,
+    )
     assert allow.spiffe_ids == {ALLOWED}
     assert allow.dns_names == {"pay.corp.example"}
     assert allow.uris == {"https://corp.example/ids/pay"}
@@ -85,8 +91,14 @@ def test_an_extra_uri_san_voids_the_spiffe_id(ca: CertificateAuthority) -> None:
 
 @pytest.mark.parametrize(
     "dns",
-    ["PAY.corp.example", "pay.corp.example.", "xpay.corp.example", "pay.corp.example.evil",
-     "corp.example", "*.corp.example"],
+    [
+        "PAY.corp.example",
+        "pay.corp.example.",
+        "xpay.corp.example",
+        "pay.corp.example.evil",
+        "corp.example",
+        "*.corp.example",
+    ],
 )
 def test_dns_look_alikes_do_not_match(ca: CertificateAuthority, dns: str) -> None:
     allow = Allowlist.parse(["dns:pay.corp.example"])
@@ -118,8 +130,10 @@ def test_cn_matching_needs_opt_in_exactness_and_a_single_cn(ca: CertificateAutho
     # A DN that merely contains the allowed CN as text in another attribute.
     tricky = name("evil", OU="CN=payments")
     assert allow.match(identity_of(ca, subject=tricky, sans=dns)) is None
-    two_cns = x509.Name([
-        x509.NameAttribute(x509.NameOID.COMMON_NAME, "payments"),
-        x509.NameAttribute(x509.NameOID.COMMON_NAME, "evil"),
-    ])
+    two_cns = x509.Name(
+        [
+            x509.NameAttribute(x509.NameOID.COMMON_NAME, "payments"),
+            x509.NameAttribute(x509.NameOID.COMMON_NAME, "evil"),
+        ]
+    )
     assert allow.match(identity_of(ca, subject=two_cns, sans=dns)) is None

@@ -10,7 +10,9 @@ SECRET = "s3cret-from-the-proxy-0123456789"
 NEXT = "next-secret-during-rotation-abcdef"
 
 
-def trust(*cidrs: str, secrets: tuple[str, ...] = (), header: str = "X-Hookshield-Proxy-Secret") -> ProxyTrust:
+def trust(
+    *cidrs: str, secrets: tuple[str, ...] = (), header: str = "X-Hookshield-Proxy-Secret"
+) -> ProxyTrust:
     return ProxyTrust(parse_networks(cidrs), secrets=secrets, secret_header=header)
 
 
@@ -49,8 +51,10 @@ def test_secret_is_required_from_trusted_peers_when_configured() -> None:
     assert t.distrust(request("127.0.0.1", HTTP_X_HOOKSHIELD_PROXY_SECRET=SECRET)) is None
     missing = t.distrust(request("127.0.0.1"))
     wrong = t.distrust(request("127.0.0.1", HTTP_X_HOOKSHIELD_PROXY_SECRET=SECRET[:-1]))
-    assert missing is not None and "sent no X-Hookshield-Proxy-Secret" in missing
-    assert wrong is not None and "a wrong" in wrong
+    assert missing is not None
+    assert "sent no X-Hookshield-Proxy-Secret" in missing
+    assert wrong is not None
+    assert "a wrong" in wrong
     assert SECRET not in wrong
     # The right secret from an untrusted peer is not enough either.
     assert t.distrust(request("127.0.0.2", HTTP_X_HOOKSHIELD_PROXY_SECRET=SECRET)) is not None

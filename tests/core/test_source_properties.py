@@ -15,8 +15,18 @@ from hookshield.core.sources.xfcc import parse_xfcc
 SOURCES = {name: build_source(name) for name in (*HEADER_SOURCES, "asgi-tls", "wsgi-environ")}
 
 # Text rich in the characters every format gives meaning to.
-special = st.sampled_from(list(',;="\\:%+/ =\t-') + ["-----BEGIN CERTIFICATE-----",
-                          "-----END CERTIFICATE-----", "MIIB", "Cert=", "Hash=", "%0A", "%2"])
+special = st.sampled_from(
+    [
+        *',;="\\:%+/ =\t-',
+        "-----BEGIN CERTIFICATE-----",
+        "-----END CERTIFICATE-----",
+        "MIIB",
+        "Cert=",
+        "Hash=",
+        "%0A",
+        "%2",
+    ]
+)
 hostile_text = st.lists(st.one_of(special, st.text(max_size=8)), max_size=40).map("".join)
 
 
@@ -29,10 +39,15 @@ def only_source_errors(source_name: str, meta: dict[str, Any], scope: Any = None
 
 
 @settings(max_examples=150, deadline=None)
-@given(name=st.sampled_from(sorted(HEADER_SOURCES)), cert=hostile_text, verdict=hostile_text,
-       chain=hostile_text)
-def test_header_sources_raise_only_their_parse_errors(name: str, cert: str, verdict: str,
-                                                       chain: str) -> None:
+@given(
+    name=st.sampled_from(sorted(HEADER_SOURCES)),
+    cert=hostile_text,
+    verdict=hostile_text,
+    chain=hostile_text,
+)
+def test_header_sources_raise_only_their_parse_errors(
+    name: str, cert: str, verdict: str, chain: str
+) -> None:
     source = SOURCES[name]
     keys = source.meta_keys()
     values = [cert, verdict, chain]
@@ -46,26 +61,36 @@ def test_xfcc_parser_raises_only_its_parse_error(header: str) -> None:
         elements = parse_xfcc(header)
     except SourceError:
         return
-    assert all(isinstance(key, str) and isinstance(value, str)
-               for element in elements for key, value in element)
+    assert all(
+        isinstance(key, str) and isinstance(value, str)
+        for element in elements
+        for key, value in element
+    )
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.one_of(
-    st.none(), st.text(max_size=20), st.lists(hostile_text, max_size=3),
-    st.lists(st.one_of(st.integers(), st.binary(max_size=5)), max_size=2),
-    st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
-), st.one_of(st.none(), hostile_text))
+@given(
+    st.one_of(
+        st.none(),
+        st.text(max_size=20),
+        st.lists(hostile_text, max_size=3),
+        st.lists(st.one_of(st.integers(), st.binary(max_size=5)), max_size=2),
+        st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+    ),
+    st.one_of(st.none(), hostile_text),
+)
 def test_asgi_tls_raises_only_its_parse_errors(chain: Any, error: Any) -> None:
     scope = {"extensions": {"tls": {"client_cert_chain": chain, "client_cert_error": error}}}
     only_source_errors("asgi-tls", {}, scope)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(
-    st.sampled_from(["SSL_CLIENT_CERT", "SSL_CLIENT_VERIFY", "SSL_CLIENT_CERT_CHAIN_0"]),
-    hostile_text,
-))
+@given(
+    st.dictionaries(
+        st.sampled_from(["SSL_CLIENT_CERT", "SSL_CLIENT_VERIFY", "SSL_CLIENT_CERT_CHAIN_0"]),
+        hostile_text,
+    )
+)
 def test_wsgi_environ_raises_only_its_parse_errors(meta: dict[str, str]) -> None:
     only_source_errors("wsgi-environ", meta)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -16,7 +16,7 @@ from tests.conftest import TestPki, der
 DATA = Path(__file__).parent.parent / "data"
 
 
-def inbound(headers: dict[str, str] | None = None, **meta: Any) -> Inbound:
+def inbound(headers: dict[str, str] | None = None, /, **meta: Any) -> Inbound:
     environ: dict[str, Any] = {meta_key(k): v for k, v in (headers or {}).items()}
     environ.update(meta)
     return Inbound(peer="127.0.0.1", meta=environ)
@@ -33,6 +33,7 @@ def test_meta_key() -> None:
 
 # --- nginx -----------------------------------------------------------------------------------
 
+
 def nginx(pki_cert: Any, verdict: str | None = "SUCCESS") -> Inbound:
     headers = {"X-SSL-Client-Cert": encodings.nginx_escaped(pki_cert)}
     if verdict is not None:
@@ -43,7 +44,8 @@ def nginx(pki_cert: Any, verdict: str | None = "SUCCESS") -> Inbound:
 def test_nginx_escaped_pem_with_success(pki: TestPki) -> None:
     chain = build_source("nginx").take(nginx(pki.allowed.certificate))
     assert leaf_of(chain) == der(pki.allowed.certificate)
-    assert chain is not None and chain.source == "nginx"
+    assert chain is not None
+    assert chain.source == "nginx"
 
 
 def test_nginx_without_certificate(pki: TestPki) -> None:
@@ -81,6 +83,7 @@ def test_nginx_custom_header_names(pki: TestPki) -> None:
 
 # --- AWS ALB ---------------------------------------------------------------------------------
 
+
 def test_alb_keeps_plus_signs(pki: TestPki) -> None:
     value = encodings.alb(pki.allowed.certificate, pki.root.certificate)
     chain = build_source("aws-alb").take(inbound({"X-Amzn-Mtls-Clientcert": value}))
@@ -96,10 +99,14 @@ def test_alb_plus_signs_are_data_not_spaces() -> None:
     assert "+" in value
     chain = build_source("aws-alb").take(inbound({"X-Amzn-Mtls-Clientcert": value}))
     assert chain is not None
-    assert fingerprint(chain.leaf) == "e4a5a9224b9adcb1ae91ed46852762e507bb04f89607c2bd0d059f960cc842fa"
+    assert (
+        fingerprint(chain.leaf)
+        == "e4a5a9224b9adcb1ae91ed46852762e507bb04f89607c2bd0d059f960cc842fa"
+    )
 
 
 # --- HAProxy ---------------------------------------------------------------------------------
+
 
 def test_haproxy_base64_der_plain_and_quoted(pki: TestPki) -> None:
     b64 = encodings.b64der(pki.allowed.certificate)
@@ -133,6 +140,7 @@ def test_haproxy_optional_verify_header(pki: TestPki) -> None:
 
 # --- Traefik ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("escaped", [False, True], ids=["v2.10+", "before-v2.10"])
 def test_traefik_chain(pki: TestPki, escaped: bool) -> None:
     certs = [pki.via_intermediate.certificate, *pki.via_intermediate.intermediates]
@@ -149,6 +157,7 @@ def test_traefik_refuses_garbage_items(pki: TestPki) -> None:
 
 
 # --- RFC 9440: GCP and Cloudflare ------------------------------------------------------------
+
 
 def test_gcp_needs_the_verified_flag(pki: TestPki) -> None:
     leaf = pki.via_intermediate
@@ -180,6 +189,7 @@ def test_rfc9440_malformed(value: str) -> None:
 
 # --- Envoy XFCC ------------------------------------------------------------------------------
 
+
 def test_xfcc_single_element(pki: TestPki) -> None:
     value = encodings.xfcc_element(pki.allowed.certificate, by="spiffe://corp.example/app")
     chain = build_source("envoy-xfcc").take(inbound({"X-Forwarded-Client-Cert": value}))
@@ -198,7 +208,9 @@ def test_xfcc_believes_only_the_nearest_element(pki: TestPki) -> None:
     # APPEND_FORWARD: the client sent a forged element; the sidecar appended the real one.
     forged = encodings.xfcc_element(pki.rogue.certificate)
     real = encodings.xfcc_element(pki.other.certificate)
-    chain = build_source("envoy-xfcc").take(inbound({"X-Forwarded-Client-Cert": f"{forged},{real}"}))
+    chain = build_source("envoy-xfcc").take(
+        inbound({"X-Forwarded-Client-Cert": f"{forged},{real}"})
+    )
     assert leaf_of(chain) == der(pki.other.certificate)
 
 
@@ -216,6 +228,7 @@ def test_xfcc_hash_must_match_the_cert(pki: TestPki) -> None:
 
 # --- ASGI TLS extension ----------------------------------------------------------------------
 
+
 def asgi(tls: dict[str, Any] | None) -> Inbound:
     scope: dict[str, Any] = {"type": "http", "extensions": {} if tls is None else {"tls": tls}}
     return BaseInbound(peer="127.0.0.1", meta={}, scope=scope)
@@ -224,7 +237,9 @@ def asgi(tls: dict[str, Any] | None) -> Inbound:
 def test_asgi_tls_chain(pki: TestPki) -> None:
     leaf = pki.via_intermediate
     pems = [encodings.pem(leaf.certificate), *(encodings.pem(c) for c in leaf.intermediates)]
-    chain = build_source("asgi-tls").take(asgi({"client_cert_chain": pems, "client_cert_error": None}))
+    chain = build_source("asgi-tls").take(
+        asgi({"client_cert_chain": pems, "client_cert_error": None})
+    )
     assert chain is not None
     assert chain.ders == (der(leaf.certificate), *(der(c) for c in leaf.intermediates))
 
@@ -237,7 +252,10 @@ def test_asgi_tls_absent_or_empty() -> None:
 
 
 def test_asgi_tls_error_means_unverified(pki: TestPki) -> None:
-    tls = {"client_cert_chain": [encodings.pem(pki.rogue.certificate)], "client_cert_error": "self-signed"}
+    tls = {
+        "client_cert_chain": [encodings.pem(pki.rogue.certificate)],
+        "client_cert_error": "self-signed",
+    }
     with pytest.raises(ProxyVerifyError):
         build_source("asgi-tls").take(asgi(tls))
 
@@ -255,6 +273,7 @@ def test_asgi_tls_is_not_forwarded() -> None:
 
 
 # --- WSGI environ (Apache mod_ssl + mod_wsgi) -------------------------------------------------
+
 
 def test_wsgi_environ_with_chain(pki: TestPki) -> None:
     leaf = pki.via_intermediate
@@ -288,6 +307,7 @@ def test_wsgi_environ_ignores_client_headers_of_the_same_name(pki: TestPki) -> N
 
 
 # --- custom sources --------------------------------------------------------------------------
+
 
 class CustomSource:
     name = "custom"

@@ -82,7 +82,10 @@ def test_cn_only_certificates_verify_only_when_the_san_may_be_absent(pki: TestPk
     bad = pki.root.issue(
         subject=name("x"), sans=[x509.DNSName("x.corp.example")], san_critical=True
     )
-    assert code_of(verifier(pki, san_optional=True).verify(presented(bad))) is Code.CLIENT_CERT_UNTRUSTED
+    assert (
+        code_of(verifier(pki, san_optional=True).verify(presented(bad)))
+        is Code.CLIENT_CERT_UNTRUSTED
+    )
 
 
 def test_long_lived_certificates_warn_or_are_refused(pki: TestPki) -> None:
@@ -136,7 +139,10 @@ def test_the_cache_is_bounded(pki: TestPki) -> None:
 
 def test_a_chain_keyed_with_its_intermediates_is_a_separate_entry(pki: TestPki) -> None:
     v = verifier(pki)
-    assert code_of(v.verify(presented(pki.via_intermediate, with_chain=False))) is Code.CLIENT_CERT_UNTRUSTED
+    assert (
+        code_of(v.verify(presented(pki.via_intermediate, with_chain=False)))
+        is Code.CLIENT_CERT_UNTRUSTED
+    )
     assert isinstance(v.verify(presented(pki.via_intermediate)), Verified)
 
 
@@ -159,9 +165,7 @@ def test_a_path_without_a_crl_for_each_issuer_is_refused(pki: TestPki) -> None:
 
 
 def test_a_crl_signed_by_another_key_is_not_believed(pki: TestPki, tmp_path: Path) -> None:
-    impostor = CertificateAuthority(
-        pki.stranger_ca.certificate, pki.stranger_ca.key
-    )
+    impostor = CertificateAuthority(pki.stranger_ca.certificate, pki.stranger_ca.key)
     # Same issuer name as the root, wrong key: as if someone dropped in a CRL that un-revokes.
     forged = (
         x509.CertificateRevocationListBuilder()
@@ -179,7 +183,9 @@ def test_a_crl_signed_by_another_key_is_not_believed(pki: TestPki, tmp_path: Pat
 def test_a_stale_crl_fails_closed(pki: TestPki, tmp_path: Path) -> None:
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     path = tmp_path / "stale.crl"
-    path.write_bytes(pki.root.crl(this_update=old, next_update=dt.timedelta(days=1)).public_bytes(Encoding.PEM))
+    path.write_bytes(
+        pki.root.crl(this_update=old, next_update=dt.timedelta(days=1)).public_bytes(Encoding.PEM)
+    )
     v = verifier(pki, revocation=crl_lists(pki, path))
     assert code_of(v.verify(presented(pki.allowed))) is Code.CLIENT_CERT_REVOCATION_UNKNOWN
 

@@ -12,8 +12,12 @@ def test_grammar_elements_pairs_and_repeated_keys() -> None:
     header = 'By=spiffe://a/b;Hash=ab;Subject="";URI=spiffe://c/d;DNS=x;DNS=y,By=spiffe://e/f;URI='
     first, second = parse_xfcc(header)
     assert first == (
-        ("by", "spiffe://a/b"), ("hash", "ab"), ("subject", ""), ("uri", "spiffe://c/d"),
-        ("dns", "x"), ("dns", "y"),
+        ("by", "spiffe://a/b"),
+        ("hash", "ab"),
+        ("subject", ""),
+        ("uri", "spiffe://c/d"),
+        ("dns", "x"),
+        ("dns", "y"),
     )
     assert second == (("by", "spiffe://e/f"), ("uri", ""))
 

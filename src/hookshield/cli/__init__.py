@@ -22,7 +22,7 @@ class ExitCode(IntEnum):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hookshield",
-        description="Guard Django webhooks behind mutual TLS, and scan such endpoints from outside.",
+        description="Guard Django webhooks behind mutual TLS; scan such endpoints from outside.",
     )
     parser.add_argument("--version", action="version", version=f"hookshield {__version__}")
     return parser

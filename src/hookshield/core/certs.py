@@ -116,7 +116,7 @@ def pem_blocks(text: str, what: str) -> tuple[bytes, ...]:
 
 
 def parse_certificates(ders: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
-    """Parse DER certificates; trailing bytes or broken structure raise ``CertificateParseError``."""
+    """Parse DER certificates; trailing bytes or a broken structure raise a parse error."""
     certs = []
     for index, der in enumerate(ders):
         try:

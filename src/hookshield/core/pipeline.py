@@ -56,8 +56,12 @@ class Guard:
             if result.long_lived:
                 reason += f"; long-lived certificate ({result.identity.lifetime.days} days)"
             log_decision(
-                endpoint=endpoint, outcome="accepted", code=None, reason=reason,
-                identity=result.identity, peer=inbound.peer,
+                endpoint=endpoint,
+                outcome="accepted",
+                code=None,
+                reason=reason,
+                identity=result.identity,
+                peer=inbound.peer,
                 level=logging.WARNING if result.long_lived else logging.INFO,
             )
         return result
@@ -65,9 +69,16 @@ class Guard:
     def _check(self, inbound: Inbound, endpoint: str) -> Accepted | Rejection:
         allowlist = self.endpoints.get(endpoint)
         if allowlist is None:
-            return self._reject(inbound, endpoint, Rejection(
-                Code.GUARD_UNAVAILABLE, f"endpoint {endpoint!r} is not in HOOKSHIELD['ENDPOINTS']"
-            ), None, logging.ERROR)
+            return self._reject(
+                inbound,
+                endpoint,
+                Rejection(
+                    Code.GUARD_UNAVAILABLE,
+                    f"endpoint {endpoint!r} is not in HOOKSHIELD['ENDPOINTS']",
+                ),
+                None,
+                logging.ERROR,
+            )
         chain = self.take_certificate(inbound)
         if isinstance(chain, Rejection):
             return self._reject(inbound, endpoint, chain, None)
@@ -76,9 +87,12 @@ class Guard:
             return self._reject(inbound, endpoint, verified, None)
         matched = allowlist.match(verified.identity)
         if matched is None:
-            return self._reject(inbound, endpoint, Rejection(
-                Code.IDENTITY_NOT_ALLOWED, "identity matches no ALLOW entry"
-            ), verified.identity)
+            return self._reject(
+                inbound,
+                endpoint,
+                Rejection(Code.IDENTITY_NOT_ALLOWED, "identity matches no ALLOW entry"),
+                verified.identity,
+            )
         return Accepted(endpoint, verified.identity, matched, verified.long_lived)
 
     def take_certificate(self, inbound: Inbound) -> PresentedChain | Rejection:
@@ -88,7 +102,9 @@ class Guard:
             if distrust is not None:
                 if any(key in inbound.meta for key in self.source.meta_keys()):
                     log_spoofing(source=self.source.name, peer=inbound.peer, why=distrust)
-                return Rejection(Code.CLIENT_CERT_MISSING, f"certificate headers ignored: {distrust}")
+                return Rejection(
+                    Code.CLIENT_CERT_MISSING, f"certificate headers ignored: {distrust}"
+                )
         try:
             chain = self.source.take(inbound)
         except SourceError as exc:
@@ -105,6 +121,13 @@ class Guard:
         identity: ClientIdentity | None,
         level: int = logging.WARNING,
     ) -> Rejection:
-        log_decision(endpoint=endpoint, outcome="rejected", code=rejection.code,
-                     reason=rejection.reason, identity=identity, peer=inbound.peer, level=level)
+        log_decision(
+            endpoint=endpoint,
+            outcome="rejected",
+            code=rejection.code,
+            reason=rejection.reason,
+            identity=identity,
+            peer=inbound.peer,
+            level=level,
+        )
         return rejection

@@ -36,13 +36,21 @@ class Allowlist:
     common_names: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return any((self.spiffe_ids, self.dns_names, self.uris, self.fingerprints, self.common_names))
+        return any(
+            (self.spiffe_ids, self.dns_names, self.uris, self.fingerprints, self.common_names)
+        )
 
     @classmethod
-    def parse(cls, entries: Sequence[str], *, allow_cn: bool = False, where: str = "ALLOW") -> Allowlist:
+    def parse(
+        cls, entries: Sequence[str], *, allow_cn: bool = False, where: str = "ALLOW"
+    ) -> Allowlist:
         """Compile entries once; an entry of no known form raises ``ConfigurationError``."""
         sets: dict[str, set[str]] = {
-            "spiffe": set(), "dns": set(), "uri": set(), "sha256": set(), "cn": set()
+            "spiffe": set(),
+            "dns": set(),
+            "uri": set(),
+            "sha256": set(),
+            "cn": set(),
         }
         for index, entry in enumerate(entries):
             at = f"{where}[{index}]"

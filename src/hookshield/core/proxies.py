@@ -18,16 +18,20 @@ from hookshield.core.sources.base import Inbound, meta_key
 
 __all__ = ["DEFAULT_SECRET_HEADER", "ProxyTrust", "parse_networks"]
 
-DEFAULT_SECRET_HEADER = "X-Hookshield-Proxy-Secret"
+DEFAULT_SECRET_HEADER = "X-Hookshield-Proxy-Secret"  # noqa: S105  (a header name)
 
 
-def parse_networks(entries: Sequence[str], where: str = "TRUSTED_PROXIES") -> tuple[IPv4Network | IPv6Network, ...]:
+def parse_networks(
+    entries: Sequence[str], where: str = "TRUSTED_PROXIES"
+) -> tuple[IPv4Network | IPv6Network, ...]:
     networks = []
     for index, entry in enumerate(entries):
         try:
             networks.append(ip_network(entry, strict=True))
         except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"{where}[{index}] = {entry!r} is not a CIDR network: {exc}") from exc
+            raise ConfigurationError(
+                f"{where}[{index}] = {entry!r} is not a CIDR network: {exc}"
+            ) from exc
     return tuple(networks)
 
 
@@ -67,7 +71,9 @@ class ProxyTrust:
             return f"peer {inbound.peer[:64]!r} is not in TRUSTED_PROXIES"
         if self._secrets:
             presented = inbound.meta.get(self.secret_key)
-            if not isinstance(presented, str) or not self._secret_matches(presented.encode("utf-8", "replace")):
+            if not isinstance(presented, str) or not self._secret_matches(
+                presented.encode("utf-8", "replace")
+            ):
                 what = "no" if presented is None else "a wrong"
                 return f"peer {inbound.peer!r} sent {what} {self.secret_header}"
         return None

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from cryptography import x509
@@ -113,7 +114,7 @@ class RevocationLists:
         if loaded.error is not None:
             return Rejection(Code.CLIENT_CERT_REVOCATION_UNKNOWN, loaded.error), None
         earliest: dt.datetime | None = None
-        for cert, issuer in zip(path, path[1:], strict=False):
+        for cert, issuer in pairwise(path):
             crl = self._current_crl(loaded, issuer, now)
             if crl is None:
                 return (

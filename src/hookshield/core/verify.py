@@ -71,7 +71,7 @@ def _san_rules(policy: Policy, cert: x509.Certificate, san: object | None) -> No
 
 
 class Verifier:
-    """Verify presented chains against trust anchors; thread-safe, cache bounded to ``cache_size``."""
+    """Verify presented chains against trust anchors; thread-safe, with a bounded cache."""
 
     def __init__(
         self,
@@ -128,7 +128,9 @@ class Verifier:
                 self._cache.popitem(last=False)
         return result
 
-    def _verify_uncached(self, chain: PresentedChain, now_ts: float) -> tuple[Verified | Rejection, float]:
+    def _verify_uncached(
+        self, chain: PresentedChain, now_ts: float
+    ) -> tuple[Verified | Rejection, float]:
         negative = now_ts + NEGATIVE_TTL
         try:
             leaf, *presented = parse_certificates(chain.ders)
@@ -137,15 +139,22 @@ class Verifier:
         now = dt.datetime.fromtimestamp(now_ts, dt.UTC)
         # Validity of the leaf first, for a precise code; the verifier checks the whole path too.
         if now > leaf.not_valid_after_utc:
-            return Rejection(Code.CLIENT_CERT_EXPIRED, f"expired at {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"), negative
+            return Rejection(
+                Code.CLIENT_CERT_EXPIRED,
+                f"expired at {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}",
+            ), negative
         if now < leaf.not_valid_before_utc:
             starts = leaf.not_valid_before_utc
             return (
-                Rejection(Code.CLIENT_CERT_NOT_YET_VALID, f"valid from {starts:%Y-%m-%dT%H:%M:%SZ}"),
+                Rejection(
+                    Code.CLIENT_CERT_NOT_YET_VALID, f"valid from {starts:%Y-%m-%dT%H:%M:%SZ}"
+                ),
                 min(negative, starts.timestamp()),
             )
         if self._store is None:
-            return Rejection(Code.CLIENT_CERT_UNTRUSTED, "no trust anchors are configured"), negative
+            return Rejection(
+                Code.CLIENT_CERT_UNTRUSTED, "no trust anchors are configured"
+            ), negative
         builder = PolicyBuilder().store(self._store).time(now)
         if self._ee_policy is not None:
             builder = builder.extension_policies(

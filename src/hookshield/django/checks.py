@@ -10,12 +10,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import django
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, URLResolver, get_resolver
 
+import django
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.revocation import RevocationLists
@@ -66,12 +66,14 @@ def check_trusted_proxies(conf: Settings) -> list[CheckMessage]:
         return [E002]
     everyone = [str(n) for n in conf.trusted_proxies if n.prefixlen == 0]
     if everyone:
-        return [Error(
-            f"HOOKSHIELD['TRUSTED_PROXIES'] contains {', '.join(everyone)}: every peer may set "
-            "certificate headers, so any client can claim any identity.",
-            hint="List only the terminators' own addresses.",
-            id=E008_ID,
-        )]
+        return [
+            Error(
+                f"HOOKSHIELD['TRUSTED_PROXIES'] contains {', '.join(everyone)}: every peer may set "
+                "certificate headers, so any client can claim any identity.",
+                hint="List only the terminators' own addresses.",
+                id=E008_ID,
+            )
+        ]
     return []
 
 
@@ -107,12 +109,14 @@ def check_crl_files(conf: Settings) -> list[CheckMessage]:
     for path in conf.crls:
         refused, _ = RevocationLists([path]).check([], dt.datetime.now(dt.UTC))
         if refused is not None:
-            errors.append(Error(
-                f"HOOKSHIELD['CRLS'] file {path}: {refused.reason}. Every webhook answers 401 "
-                "while a configured CRL cannot be read (revocation status unknown).",
-                hint="Check the path and permissions; the file must be a PEM or DER CRL.",
-                id=E005_ID,
-            ))
+            errors.append(
+                Error(
+                    f"HOOKSHIELD['CRLS'] file {path}: {refused.reason}. Every webhook answers 401 "
+                    "while a configured CRL cannot be read (revocation status unknown).",
+                    hint="Check the path and permissions; the file must be a PEM or DER CRL.",
+                    id=E005_ID,
+                )
+            )
     return errors
 
 
@@ -120,7 +124,7 @@ def check_empty_allowlists(conf: Settings) -> list[CheckMessage]:
     return [
         Error(
             f"HOOKSHIELD['ENDPOINTS'][{name!r}]['ALLOW'] is empty: no identity can call it.",
-            hint="Add the SPIFFE IDs (or dns:/uri:/sha256: entries) of the services that may call it.",
+            hint="Add the SPIFFE IDs (or dns:, uri:, sha256: entries) of its callers.",
             id=E006_ID,
         )
         for name, endpoint in conf.endpoints.items()
@@ -139,12 +143,14 @@ def _views(patterns: Sequence[Any]) -> Iterator[Any]:
 def check_unknown_endpoints(conf: Settings) -> list[CheckMessage]:
     if not getattr(settings, "ROOT_URLCONF", None):
         return []
-    named = sorted({
-        name
-        for view in _views(get_resolver().url_patterns)
-        if (name := getattr(view, "hookshield_endpoint", None)) is not None
-        and name not in conf.endpoints
-    })
+    named = sorted(
+        {
+            name
+            for view in _views(get_resolver().url_patterns)
+            if (name := getattr(view, "hookshield_endpoint", None)) is not None
+            and name not in conf.endpoints
+        }
+    )
     return [
         Error(
             f"A view is decorated with @webhook({name!r}) but HOOKSHIELD['ENDPOINTS'] has no "
@@ -165,13 +171,15 @@ def check_django_version(conf: Settings) -> list[CheckMessage]:
         return []
     if fixed is None and version[:2] > max(_FIXED):
         return []
-    return [Warning(
-        f"Django {django.get_version()} maps 'X_SSL_Client_Cert' and 'X-SSL-Client-Cert' to the "
-        "same META key under ASGI (CVE-2026-3902): a client's underscore copy of a certificate "
-        "header can slip past a proxy that strips only the hyphenated one.",
-        hint="Upgrade to Django 4.2.30, 5.2.13, 6.0.4 or later.",
-        id=W002_ID,
-    )]
+    return [
+        Warning(
+            f"Django {django.get_version()} maps 'X_SSL_Client_Cert' and 'X-SSL-Client-Cert' "
+            "to the same META key under ASGI (CVE-2026-3902): a client's underscore copy of a "
+            "certificate header can slip past a proxy that strips only the hyphenated one.",
+            hint="Upgrade to Django 4.2.30, 5.2.13, 6.0.4 or later.",
+            id=W002_ID,
+        )
+    ]
 
 
 @register(Tags.security)

@@ -34,9 +34,19 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,128}")
 MIN_PROXY_SECRET = 16
 
 # Named in the design but not implemented by this version: refused with a clear message.
-_LATER = frozenset({"RATE_LIMIT_STORAGE", "RATE_LIMIT_FAILURE", "REPLAY_STORAGE", "REDACT", "INVENTORY"})
+_LATER = frozenset(
+    {"RATE_LIMIT_STORAGE", "RATE_LIMIT_FAILURE", "REPLAY_STORAGE", "REDACT", "INVENTORY"}
+)
 _LATER_ENDPOINT = frozenset(
-    {"RATE", "MAX_BODY", "METHODS", "CONTENT_TYPES", "SCHEMA", "SIGNING_SECRETS", "TIMESTAMP_TOLERANCE"}
+    {
+        "RATE",
+        "MAX_BODY",
+        "METHODS",
+        "CONTENT_TYPES",
+        "SCHEMA",
+        "SIGNING_SECRETS",
+        "TIMESTAMP_TOLERANCE",
+    }
 )
 
 
@@ -147,11 +157,25 @@ def _endpoint(name: Any, raw: Any) -> EndpointSettings:
     return EndpointSettings(name, allow, allow_cn)
 
 
-_KNOWN = frozenset({
-    "CERT_SOURCE", "CERT_HEADER", "CERT_VERIFY_HEADER", "CERT_CHAIN_HEADER", "TRUSTED_PROXIES",
-    "PROXY_SECRET", "PROXY_SECRET_HEADER", "TRUST_ANCHORS", "INTERMEDIATES", "CRLS",
-    "CRL_RELOAD_INTERVAL", "MAX_CERT_LIFETIME_DAYS", "LONG_LIVED", "VERIFY_CACHE_SIZE", "ENDPOINTS",
-})
+_KNOWN = frozenset(
+    {
+        "CERT_SOURCE",
+        "CERT_HEADER",
+        "CERT_VERIFY_HEADER",
+        "CERT_CHAIN_HEADER",
+        "TRUSTED_PROXIES",
+        "PROXY_SECRET",
+        "PROXY_SECRET_HEADER",
+        "TRUST_ANCHORS",
+        "INTERMEDIATES",
+        "CRLS",
+        "CRL_RELOAD_INTERVAL",
+        "MAX_CERT_LIFETIME_DAYS",
+        "LONG_LIVED",
+        "VERIFY_CACHE_SIZE",
+        "ENDPOINTS",
+    }
+)
 
 
 def load(raw: Any) -> Settings:
@@ -170,7 +194,9 @@ def load(raw: Any) -> Settings:
             )
     source = raw.get("CERT_SOURCE", "asgi-tls")
     if not isinstance(source, str) or not (source in SOURCE_NAMES or "." in source):
-        raise _bad(("CERT_SOURCE",), "one of " + ", ".join(SOURCE_NAMES) + " or a dotted path", source)
+        raise _bad(
+            ("CERT_SOURCE",), "one of " + ", ".join(SOURCE_NAMES) + " or a dotted path", source
+        )
     if source not in HEADER_SOURCES:
         for key in ("CERT_HEADER", "CERT_VERIFY_HEADER", "CERT_CHAIN_HEADER"):
             if key in raw:
@@ -185,7 +211,11 @@ def load(raw: Any) -> Settings:
     else:
         raise _bad(("PROXY_SECRET",), "None, a string or a non-empty list of strings", "<hidden>")
     for index, secret in enumerate(secrets):
-        if not isinstance(secret, str) or len(secret) < MIN_PROXY_SECRET or not secret.isprintable():
+        if (
+            not isinstance(secret, str)
+            or len(secret) < MIN_PROXY_SECRET
+            or not secret.isprintable()
+        ):
             where = ("PROXY_SECRET",) if isinstance(secrets_raw, str) else ("PROXY_SECRET", index)
             raise ConfigurationError(
                 f"{_path(*where)} must be a printable string of at least {MIN_PROXY_SECRET} "

@@ -31,7 +31,9 @@ def webhook(endpoint: str) -> Callable[[View], View]:
         if iscoroutinefunction(view):
             async_view = cast(Callable[..., Awaitable[HttpResponseBase]], view)
 
-            async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            async def guarded_async(
+                request: HttpRequest, *args: Any, **kwargs: Any
+            ) -> HttpResponseBase:
                 result = check_request(request, endpoint)
                 if isinstance(result, Rejection):
                     return rejection_response(result)

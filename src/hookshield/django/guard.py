@@ -86,8 +86,15 @@ def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
     )
     try:
         if isinstance(guard, Rejection):
-            log_decision(endpoint=endpoint, outcome="rejected", code=guard.code,
-                         reason=guard.reason, identity=None, peer=inbound.peer, level=logging.ERROR)
+            log_decision(
+                endpoint=endpoint,
+                outcome="rejected",
+                code=guard.code,
+                reason=guard.reason,
+                identity=None,
+                peer=inbound.peer,
+                level=logging.ERROR,
+            )
             return guard
         return guard.check(inbound, endpoint)
     finally:

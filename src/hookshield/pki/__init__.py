@@ -43,9 +43,14 @@ def _new_key() -> PrivateKey:
 
 def name(common_name: str | None = None, **attributes: str) -> x509.Name:
     """Build a subject: ``name("svc", O="Acme")``; keyword keys are NameOID attribute names."""
-    oids = {"C": NameOID.COUNTRY_NAME, "O": NameOID.ORGANIZATION_NAME,
-            "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "L": NameOID.LOCALITY_NAME,
-            "ST": NameOID.STATE_OR_PROVINCE_NAME, "DC": NameOID.DOMAIN_COMPONENT}
+    oids = {
+        "C": NameOID.COUNTRY_NAME,
+        "O": NameOID.ORGANIZATION_NAME,
+        "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+        "L": NameOID.LOCALITY_NAME,
+        "ST": NameOID.STATE_OR_PROVINCE_NAME,
+        "DC": NameOID.DOMAIN_COMPONENT,
+    }
     rdns = [x509.NameAttribute(oids[key], value) for key, value in attributes.items()]
     if common_name is not None:
         rdns.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
@@ -92,7 +97,8 @@ class IssuedCertificate:
 
 
 def _key_ids(
-    builder: x509.CertificateBuilder, public_key: ec.EllipticCurvePublicKey,
+    builder: x509.CertificateBuilder,
+    public_key: ec.EllipticCurvePublicKey,
     issuer: x509.Certificate | None,
 ) -> x509.CertificateBuilder:
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
@@ -200,9 +206,15 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                    crl_sign=False, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -251,9 +263,7 @@ class CertificateAuthority:
                 sans.append(x509.IPAddress(ip_address(host)))
             except ValueError:
                 sans.append(x509.DNSName(host))
-        return self.issue(
-            sans=sans, usages=(ExtendedKeyUsageOID.SERVER_AUTH,), lifetime=lifetime
-        )
+        return self.issue(sans=sans, usages=(ExtendedKeyUsageOID.SERVER_AUTH,), lifetime=lifetime)
 
     def crl(
         self,
@@ -286,9 +296,15 @@ class CertificateAuthority:
 
 def _ca_key_usage() -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-        encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 

@@ -51,7 +51,7 @@ def b64der(cert: x509.Certificate) -> str:
 
 
 def traefik(certs: Sequence[x509.Certificate], *, escaped: bool = False) -> str:
-    """``X-Forwarded-Tls-Client-Cert``: base64 DER per certificate, ``,``-joined; pre-2.10 escaped."""
+    """Traefik: base64 DER per certificate, ``,``-joined; query-escaped before v2.10."""
     items = [b64der(c) for c in certs]
     return ",".join(quote(i, safe="") if escaped else i for i in items)
 
@@ -77,7 +77,7 @@ def xfcc_element(
     by: str | None = None,
     with_cert: bool = True,
 ) -> str:
-    """One Envoy XFCC element as ``SANITIZE_SET`` with Subject, URI, DNS and Cert/Chain writes it."""
+    """One Envoy XFCC element, as written with Subject, URI, DNS and Cert (or Chain) on."""
     der = cert.public_bytes(Encoding.DER)
     pairs = []
     if by is not None:

@@ -20,7 +20,12 @@ __all__ = ["HEADER_SOURCES", "SOURCE_NAMES", "Inbound", "Source", "build_source"
 HEADER_SOURCES: dict[str, type[HeaderSource]] = {
     cls.name: cls
     for cls in (
-        NginxSource, XfccSource, TraefikSource, HaproxySource, AwsAlbSource, GcpSource,
+        NginxSource,
+        XfccSource,
+        TraefikSource,
+        HaproxySource,
+        AwsAlbSource,
+        GcpSource,
         CloudflareSource,
     )
 }
@@ -58,7 +63,9 @@ def build_source(
         raise ConfigurationError(f"CERT_SOURCE = {name!r} cannot be instantiated: {exc}") from exc
     for member in ("name", "forwarded", "meta_keys", "take"):
         if not hasattr(source, member):
-            raise ConfigurationError(f"CERT_SOURCE = {name!r} lacks {member!r} of the Source protocol")
+            raise ConfigurationError(
+                f"CERT_SOURCE = {name!r} lacks {member!r} of the Source protocol"
+            )
     if not isinstance(source.forwarded, bool):
         raise ConfigurationError(f"CERT_SOURCE = {name!r}: 'forwarded' must be True or False")
     return source  # type: ignore[no-any-return]

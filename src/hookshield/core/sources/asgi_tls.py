@@ -7,7 +7,7 @@ A non-empty ``client_cert_error`` means the server let an unverified certificate
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from hookshield.core.certs import MAX_CERTS, PresentedChain, pem_blocks
 from hookshield.core.errors import CertificateParseError, ProxyVerifyError
@@ -15,8 +15,8 @@ from hookshield.core.sources.base import Inbound
 
 
 class AsgiTlsSource:
-    name = "asgi-tls"
-    forwarded = False
+    name: ClassVar[str] = "asgi-tls"
+    forwarded: ClassVar[bool] = False
 
     def meta_keys(self) -> tuple[str, ...]:
         return ()

@@ -116,7 +116,8 @@ class HeaderSource(ABC):
             return None
         if verdict is not None and verdict in self.absent_values:
             raise ProxyVerifyError(
-                f"{self.verify_header} says no certificate was presented, yet {self.cert_header} is set"
+                f"{self.verify_header} says no certificate was presented, "
+                f"yet {self.cert_header} is set"
             )
         if self.verify_header is not None and verdict not in self.verified_values:
             shown = "absent" if verdict is None else repr(verdict[:120])

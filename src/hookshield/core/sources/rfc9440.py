@@ -21,7 +21,7 @@ def byte_sequence(item: str, what: str) -> bytes:
 
 
 class Rfc9440Source(HeaderSource):
-    """Leaf in ``Client-Cert``; intermediates (TLS order, leaf excluded) in ``Client-Cert-Chain``."""
+    """Leaf in ``Client-Cert``; intermediates (TLS order, no leaf) in ``Client-Cert-Chain``."""
 
     name = "rfc9440"
     default_header = "Client-Cert"

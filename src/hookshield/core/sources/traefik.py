@@ -22,7 +22,9 @@ class TraefikSource(HeaderSource):
     def decode(self, raw: str) -> tuple[bytes, ...]:
         items = raw.split(",")
         if len(items) > MAX_CERTS:
-            raise CertificateParseError(f"{self.cert_header} holds more than {MAX_CERTS} certificates")
+            raise CertificateParseError(
+                f"{self.cert_header} holds more than {MAX_CERTS} certificates"
+            )
         ders = []
         for item in items:
             item = item.strip()

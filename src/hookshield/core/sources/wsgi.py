@@ -7,6 +7,8 @@ must be ``SUCCESS``: ``GENEROUS`` is what ``optional_no_ca`` makes of an unverif
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hookshield.core.certs import MAX_CERTS, PresentedChain, check_size, pem_blocks
 from hookshield.core.errors import CertificateParseError, ProxyVerifyError
 from hookshield.core.sources.base import Inbound
@@ -25,8 +27,8 @@ def _text(inbound: Inbound, key: str) -> str | None:
 
 
 class WsgiEnvironSource:
-    name = "wsgi-environ"
-    forwarded = False
+    name: ClassVar[str] = "wsgi-environ"
+    forwarded: ClassVar[bool] = False
 
     def meta_keys(self) -> tuple[str, ...]:
         return ()

@@ -34,7 +34,7 @@ MAX_PAIRS = 64
 Element = tuple[tuple[str, str], ...]
 
 _KEY_END = re.compile(r'[=;,"]')
-_SEPARATOR = re.compile(r'[;,]')
+_SEPARATOR = re.compile(r"[;,]")
 _QUOTE_OR_ESCAPE = re.compile(r'[\\"]')
 
 

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+import django
+from hookshield.django import checks
+from hookshield.django.conf import get_settings
+from tests.conftest import TestPki, guard_config
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [m.id for m in messages]
+
+
+def test_a_sound_configuration_is_silent(guarded: dict[str, Any]) -> None:
+    assert checks.hookshield_checks() == []
+
+
+def test_e001_invalid_settings_are_reported_not_raised(settings: Any) -> None:
+    settings.HOOKSHIELD = {"LONG_LIVED": "sometimes"}
+    (message,) = checks.hookshield_checks()
+    assert message.id == "hookshield.E001"
+    assert "HOOKSHIELD['LONG_LIVED']" in message.msg
+
+
+def test_e002_header_source_without_trusted_proxies(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, TRUSTED_PROXIES=[])
+    assert checks.check_trusted_proxies(get_settings()) == [checks.E002]
+    settings.HOOKSHIELD = guard_config(pki, CERT_SOURCE="asgi-tls", TRUSTED_PROXIES=[])
+    assert checks.check_trusted_proxies(get_settings()) == []
+
+
+def test_e008_trusting_every_address(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, TRUSTED_PROXIES=["0.0.0.0/0"])
+    assert ids(checks.check_trusted_proxies(get_settings())) == ["hookshield.E008"]
+
+
+def test_e003_no_trust_anchors(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, TRUST_ANCHORS=[])
+    assert checks.check_anchor_files(get_settings()) == [checks.E003]
+
+
+def test_e004_unreadable_or_invalid_anchor_files(
+    settings: Any, pki: TestPki, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    settings.HOOKSHIELD = guard_config(
+        pki,
+        TRUST_ANCHORS=[str(pki.ca_file), str(tmp_path / "missing.pem")],
+        INTERMEDIATES=[str(garbage)],
+    )
+    messages = checks.check_anchor_files(get_settings())
+    assert ids(messages) == ["hookshield.E004", "hookshield.E004"]
+    assert "missing.pem" in messages[0].msg
+    assert "garbage.pem" in messages[1].msg
+
+
+def test_e005_unreadable_crl(settings: Any, pki: TestPki, tmp_path: Path) -> None:
+    settings.HOOKSHIELD = guard_config(pki, CRLS=[str(pki.crl_file), str(tmp_path / "gone.crl")])
+    messages = checks.check_crl_files(get_settings())
+    assert ids(messages) == ["hookshield.E005"]
+    assert "gone.crl" in messages[0].msg
+
+
+def test_e006_empty_allowlist(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, ENDPOINTS={"payments": {"ALLOW": []}})
+    messages = checks.check_empty_allowlists(get_settings())
+    assert ids(messages) == ["hookshield.E006"]
+    assert "'payments'" in messages[0].msg
+
+
+def test_e007_webhook_names_missing_from_endpoints(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki)
+    settings.ROOT_URLCONF = "tests.urls_misnamed"
+    messages = checks.check_unknown_endpoints(get_settings())
+    assert ids(messages) == ["hookshield.E007"]
+    assert "@webhook('ghost')" in messages[0].msg
+
+
+def test_w001_debug_only_with_deploy(settings: Any, guarded: dict[str, Any]) -> None:
+    settings.DEBUG = True
+    assert checks.hookshield_deploy_checks() == [checks.W001]
+    settings.DEBUG = False
+    assert checks.hookshield_deploy_checks() == []
+
+
+@pytest.mark.parametrize(
+    ("version", "warned"),
+    [
+        ((4, 2, 29), True),
+        ((4, 2, 30), False),
+        ((5, 1, 9), True),
+        ((5, 2, 12), True),
+        ((5, 2, 13), False),
+        ((6, 0, 3), True),
+        ((6, 0, 4), False),
+        ((6, 1, 0), False),
+    ],
+)
+def test_w002_django_releases_that_conflate_underscore_headers(
+    monkeypatch: pytest.MonkeyPatch,
+    guarded: dict[str, Any],
+    version: tuple[int, int, int],
+    warned: bool,
+) -> None:
+    monkeypatch.setattr(django, "VERSION", (*version, "final", 0))
+    assert bool(checks.check_django_version(get_settings())) is warned
+
+
+def test_manage_py_check_deploy_reports_through_django(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, TRUST_ANCHORS=[])
+    with pytest.raises(SystemCheckError, match=r"hookshield\.E003"):
+        call_command("check", "--deploy", "--tag", "security")

@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from hookshield.pki import encodings
+from tests.conftest import ALLOWED, VIA_INTERMEDIATE, TestPki, guard_config
+
+URLS = ["/hooks/payments/", "/hooks/payments-async/", "/hooks/payments-cbv/"]
+SECRET = "decorator-tests-proxy-secret-000"
+
+
+def headers_for(cert: Any, verdict: str = "SUCCESS", **extra: str) -> dict[str, str]:
+    return {
+        "X-SSL-Client-Cert": encodings.nginx_escaped(cert),
+        "X-SSL-Client-Verify": verdict,
+        **extra,
+    }
+
+
+def post(url: str, headers: dict[str, str], *, peer: str = "127.0.0.1", csrf: bool = True) -> Any:
+    client = Client(enforce_csrf_checks=csrf, REMOTE_ADDR=peer)
+    return client.post(
+        url, data=b'{"event": "paid"}', content_type="application/json", headers=headers
+    )
+
+
+def error_code(response: Any) -> str:
+    assert response["Content-Type"] == "application/json"
+    body = json.loads(response.content)
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    return str(body["error"]["code"])
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_allowed_identity_reaches_the_view(guarded: dict[str, Any], pki: TestPki, url: str) -> None:
+    response = post(url, headers_for(pki.allowed.certificate))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["identity"] == ALLOWED
+    assert body["matched"] == ALLOWED
+    assert body["endpoint"] == "payments"
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize(
+    ("which", "status", "code"),
+    [
+        ("other", 403, "identity_not_allowed"),
+        ("rogue", 401, "client_cert_untrusted"),
+        ("foreign", 401, "client_cert_untrusted"),
+        ("expired", 401, "client_cert_expired"),
+    ],
+)
+def test_refusals_are_json_with_stable_codes(
+    guarded: dict[str, Any], pki: TestPki, url: str, which: str, status: int, code: str
+) -> None:
+    response = post(url, headers_for(getattr(pki, which).certificate))
+    assert response.status_code == status
+    assert error_code(response) == code
+    assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_no_certificate_is_401(guarded: dict[str, Any], url: str) -> None:
+    response = post(url, {})
+    assert response.status_code == 401
+    assert error_code(response) == "client_cert_missing"
+    assert "WWW-Authenticate" in response
+
+
+def test_a_failed_proxy_verdict_is_401(guarded: dict[str, Any], pki: TestPki) -> None:
+    response = post(URLS[0], headers_for(pki.rogue.certificate, "FAILED:self-signed certificate"))
+    assert response.status_code == 401
+    assert error_code(response) == "client_cert_unverified"
+
+
+def test_a_malformed_header_is_401_not_500(guarded: dict[str, Any]) -> None:
+    response = post(
+        URLS[0], {"X-SSL-Client-Cert": "%ZZ%00garbage", "X-SSL-Client-Verify": "SUCCESS"}
+    )
+    assert response.status_code == 401
+    assert error_code(response) == "client_cert_malformed"
+
+
+def test_headers_from_an_untrusted_peer_are_not_believed(
+    guarded: dict[str, Any], pki: TestPki
+) -> None:
+    response = post(URLS[0], headers_for(pki.allowed.certificate), peer="192.0.2.10")
+    assert response.status_code == 401
+    assert error_code(response) == "client_cert_missing"
+
+
+def test_intermediate_chain_via_configured_intermediates(
+    settings: Any, pki: TestPki, tmp_path: Any
+) -> None:
+    intermediate = tmp_path / "intermediate.pem"
+    intermediate.write_bytes(pki.intermediate.cert_pem)
+    settings.HOOKSHIELD = guard_config(pki, INTERMEDIATES=[str(intermediate)])
+    response = post(URLS[0], headers_for(pki.via_intermediate.certificate))
+    assert response.status_code == 200
+    assert response.json()["identity"] == VIA_INTERMEDIATE
+
+
+def test_revoked_certificate_with_crls(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(
+        pki, CRLS=[str(pki.crl_file), str(pki.intermediate_crl_file)]
+    )
+    assert post(URLS[0], headers_for(pki.allowed.certificate)).status_code == 200
+    response = post(URLS[0], headers_for(pki.revoked.certificate))
+    assert response.status_code == 401
+    assert error_code(response) == "client_cert_revoked"
+
+
+def test_long_lived_reject(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, LONG_LIVED="reject", MAX_CERT_LIFETIME_DAYS=90)
+    response = post(URLS[0], headers_for(pki.long_lived.certificate))
+    assert response.status_code == 401
+    assert error_code(response) == "client_cert_too_long_lived"
+
+
+def test_long_lived_warn_accepts_and_logs_a_warning(
+    settings: Any, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.HOOKSHIELD = guard_config(pki, MAX_CERT_LIFETIME_DAYS=90)
+    caplog.set_level(logging.INFO, logger="hookshield")
+    assert post(URLS[0], headers_for(pki.long_lived.certificate)).status_code == 200
+    (record,) = [r for r in caplog.records if r.name == "hookshield.guard"]
+    assert record.levelno == logging.WARNING
+    assert "long-lived" in record.getMessage()
+
+
+def test_proxy_secret_is_required_and_hidden_from_the_view(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, PROXY_SECRET=[SECRET, "another-secret-for-rotation-1"])
+    refused = post(URLS[0], headers_for(pki.allowed.certificate))
+    assert refused.status_code == 401
+    assert error_code(refused) == "client_cert_missing"
+    accepted = post(
+        URLS[0], headers_for(pki.allowed.certificate, **{"X-Hookshield-Proxy-Secret": SECRET})
+    )
+    assert accepted.status_code == 200
+    assert accepted.json()["secret_header_visible"] is False
+
+
+def test_rejections_stay_json_under_debug(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki)
+    settings.DEBUG = True
+    response = post(URLS[0], headers_for(pki.other.certificate))
+    assert response.status_code == 403
+    assert error_code(response) == "identity_not_allowed"
+    assert b"Traceback" not in response.content
+
+
+def test_unreadable_trust_anchors_give_503_json(settings: Any, pki: TestPki, tmp_path: Any) -> None:
+    settings.HOOKSHIELD = guard_config(pki, TRUST_ANCHORS=[str(tmp_path / "missing.pem")])
+    response = post(URLS[0], headers_for(pki.allowed.certificate))
+    assert response.status_code == 503
+    assert error_code(response) == "guard_unavailable"
+    assert response["Retry-After"] == "60"
+
+
+def test_only_guarded_views_are_csrf_exempt(guarded: dict[str, Any], pki: TestPki) -> None:
+    plain = post("/plain/", {}, csrf=True)
+    assert plain.status_code == 403  # Django's CSRF failure: the plain view is still protected
+    assert post("/plain/", {}, csrf=False).status_code == 200
+    assert post(URLS[0], headers_for(pki.allowed.certificate), csrf=True).status_code == 200
+
+
+def test_the_decorator_marks_the_view() -> None:
+    from tests import urls
+
+    assert urls.payments.hookshield_endpoint == "payments"  # type: ignore[attr-defined]
+    assert urls.payments.csrf_exempt is True  # type: ignore[attr-defined]
+    assert urls.payments.__name__ == "payments"
+    cbv = urls.PaymentsView.as_view()
+    assert cbv.csrf_exempt is True  # type: ignore[attr-defined]
+    assert cbv.hookshield_endpoint == "payments"  # type: ignore[attr-defined]
+
+
+def test_decorator_needs_a_name() -> None:
+    from hookshield.django import webhook
+
+    with pytest.raises(TypeError, match="endpoint's name"):
+        webhook(lambda request: None)  # type: ignore[arg-type]
+
+
+def test_async_views_stay_async() -> None:
+    from asgiref.sync import iscoroutinefunction
+
+    from tests import urls
+
+    assert iscoroutinefunction(urls.payments_async)
+    assert not iscoroutinefunction(urls.payments)
+
+
+async def test_async_client_on_the_async_view(guarded: dict[str, Any], pki: TestPki) -> None:
+    from django.test import AsyncClient
+
+    client = AsyncClient(REMOTE_ADDR="127.0.0.1")
+    response = await client.post(
+        URLS[1],
+        data=b"{}",
+        content_type="application/json",
+        headers=headers_for(pki.allowed.certificate),
+    )
+    assert response.status_code == 200
+    refused = await client.post(
+        URLS[1],
+        data=b"{}",
+        content_type="application/json",
+        headers=headers_for(pki.other.certificate),
+    )
+    assert refused.status_code == 403

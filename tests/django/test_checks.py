@@ -3,11 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-import django
 from hookshield.django import checks
 from hookshield.django.conf import get_settings
 from tests.conftest import TestPki, guard_config

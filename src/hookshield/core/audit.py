@@ -8,6 +8,7 @@ a header value, a body or a secret.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 
 from hookshield.core.identity import ClientIdentity
@@ -18,9 +19,12 @@ decision_logger = logging.getLogger("hookshield.guard")
 source_logger = logging.getLogger("hookshield.source")
 
 
+_BARE = re.compile(r"[A-Za-z0-9._:/@-]+")
+
+
 def _quoted(value: object) -> str:
     text = str(value)
-    if text and all(c.isalnum() or c in "-._:/@" for c in text):
+    if _BARE.fullmatch(text):
         return text
     # unicode_escape turns control characters (and backslashes) into escapes: no log injection.
     escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
@@ -50,12 +54,26 @@ def log_decision(
         "peer": peer,
         "reason": reason,
     }
-    if decision_logger.isEnabledFor(level):
-        decision_logger.log(level, _line("webhook_decision", fields), extra={"hookshield": fields})
+    _emit(decision_logger, level, "webhook_decision", fields)
 
 
 def log_spoofing(*, source: str, peer: str, why: str) -> None:
-    fields = {"source": source, "peer": peer, "why": why}
-    source_logger.warning(
-        _line("certificate_headers_ignored", fields), extra={"hookshield": fields}
-    )
+    fields: dict[str, object] = {"source": source, "peer": peer, "why": why}
+    _emit(source_logger, logging.WARNING, "certificate_headers_ignored", fields)
+
+
+def _emit(logger: logging.Logger, level: int, event: str, fields: dict[str, object]) -> None:
+    # makeRecord + handle is Logger.log without findCaller's stack walk, which would cost more
+    # than the rest of the guard on a cache hit; the caller's location says nothing here anyway.
+    if logger.isEnabledFor(level):
+        record = logger.makeRecord(
+            logger.name,
+            level,
+            __file__,
+            0,
+            _line(event, fields),
+            (),
+            None,
+            extra={"hookshield": fields},
+        )
+        logger.handle(record)

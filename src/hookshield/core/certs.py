@@ -11,7 +11,7 @@ import binascii
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 
@@ -41,16 +41,23 @@ _B64_BODY = re.compile(r"[A-Za-z0-9+/=\s]*")
 
 @dataclass(frozen=True, slots=True)
 class PresentedChain:
-    """The certificates a request presents, leaf first, as DER; not verified yet."""
+    """The certificates a request presents, leaf first, as DER; not verified yet.
+
+    Attributes:
+        digests: SHA-256 of each DER, computed once; the leaf's is its fingerprint, and the
+            tuple keys the verification cache.
+    """
 
     ders: tuple[bytes, ...]
     source: str
+    digests: tuple[bytes, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.ders:
             raise CertificateParseError("empty certificate chain")
         if len(self.ders) > MAX_CERTS:
             raise CertificateParseError(f"chain of {len(self.ders)} certificates (max {MAX_CERTS})")
+        object.__setattr__(self, "digests", tuple(hashlib.sha256(d).digest() for d in self.ders))
 
     @property
     def leaf(self) -> bytes:

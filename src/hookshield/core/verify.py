@@ -8,7 +8,6 @@ the lifetime rule and caching around it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -111,7 +110,7 @@ class Verifier:
         if self._revocation is not None:
             self._revocation.refresh()
         generation = self._revocation.generation if self._revocation is not None else 0
-        key = tuple(hashlib.sha256(der).digest() for der in chain.ders)
+        key = chain.digests
         now = self._clock()
         with self._lock:
             entry = self._cache.get(key)

@@ -84,19 +84,20 @@ def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
         meta=request.META,
         scope=getattr(request, "scope", None),
     )
+    if isinstance(guard, Rejection):
+        request.META.pop(meta_key(get_settings().proxy_secret_header), None)
+        log_decision(
+            endpoint=endpoint,
+            outcome="rejected",
+            code=guard.code,
+            reason=guard.reason,
+            identity=None,
+            peer=inbound.peer,
+            level=logging.ERROR,
+        )
+        return guard
     try:
-        if isinstance(guard, Rejection):
-            log_decision(
-                endpoint=endpoint,
-                outcome="rejected",
-                code=guard.code,
-                reason=guard.reason,
-                identity=None,
-                peer=inbound.peer,
-                level=logging.ERROR,
-            )
-            return guard
         return guard.check(inbound, endpoint)
     finally:
         # The proxy's secret never reaches the view, error reports or anything downstream.
-        request.META.pop(meta_key(get_settings().proxy_secret_header), None)
+        request.META.pop(guard.trust.secret_key, None)

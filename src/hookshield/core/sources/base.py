@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,9 @@ from hookshield.core.certs import PresentedChain, check_size, pem_blocks
 from hookshield.core.errors import CertificateParseError, ProxyVerifyError
 
 __all__ = ["HeaderSource", "Inbound", "Source", "meta_key", "pem_urlenc"]
+
+DECODE_CACHE_SIZE = 256
+DECODE_CACHE_MAX_TEXT = 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,11 @@ class HeaderSource(ABC):
         self._cert_key = meta_key(self.cert_header)
         self._verify_key = meta_key(self.verify_header) if self.verify_header else None
         self._chain_key = meta_key(chain_header) if chain_header else None
+        # The same proxy forwards the same few certificates over and over: decoding a header
+        # value (percent-decoding, base64, hashing) is done once per distinct value. Parse
+        # errors are not cached; values above DECODE_CACHE_MAX_TEXT bypass the cache, which
+        # bounds its memory.
+        self._present_cached = functools.lru_cache(maxsize=DECODE_CACHE_SIZE)(self._present)
 
     def meta_keys(self) -> tuple[str, ...]:
         return tuple(k for k in (self._cert_key, self._verify_key, self._chain_key) if k)
@@ -124,14 +133,22 @@ class HeaderSource(ABC):
             raise ProxyVerifyError(f"{self.verify_header} is {shown}, not a verified verdict")
         if self.single_value and "," in raw:
             raise CertificateParseError(f"{self.cert_header} holds several values")
+        chain_raw = ""
+        if self._chain_key is not None and self.chain_header is not None:
+            chain_raw = self.header(inbound, self._chain_key, self.chain_header) or ""
+        if len(raw) + len(chain_raw) > DECODE_CACHE_MAX_TEXT:
+            return self._present(raw, chain_raw)
+        return self._present_cached(raw, chain_raw)
+
+    def _present(self, raw: str, chain_raw: str) -> PresentedChain | None:
         ders = self.decode(raw)
         if ders is None:
             return None
-        return PresentedChain(ders + self.chain(inbound), self.name)
+        return PresentedChain(ders + self.decode_chain(chain_raw), self.name)
 
-    def chain(self, inbound: Inbound) -> tuple[bytes, ...]:
-        """Intermediates from a separate chain header (RFC 9440 style); none by default."""
-        del inbound
+    def decode_chain(self, raw: str) -> tuple[bytes, ...]:
+        """Intermediates from the separate chain header (RFC 9440 style), if the source has one."""
+        del raw
         return ()
 
     @abstractmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hookshield.core.certs import MAX_CERTS, b64_der
 from hookshield.core.errors import CertificateParseError
-from hookshield.core.sources.base import HeaderSource, Inbound
+from hookshield.core.sources.base import HeaderSource
 
 
 def byte_sequence(item: str, what: str) -> bytes:
@@ -43,16 +43,13 @@ class Rfc9440Source(HeaderSource):
     def decode(self, raw: str) -> tuple[bytes, ...]:
         return (byte_sequence(raw, self.cert_header),)
 
-    def chain(self, inbound: Inbound) -> tuple[bytes, ...]:
-        if self._chain_key is None or self.chain_header is None:
-            return ()
-        raw = self.header(inbound, self._chain_key, self.chain_header)
+    def decode_chain(self, raw: str) -> tuple[bytes, ...]:
         if not raw:
             return ()
         items = [item.strip() for item in raw.split(",")]
         if len(items) >= MAX_CERTS:
             raise CertificateParseError(f"{self.chain_header} holds too many certificates")
-        return tuple(byte_sequence(item, self.chain_header) for item in items)
+        return tuple(byte_sequence(item, self.chain_header or "chain") for item in items)
 
 
 class GcpSource(Rfc9440Source):

@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The suite also runs on the other supported Django LTS, in a virtualenv of its own.
+VENV42  ?= .venv-django42
+STAMP42 := $(VENV42)/.installed
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit unit-django42 demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +16,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install hookshield with its dev extras
+
+$(STAMP42): pyproject.toml
+	test -x $(VENV42)/bin/python || $(PYTHON) -m venv $(VENV42)
+	$(VENV42)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV42)/bin/python -m pip install --quiet -e '.[dev]' 'django>=4.2.30,<5'
+	touch $(STAMP42)
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -24,7 +33,10 @@ typecheck: install
 unit: install
 	$(BIN)/pytest
 
-test: lint typecheck unit  ## lint, type checks and the whole test suite
+unit-django42: $(STAMP42)
+	$(VENV42)/bin/pytest -q
+
+test: lint typecheck unit unit-django42  ## lint, type checks, the whole suite on Django 5.2 and 4.2
 
 demo:
 	@echo "make demo arrives with issue #5 (hookshield demo: throwaway PKI, local mTLS server, scans)."
@@ -35,4 +47,4 @@ bench: install
 	$(BIN)/python bench/guard_overhead.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build src/*.egg-info
+	rm -rf $(VENV) $(VENV42) .mypy_cache .ruff_cache .pytest_cache .hypothesis build src/*.egg-info

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -202,17 +203,70 @@ async def test_async_client_on_the_async_view(guarded: dict[str, Any], pki: Test
     from django.test import AsyncClient
 
     client = AsyncClient(REMOTE_ADDR="127.0.0.1")
-    response = await client.post(
-        URLS[1],
-        data=b"{}",
-        content_type="application/json",
-        headers=headers_for(pki.allowed.certificate),
-    )
-    assert response.status_code == 200
-    refused = await client.post(
-        URLS[1],
-        data=b"{}",
-        content_type="application/json",
-        headers=headers_for(pki.other.certificate),
-    )
-    assert refused.status_code == 403
+    for cert, status in ((pki.allowed, 200), (pki.other, 403)):
+        response = await client.post(
+            URLS[1],
+            data=b"{}",
+            content_type="application/json",
+            headers=headers_for(cert.certificate),
+        )
+        assert response.status_code == status
+
+
+async def asgi_post(path: str, *, tls: dict[str, Any] | None, headers: dict[str, str]) -> int:
+    """Drive Django's ASGI handler with the scope a TLS-terminating ASGI server would send."""
+    from django.core.asgi import get_asgi_application
+
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 443),
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"host", b"testserver"),
+            *((k.lower().encode(), v.encode("latin1")) for k, v in headers.items()),
+        ],
+        "extensions": {} if tls is None else {"tls": tls},
+    }
+    messages: list[dict[str, Any]] = []
+    body = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if body:
+            return body.pop(0)
+        # The client stays connected: Django 5 aborts a request whose client disconnects.
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await get_asgi_application()(scope, receive, send)
+    starts = [m for m in messages if m["type"] == "http.response.start"]
+    assert starts, messages
+    return int(starts[0]["status"])
+
+
+@pytest.mark.parametrize("url", URLS)
+async def test_asgi_tls_source_reads_the_scope(settings: Any, pki: TestPki, url: str) -> None:
+    settings.HOOKSHIELD = guard_config(pki, CERT_SOURCE="asgi-tls", TRUSTED_PROXIES=[])
+    for cert, status in ((pki.allowed, 200), (pki.other, 403), (pki.rogue, 401)):
+        tls = {
+            "client_cert_chain": [encodings.pem(cert.certificate)],
+            "client_cert_error": None,
+            "server_cert": None,
+            "tls_version": 0x0304,
+            "cipher_suite": 0x1301,
+        }
+        assert await asgi_post(url, tls=tls, headers={}) == status
+    # Headers are no way in for this source, whoever sends them.
+    forged = headers_for(pki.allowed.certificate)
+    assert await asgi_post(url, tls=None, headers=forged) == 401

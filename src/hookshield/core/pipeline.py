@@ -20,7 +20,7 @@ from hookshield.core.proxies import ProxyTrust
 from hookshield.core.sources import Inbound, Source
 from hookshield.core.verify import Verifier
 
-__all__ = ["Accepted", "Guard"]
+__all__ = ["Accepted", "Guard", "reject"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ class Guard:
     def _check(self, inbound: Inbound, endpoint: str) -> Accepted | Rejection:
         allowlist = self.endpoints.get(endpoint)
         if allowlist is None:
-            return self._reject(
+            return reject(
                 inbound,
                 endpoint,
                 Rejection(
@@ -81,13 +81,13 @@ class Guard:
             )
         chain = self.take_certificate(inbound)
         if isinstance(chain, Rejection):
-            return self._reject(inbound, endpoint, chain, None)
+            return reject(inbound, endpoint, chain, None)
         verified = self.verifier.verify(chain)
         if isinstance(verified, Rejection):
-            return self._reject(inbound, endpoint, verified, None)
+            return reject(inbound, endpoint, verified, None)
         matched = allowlist.match(verified.identity)
         if matched is None:
-            return self._reject(
+            return reject(
                 inbound,
                 endpoint,
                 Rejection(Code.IDENTITY_NOT_ALLOWED, "identity matches no ALLOW entry"),
@@ -113,21 +113,22 @@ class Guard:
             return Rejection(Code.CLIENT_CERT_MISSING, "no client certificate presented")
         return chain
 
-    @staticmethod
-    def _reject(
-        inbound: Inbound,
-        endpoint: str,
-        rejection: Rejection,
-        identity: ClientIdentity | None,
-        level: int = logging.WARNING,
-    ) -> Rejection:
-        log_decision(
-            endpoint=endpoint,
-            outcome="rejected",
-            code=rejection.code,
-            reason=rejection.reason,
-            identity=identity,
-            peer=inbound.peer,
-            level=level,
-        )
-        return rejection
+
+def reject(
+    inbound: Inbound,
+    endpoint: str,
+    rejection: Rejection,
+    identity: ClientIdentity | None = None,
+    level: int = logging.WARNING,
+) -> Rejection:
+    """Log the refusal's decision line and hand the rejection back."""
+    log_decision(
+        endpoint=endpoint,
+        outcome="rejected",
+        code=rejection.code,
+        reason=rejection.reason,
+        identity=identity,
+        peer=inbound.peer,
+        level=level,
+    )
+    return rejection

@@ -11,10 +11,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from hookshield.core.audit import log_decision
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import Code, HookshieldError, Rejection
-from hookshield.core.pipeline import Accepted, Guard
+from hookshield.core.pipeline import Accepted, Guard, reject
 from hookshield.core.proxies import ProxyTrust
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.sources import Inbound, build_source, meta_key
@@ -86,16 +85,7 @@ def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
     )
     if isinstance(guard, Rejection):
         request.META.pop(meta_key(get_settings().proxy_secret_header), None)
-        log_decision(
-            endpoint=endpoint,
-            outcome="rejected",
-            code=guard.code,
-            reason=guard.reason,
-            identity=None,
-            peer=inbound.peer,
-            level=logging.ERROR,
-        )
-        return guard
+        return reject(inbound, endpoint, guard, level=logging.ERROR)
     try:
         return guard.check(inbound, endpoint)
     finally:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -236,7 +237,7 @@ async def asgi_post(path: str, *, tls: dict[str, Any] | None, headers: dict[str,
         ],
         "extensions": {} if tls is None else {"tls": tls},
     }
-    messages: list[dict[str, Any]] = []
+    messages: list[Mapping[str, Any]] = []
     body = [{"type": "http.request", "body": b"{}", "more_body": False}]
 
     async def receive() -> dict[str, Any]:
@@ -246,7 +247,7 @@ async def asgi_post(path: str, *, tls: dict[str, Any] | None, headers: dict[str,
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Mapping[str, Any]) -> None:
         messages.append(message)
 
     await get_asgi_application()(scope, receive, send)

@@ -7,6 +7,7 @@ import functools
 import logging
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -16,7 +17,7 @@ from hookshield.core.errors import Code, HookshieldError, Rejection
 from hookshield.core.pipeline import Accepted, Guard, reject
 from hookshield.core.proxies import ProxyTrust
 from hookshield.core.revocation import RevocationLists
-from hookshield.core.sources import Inbound, build_source, meta_key
+from hookshield.core.sources import Inbound, build_source
 from hookshield.core.verify import Verifier
 from hookshield.django.conf import Settings, get_settings
 
@@ -59,7 +60,7 @@ def get_guard() -> Guard | Rejection:
     """The process's guard, or the rejection every request gets while it cannot be built."""
     try:
         return build_guard(get_settings())
-    except (OSError, HookshieldError) as exc:
+    except (OSError, HookshieldError, ImproperlyConfigured) as exc:
         # Unreadable anchors and the like: refuse every webhook (fail closed) with a 503 rather
         # than a 500, and say why in the log; `manage.py check` reports the same problem.
         logger.error("hookshield guard unavailable: %s", exc)
@@ -84,7 +85,6 @@ def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
         scope=getattr(request, "scope", None),
     )
     if isinstance(guard, Rejection):
-        request.META.pop(meta_key(get_settings().proxy_secret_header), None)
         return reject(inbound, endpoint, guard, level=logging.ERROR)
     try:
         return guard.check(inbound, endpoint)

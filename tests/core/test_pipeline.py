@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
 
 from hookshield.core.errors import Code, Rejection
-from hookshield.core.pipeline import Accepted, Guard
+from hookshield.core.pipeline import Accepted, Endpoint, Guard
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust, parse_networks
 from hookshield.core.sources import Inbound, build_source
@@ -21,7 +22,7 @@ def guard(pki: TestPki, *, secrets: tuple[str, ...] = ()) -> Guard:
         source=build_source("nginx"),
         trust=ProxyTrust(parse_networks(["127.0.0.1/32"]), secrets=secrets),
         verifier=Verifier([pki.root.certificate]),
-        endpoints={"payments": Allowlist.parse([ALLOWED])},
+        endpoints={"payments": Endpoint("payments", Allowlist.parse([ALLOWED]))},
     )
 
 
@@ -29,9 +30,11 @@ def from_proxy(cert, peer: str = "127.0.0.1", **extra: str) -> Inbound:
     meta = {
         "HTTP_X_SSL_CLIENT_CERT": encodings.nginx_escaped(cert),
         "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "2",
         **extra,
     }
-    return Inbound(peer=peer, meta=meta)
+    return Inbound(peer=peer, meta=meta, read=io.BytesIO(b"{}").read)
 
 
 def test_allowed_identity_is_accepted_and_logged(

@@ -41,6 +41,19 @@ class Code(StrEnum):
     CLIENT_CERT_REVOCATION_UNKNOWN = "client_cert_revocation_unknown"
     CLIENT_CERT_TOO_LONG_LIVED = "client_cert_too_long_lived"
     IDENTITY_NOT_ALLOWED = "identity_not_allowed"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    BODY_TOO_LARGE = "body_too_large"
+    MALFORMED_BODY = "malformed_body"
+    SCHEMA_VIOLATION = "schema_violation"
+    SIGNATURE_MISSING = "signature_missing"
+    SIGNATURE_MALFORMED = "signature_malformed"
+    SIGNATURE_INVALID = "signature_invalid"
+    TIMESTAMP_OUT_OF_TOLERANCE = "timestamp_out_of_tolerance"
+    DELIVERY_REPLAYED = "delivery_replayed"
+    REPLAY_STORE_UNAVAILABLE = "replay_store_unavailable"
+    RATE_LIMITED = "rate_limited"
+    RATE_LIMIT_UNAVAILABLE = "rate_limit_unavailable"
     GUARD_UNAVAILABLE = "guard_unavailable"
 
 
@@ -67,6 +80,25 @@ CODES: dict[Code, tuple[int, str]] = {
         "The client certificate's lifetime exceeds the maximum this endpoint accepts.",
     ),
     Code.IDENTITY_NOT_ALLOWED: (403, "This client identity may not call this webhook."),
+    Code.METHOD_NOT_ALLOWED: (405, "This webhook does not accept that method."),
+    Code.UNSUPPORTED_MEDIA_TYPE: (415, "This webhook does not accept that content type."),
+    Code.BODY_TOO_LARGE: (413, "The body exceeds this webhook's size limit."),
+    Code.MALFORMED_BODY: (400, "The body is not acceptable JSON."),
+    Code.SCHEMA_VIOLATION: (422, "The payload does not match this webhook's schema."),
+    Code.SIGNATURE_MISSING: (401, "The delivery carries no webhook signature."),
+    Code.SIGNATURE_MALFORMED: (
+        400,
+        "The webhook-id, webhook-timestamp or webhook-signature header is malformed.",
+    ),
+    Code.SIGNATURE_INVALID: (401, "No webhook signature matches a configured key."),
+    Code.TIMESTAMP_OUT_OF_TOLERANCE: (
+        401,
+        "The webhook timestamp is too far from the current time.",
+    ),
+    Code.DELIVERY_REPLAYED: (409, "This webhook-id was already delivered."),
+    Code.REPLAY_STORE_UNAVAILABLE: (503, "Replay protection is unavailable; retry later."),
+    Code.RATE_LIMITED: (429, "Too many deliveries from this identity; retry after Retry-After."),
+    Code.RATE_LIMIT_UNAVAILABLE: (503, "Rate limiting is unavailable; retry after Retry-After."),
     Code.GUARD_UNAVAILABLE: (503, "The webhook guard is misconfigured; try again later."),
 }
 
@@ -77,6 +109,11 @@ class Rejection:
 
     code: Code
     reason: str
+    # Response headers that belong to the refusal (Retry-After, Allow, RateLimit...).
+    headers: tuple[tuple[str, str], ...] = ()
+    # True when the reason is safe to show the client (it names a limit or a JSON path, never a
+    # value, a certificate detail or a secret); it is then appended to the message.
+    public: bool = False
 
     @property
     def status(self) -> int:
@@ -84,7 +121,8 @@ class Rejection:
 
     @property
     def message(self) -> str:
-        return CODES[self.code][1]
+        base = CODES[self.code][1]
+        return f"{base} ({self.reason})" if self.public else base
 
 
 class HookshieldError(Exception):

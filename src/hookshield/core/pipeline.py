@@ -1,6 +1,6 @@
 """The guard: the fixed order of steps a webhook request goes through, one call per step.
 
-    source -> verify -> policy -> (decision logged)
+    source -> verify -> policy -> limits -> input -> signature -> (decision logged)
 
 Each step returns a value for the next or a ``Rejection``; the first rejection ends the way.
 """
@@ -9,28 +9,56 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from limits import RateLimitItem
 
 from hookshield.core.audit import log_decision, log_spoofing
 from hookshield.core.certs import PresentedChain
 from hookshield.core.errors import Code, Rejection, SourceError
 from hookshield.core.identity import ClientIdentity
+from hookshield.core.payload import InputRules, read_body
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust
+from hookshield.core.ratelimit import RateLimiter
+from hookshield.core.replay import ReplayStore, StoreUnavailable, replay_key
+from hookshield.core.signatures import SignatureVerifier
 from hookshield.core.sources import Inbound, Source
 from hookshield.core.verify import Verifier
 
-__all__ = ["Accepted", "Guard", "reject"]
+__all__ = ["Accepted", "Endpoint", "Guard", "reject"]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Everything one webhook endpoint enforces, compiled once."""
+
+    name: str
+    allow: Allowlist
+    rates: tuple[RateLimitItem, ...] = ()
+    rules: InputRules = field(default_factory=InputRules)
+    signatures: SignatureVerifier | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A request that passed every step: who called, and which allowlist entry admitted it."""
+    """A request that passed every step; what the view receives as ``request.webhook``.
+
+    Attributes:
+        matched: the allowlist entry that admitted the caller (also its rate-limit identity).
+        json: the parsed payload (None for non-JSON content types).
+        body: the raw body as received (what a signature covered).
+        delivery_id: the verified ``webhook-id`` on signed endpoints.
+    """
 
     endpoint: str
     identity: ClientIdentity
     matched: str
     long_lived: bool
+    json: Any = None
+    body: bytes = b""
+    delivery_id: str | None = None
 
 
 class Guard:
@@ -42,12 +70,21 @@ class Guard:
         source: Source,
         trust: ProxyTrust,
         verifier: Verifier,
-        endpoints: Mapping[str, Allowlist],
+        endpoints: Mapping[str, Endpoint],
+        limiter: RateLimiter | None = None,
+        replay: ReplayStore | None = None,
     ) -> None:
         self.source = source
         self.trust = trust
         self.verifier = verifier
         self.endpoints = dict(endpoints)
+        self.limiter = limiter or RateLimiter()
+        self.replay = replay
+
+    @property
+    def does_io(self) -> bool:
+        """True when a step talks to the network (async adapters then leave the event loop)."""
+        return self.limiter.shared or (self.replay is not None and self.replay.networked)
 
     def check(self, inbound: Inbound, endpoint: str) -> Accepted | Rejection:
         result = self._check(inbound, endpoint)
@@ -66,34 +103,58 @@ class Guard:
             )
         return result
 
-    def _check(self, inbound: Inbound, endpoint: str) -> Accepted | Rejection:
-        allowlist = self.endpoints.get(endpoint)
-        if allowlist is None:
+    def release(self, accepted: Accepted) -> None:
+        """Give a delivery id back after the view failed, so the sender's retry is not a replay."""
+        if accepted.delivery_id is None or self.replay is None:
+            return
+        try:
+            self.replay.release(replay_key(accepted.endpoint, accepted.delivery_id))
+        except StoreUnavailable:
+            logging.getLogger("hookshield.replay").warning(
+                "could not release webhook-id on endpoint %s; the sender's retry may be refused",
+                accepted.endpoint,
+            )
+
+    def _check(self, inbound: Inbound, name: str) -> Accepted | Rejection:
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
             return reject(
                 inbound,
-                endpoint,
+                name,
                 Rejection(
-                    Code.GUARD_UNAVAILABLE,
-                    f"endpoint {endpoint!r} is not in HOOKSHIELD['ENDPOINTS']",
+                    Code.GUARD_UNAVAILABLE, f"endpoint {name!r} is not in HOOKSHIELD['ENDPOINTS']"
                 ),
-                None,
-                logging.ERROR,
+                level=logging.ERROR,
             )
         chain = self.take_certificate(inbound)
         if isinstance(chain, Rejection):
-            return reject(inbound, endpoint, chain, None)
+            return reject(inbound, name, chain)
         verified = self.verifier.verify(chain)
         if isinstance(verified, Rejection):
-            return reject(inbound, endpoint, verified, None)
-        matched = allowlist.match(verified.identity)
+            return reject(inbound, name, verified)
+        identity = verified.identity
+        matched = endpoint.allow.match(identity)
         if matched is None:
             return reject(
                 inbound,
-                endpoint,
+                name,
                 Rejection(Code.IDENTITY_NOT_ALLOWED, "identity matches no ALLOW entry"),
-                verified.identity,
+                identity,
             )
-        return Accepted(endpoint, verified.identity, matched, verified.long_lived)
+        refused = self.limiter.hit(name, matched, endpoint.rates)
+        if refused is not None:
+            return reject(inbound, name, refused, identity)
+        payload = self.take_payload(inbound, endpoint.rules)
+        if isinstance(payload, Rejection):
+            return reject(inbound, name, payload, identity)
+        document, body = payload
+        delivery_id = None
+        if endpoint.signatures is not None:
+            signed = self.check_signature(inbound.meta, endpoint, body)
+            if isinstance(signed, Rejection):
+                return reject(inbound, name, signed, identity)
+            delivery_id = signed
+        return Accepted(name, identity, matched, verified.long_lived, document, body, delivery_id)
 
     def take_certificate(self, inbound: Inbound) -> PresentedChain | Rejection:
         """The source step: believe forwarded headers only from a trusted proxy."""
@@ -112,6 +173,40 @@ class Guard:
         if chain is None:
             return Rejection(Code.CLIENT_CERT_MISSING, "no client certificate presented")
         return chain
+
+    @staticmethod
+    def take_payload(inbound: Inbound, rules: InputRules) -> tuple[Any, bytes] | Rejection:
+        """The input step: method, type and size before reading; then read, then parse once."""
+        meta = inbound.meta
+        content_type = str(meta.get("CONTENT_TYPE") or "")
+        refused = rules.check_head(inbound.method, content_type, meta.get("CONTENT_LENGTH"))
+        if refused is not None:
+            return refused
+        body = read_body(inbound.read, rules.max_body)
+        if isinstance(body, Rejection):
+            return body
+        document, refused = rules.parse(content_type, body)
+        return refused if refused is not None else (document, body)
+
+    def check_signature(
+        self, meta: Mapping[str, Any], endpoint: Endpoint, body: bytes
+    ) -> str | Rejection:
+        """The signature step: a matching signature in time, then a first-time delivery id."""
+        assert endpoint.signatures is not None
+        delivery_id = endpoint.signatures.verify(meta, body)
+        if isinstance(delivery_id, Rejection):
+            return delivery_id
+        if self.replay is None:
+            return Rejection(Code.REPLAY_STORE_UNAVAILABLE, "no replay store configured")
+        try:
+            first = self.replay.claim(
+                replay_key(endpoint.name, delivery_id), 2 * endpoint.signatures.tolerance
+            )
+        except StoreUnavailable as exc:
+            return Rejection(Code.REPLAY_STORE_UNAVAILABLE, str(exc))
+        if not first:
+            return Rejection(Code.DELIVERY_REPLAYED, "webhook-id seen within the replay window")
+        return delivery_id
 
 
 def reject(

@@ -6,11 +6,12 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 
 from hookshield.core.errors import Rejection
-from hookshield.django.guard import check_request
+from hookshield.core.pipeline import Accepted
+from hookshield.django.guard import check_request, guard_does_io, release
 from hookshield.django.responses import rejection_response
 
 __all__ = ["webhook"]
@@ -21,8 +22,10 @@ View = TypeVar("View", bound=Callable[..., Any])
 def webhook(endpoint: str) -> Callable[[View], View]:
     """Guard a function view (sync or async); for class-based views use ``method_decorator``.
 
-    The view receives ``request.webhook`` (the accepted identity). The guarded view, and only it,
-    is CSRF-exempt: its callers are machines authenticated by their certificate, not browsers.
+    The view receives ``request.webhook`` (the accepted delivery: identity, parsed JSON, delivery
+    id). The guarded view, and only it, is CSRF-exempt: its callers are machines authenticated by
+    their certificate, not browsers. When the view fails (an exception or a 5xx), a signed
+    delivery's id is released so the sender's retry is not refused as a replay.
     """
     if not isinstance(endpoint, str) or not endpoint:
         raise TypeError("webhook() takes the endpoint's name, e.g. @webhook('payments')")
@@ -34,11 +37,22 @@ def webhook(endpoint: str) -> Callable[[View], View]:
             async def guarded_async(
                 request: HttpRequest, *args: Any, **kwargs: Any
             ) -> HttpResponseBase:
-                result = check_request(request, endpoint)
+                if guard_does_io():
+                    # Redis or a network cache is in the way: leave the event loop for it.
+                    result = await sync_to_async(check_request, thread_sensitive=False)(
+                        request, endpoint
+                    )
+                else:
+                    result = check_request(request, endpoint)
                 if isinstance(result, Rejection):
                     return rejection_response(result)
                 request.webhook = result  # type: ignore[attr-defined]
-                return await async_view(request, *args, **kwargs)
+                try:
+                    response = await async_view(request, *args, **kwargs)
+                except BaseException:
+                    release(result)
+                    raise
+                return _released_on_failure(response, result)
 
             guarded: Callable[..., Any] = guarded_async
         else:
@@ -48,7 +62,12 @@ def webhook(endpoint: str) -> Callable[[View], View]:
                 if isinstance(result, Rejection):
                     return rejection_response(result)
                 request.webhook = result  # type: ignore[attr-defined]
-                return cast(HttpResponseBase, view(request, *args, **kwargs))
+                try:
+                    response = cast(HttpResponseBase, view(request, *args, **kwargs))
+                except BaseException:
+                    release(result)
+                    raise
+                return _released_on_failure(response, result)
 
             guarded = guarded_sync
         functools.update_wrapper(guarded, view)
@@ -58,3 +77,9 @@ def webhook(endpoint: str) -> Callable[[View], View]:
         return cast(View, guarded)
 
     return decorate
+
+
+def _released_on_failure(response: HttpResponseBase, accepted: Accepted) -> HttpResponseBase:
+    if response.status_code >= 500:
+        release(accepted)
+    return response

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 import logging
 from typing import Any
+from urllib.parse import urlparse
 
+from django.core.cache.backends.base import InvalidCacheBackendError
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from hookshield.core.certs import load_chain
-from hookshield.core.errors import Code, HookshieldError, Rejection
+from hookshield.core.errors import Code, ConfigurationError, HookshieldError, Rejection
 from hookshield.core.pipeline import Accepted, Guard, reject
 from hookshield.core.proxies import ProxyTrust
+from hookshield.core.ratelimit import RateLimiter
+from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.sources import Inbound, build_source
 from hookshield.core.verify import Verifier
+from hookshield.django.cache_replay import CacheReplayStore
 from hookshield.django.conf import Settings, get_settings
 
-__all__ = ["build_guard", "check_request", "get_guard", "reset_guard"]
+__all__ = ["build_guard", "check_request", "get_guard", "guard_does_io", "release", "reset_guard"]
 
 logger = logging.getLogger("hookshield.guard")
 
@@ -51,8 +57,26 @@ def build_guard(conf: Settings) -> Guard:
             conf.trusted_proxies, secrets=conf.proxy_secrets, secret_header=conf.proxy_secret_header
         ),
         verifier=verifier,
-        endpoints={name: e.allow for name, e in conf.endpoints.items()},
+        endpoints=conf.endpoints,
+        limiter=RateLimiter(conf.rate_limit_storage, failure=conf.rate_limit_failure),
+        replay=replay_store(conf.replay_storage) if conf.signed_endpoints else None,
     )
+
+
+def replay_store(name: str) -> ReplayStore:
+    """``memory://``, ``redis://…`` / ``rediss://…``, or else a Django cache alias."""
+    scheme = urlparse(name).scheme
+    if scheme == "memory":
+        return MemoryReplayStore()
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisReplayStore(name)
+    try:
+        return CacheReplayStore(name)
+    except InvalidCacheBackendError as exc:
+        raise ConfigurationError(
+            f"HOOKSHIELD['REPLAY_STORAGE'] = {name!r} is neither memory://, redis:// nor a "
+            f"cache alias in CACHES ({exc})"
+        ) from exc
 
 
 @functools.cache
@@ -64,7 +88,9 @@ def get_guard() -> Guard | Rejection:
         # Unreadable anchors and the like: refuse every webhook (fail closed) with a 503 rather
         # than a 500, and say why in the log; `manage.py check` reports the same problem.
         logger.error("hookshield guard unavailable: %s", exc)
-        return Rejection(Code.GUARD_UNAVAILABLE, f"guard unavailable: {exc}")
+        return Rejection(
+            Code.GUARD_UNAVAILABLE, f"guard unavailable: {exc}", headers=(("Retry-After", "60"),)
+        )
 
 
 def reset_guard() -> None:
@@ -78,16 +104,36 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
 
 
 def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
+    """Run the guard on a Django request; on acceptance the body stays readable for the view."""
     guard = get_guard()
     inbound = Inbound(
         peer=request.META.get("REMOTE_ADDR") or "",
         meta=request.META,
         scope=getattr(request, "scope", None),
+        method=request.method or "",
+        read=request.read,
     )
     if isinstance(guard, Rejection):
         return reject(inbound, endpoint, guard, level=logging.ERROR)
     try:
-        return guard.check(inbound, endpoint)
+        result = guard.check(inbound, endpoint)
     finally:
         # The proxy's secret never reaches the view, error reports or anything downstream.
         request.META.pop(guard.trust.secret_key, None)
+    if isinstance(result, Accepted):
+        # The guard consumed the stream; hand the body back the way HttpRequest.body caches it,
+        # so request.body, request.read() and request.POST work in the view as usual.
+        request._body = result.body
+        request._stream = io.BytesIO(result.body)
+    return result
+
+
+def guard_does_io() -> bool:
+    guard = get_guard()
+    return isinstance(guard, Guard) and guard.does_io
+
+
+def release(accepted: Accepted) -> None:
+    guard = get_guard()
+    if isinstance(guard, Guard):
+        guard.release(accepted)

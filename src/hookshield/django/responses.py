@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 
-from hookshield.core.errors import Code, Rejection
+from hookshield.core.errors import Rejection
 
 __all__ = ["rejection_response"]
 
@@ -18,6 +18,6 @@ def rejection_response(rejection: Rejection) -> JsonResponse:
     if rejection.status == 401:
         # RFC 9110 asks a 401 to name a scheme; mutual TLS has no registered one, so say it plainly.
         response["WWW-Authenticate"] = 'MutualTLS realm="webhooks"'
-    if rejection.code is Code.GUARD_UNAVAILABLE:
-        response["Retry-After"] = "60"
+    for name, value in rejection.headers:
+        response[name] = value
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from urllib.parse import unquote
@@ -18,19 +18,30 @@ DECODE_CACHE_SIZE = 256
 DECODE_CACHE_MAX_TEXT = 8 * 1024
 
 
+def _no_body(size: int) -> bytes:
+    del size
+    return b""
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """The parts of a request a source may read, free of any web framework.
+    """The parts of a request the guard reads, free of any web framework.
 
     Attributes:
         peer: the TCP peer's address (``REMOTE_ADDR``), never a forwarded-for value.
-        meta: the WSGI environ, or Django's ``request.META`` (headers as ``HTTP_*`` keys).
+        meta: the WSGI environ, or Django's ``request.META`` (headers as ``HTTP_*`` keys, and
+            ``CONTENT_TYPE`` / ``CONTENT_LENGTH``).
         scope: the ASGI scope when the request came over ASGI.
+        method: the HTTP method.
+        read: reads up to n bytes of the body (the input step never asks for more than
+            ``MAX_BODY`` + 1).
     """
 
     peer: str
     meta: Mapping[str, Any]
     scope: Mapping[str, Any] | None = None
+    method: str = "POST"
+    read: Callable[[int], bytes] = _no_body
 
 
 class Source(Protocol):

@@ -1,0 +1,209 @@
+"""Strict input: method, content type, size (before and while reading), JSON once, JSON Schema.
+
+Every parser here has bounded cost: the body is read in chunks up to ``MAX_BODY`` + 1 bytes and
+never further; JSON is decoded once with the standard library's C parser, whose recursion guard
+turns hostile nesting into an error, and the depth and key counts are then checked without
+recursion. Error reasons name what failed (a JSON path, a limit) and never echo a value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+
+from hookshield.core.errors import Code, ConfigurationError, Rejection
+
+__all__ = ["InputRules", "Schema", "read_body"]
+
+CHUNK = 64 * 1024
+_JSON_TYPES = ("application/json",)
+
+
+def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    media, _, rest = content_type.partition(";")
+    params = {}
+    for part in rest.split(";"):
+        key, eq, value = part.partition("=")
+        if eq:
+            params[key.strip().lower()] = value.strip().strip('"').lower()
+    return media.strip().lower(), params
+
+
+def is_json(media: str) -> bool:
+    return media in _JSON_TYPES or media.endswith("+json")
+
+
+class Schema:
+    """A JSON Schema compiled once; ``errors`` names failing paths, never values."""
+
+    def __init__(self, schema: dict[str, Any], where: str) -> None:
+        cls = validator_for(schema, default=Draft202012Validator)
+        try:
+            cls.check_schema(schema)
+        except SchemaError as exc:
+            raise ConfigurationError(f"{where} is not a valid JSON Schema: {exc.message}") from exc
+        self._validator = cls(schema)
+
+    @classmethod
+    def load(cls, value: str | Path | dict[str, Any], where: str) -> Schema:
+        if isinstance(value, dict):
+            return cls(value, where)
+        try:
+            loaded = json.loads(Path(value).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"{where} = {str(value)!r} cannot be read as JSON: {exc}"
+            ) from exc
+        if not isinstance(loaded, dict):
+            raise ConfigurationError(f"{where} = {str(value)!r} does not hold a JSON object")
+        return cls(loaded, where)
+
+    def first_error(self, document: Any) -> str | None:
+        error = next(iter(self._validator.iter_errors(document)), None)
+        if error is None:
+            return None
+        path = "$" + "".join(
+            f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path
+        )
+        # The validator keyword says what rule failed; the message would quote the value.
+        return f"{path} fails '{error.validator}'"
+
+
+@dataclass(frozen=True, slots=True)
+class InputRules:
+    methods: frozenset[str] = frozenset({"POST"})
+    content_types: tuple[str, ...] = ("application/json",)
+    max_body: int = 256 * 1024
+    max_depth: int = 32
+    max_keys: int = 1000
+    schema: Schema | None = None
+
+    # -- before reading -------------------------------------------------------------------------
+
+    def check_head(
+        self, method: str, content_type: str, content_length: str | None
+    ) -> Rejection | None:
+        if method.upper() not in self.methods:
+            allowed = ", ".join(sorted(self.methods))
+            return _refuse(
+                Code.METHOD_NOT_ALLOWED, f"allowed: {allowed}", headers=(("Allow", allowed),)
+            )
+        media, params = _media_type(content_type)
+        if media not in self.content_types:
+            return _refuse(
+                Code.UNSUPPORTED_MEDIA_TYPE, f"accepted: {', '.join(self.content_types)}"
+            )
+        charset = params.get("charset")
+        if charset is not None and is_json(media) and charset not in ("utf-8", "utf8"):
+            return _refuse(Code.UNSUPPORTED_MEDIA_TYPE, "the charset must be utf-8")
+        if content_length:
+            try:
+                length = int(content_length)
+            except ValueError:
+                return _refuse(Code.MALFORMED_BODY, "Content-Length is not a number")
+            if length > self.max_body:
+                return _refuse(
+                    Code.BODY_TOO_LARGE, f"Content-Length {length} exceeds MAX_BODY {self.max_body}"
+                )
+        return None
+
+    # -- after reading --------------------------------------------------------------------------
+
+    def parse(self, content_type: str, body: bytes) -> tuple[Any, Rejection | None]:
+        """The parsed JSON (None for other media types), or why the body is refused."""
+        if not is_json(_media_type(content_type)[0]):
+            return None, None
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, _refuse(Code.MALFORMED_BODY, f"body is not UTF-8 (byte {exc.start})")
+        keys = _KeyCounter(self.max_keys)
+        try:
+            document = json.loads(text, object_pairs_hook=keys, parse_constant=_no_constants)
+        except RecursionError:
+            return None, _refuse(Code.MALFORMED_BODY, "JSON nesting exceeds the parser's limit")
+        except _TooManyKeys:
+            return None, _refuse(Code.MALFORMED_BODY, f"JSON has more than {self.max_keys} keys")
+        except _DuplicateKey as exc:
+            return None, _refuse(Code.MALFORMED_BODY, f"JSON object repeats a key ({exc})")
+        except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers of huge length
+            where = f" at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+            return None, _refuse(Code.MALFORMED_BODY, f"body is not valid JSON{where}")
+        depth = _depth(document)
+        if depth > self.max_depth:
+            return None, _refuse(
+                Code.MALFORMED_BODY, f"JSON depth {depth} exceeds MAX_JSON_DEPTH {self.max_depth}"
+            )
+        if self.schema is not None:
+            failure = self.schema.first_error(document)
+            if failure is not None:
+                return None, _refuse(Code.SCHEMA_VIOLATION, failure)
+        return document, None
+
+
+def read_body(read: Callable[[int], bytes], max_body: int) -> bytes | Rejection:
+    """Read at most ``max_body`` bytes; one byte more and the rest is never read."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = read(min(CHUNK, max_body + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_body:
+            return _refuse(Code.BODY_TOO_LARGE, f"body exceeds MAX_BODY {max_body}")
+
+
+def _refuse(code: Code, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> Rejection:
+    # Input reasons name a limit, a position or a JSON path, never a value: shown to the sender.
+    return Rejection(code, reason, headers=headers, public=True)
+
+
+class _TooManyKeys(Exception):
+    pass
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+class _KeyCounter:
+    """``object_pairs_hook`` that counts keys across the document and refuses repeats."""
+
+    def __init__(self, limit: int) -> None:
+        self.remaining = limit
+
+    def __call__(self, pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        self.remaining -= len(pairs)
+        if self.remaining < 0:
+            raise _TooManyKeys
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            raise _DuplicateKey(f"{len(pairs) - len(result)} repeated")
+        return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(document: Any) -> int:
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, level)
+            stack.extend((value, level + 1) for value in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, level)
+            stack.extend((value, level + 1) for value in node)
+    return deepest

@@ -1,0 +1,227 @@
+"""Per-(endpoint, identity) rate limits on the ``limits`` library, with a fail mode for its storage.
+
+The algorithm is limits' moving window (exact: no burst at window edges); hookshield only keys
+it, answers 429 with ``Retry-After`` and the IETF ``RateLimit-Policy`` / ``RateLimit`` fields,
+and decides what happens when the storage (Redis) is unreachable:
+
+- ``local`` (default): count in this process instead, retry the storage a few seconds later, and
+  log that once per interval;
+- ``deny``: answer 503 ``rate_limit_unavailable``;
+- ``allow``: let the request through, logged once per interval.
+
+Keys carry the endpoint as a hash tag (``{payments}``) so that Redis Cluster keeps an endpoint's
+keys in one slot, and a digest of the identity so that any SPIFFE ID makes a short, plain key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlparse
+
+from limits import RateLimitItem, parse_many
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from hookshield.core.errors import Code, ConfigurationError, Rejection
+
+__all__ = ["RateLimitFailure", "RateLimiter", "parse_rates"]
+
+logger = logging.getLogger("hookshield.ratelimit")
+
+# A storage that failed is left alone for this long (requests count locally meanwhile), so a
+# dead Redis costs one timeout per interval, not one per request.
+RETRY_STORAGE_AFTER = 5.0
+FAILURE_LOG_INTERVAL = 60.0
+# Redis answers on loopback or a LAN in well under a millisecond; a storage slower than this is
+# treated as unreachable rather than allowed to hold webhook workers.
+STORAGE_TIMEOUT = 0.5
+_REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+unix",
+    "redis+cluster",
+    "redis+sentinel",
+    "valkey",
+    "valkeys",
+    "valkey+unix",
+    "valkey+cluster",
+    "valkey+sentinel",
+)
+
+
+class RateLimitFailure(StrEnum):
+    LOCAL = "local"
+    DENY = "deny"
+    ALLOW = "allow"
+
+
+def parse_rates(value: str | Sequence[str], where: str) -> tuple[RateLimitItem, ...]:
+    """``"100/minute"``, ``"10/second; 1000/hour"`` or a list of such strings."""
+    texts = [value] if isinstance(value, str) else list(value)
+    items: list[RateLimitItem] = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise ConfigurationError(f"{where} must be a rate like '100/minute', not {text!r}")
+        try:
+            items.extend(parse_many(text))
+        except ValueError as exc:
+            raise ConfigurationError(f"{where} = {text!r} is not a rate like '100/minute'") from exc
+    if not items:
+        raise ConfigurationError(f"{where} is empty")
+    return tuple(items)
+
+
+def check_storage_uri(uri: str, where: str) -> None:
+    scheme = urlparse(uri).scheme
+    if scheme != "memory" and scheme not in _REDIS_SCHEMES:
+        raise ConfigurationError(
+            f"{where} = {uri!r}: use memory:// or a redis:// (rediss://, redis+cluster://, "
+            "redis+sentinel://, valkey://) URI"
+        )
+
+
+def policy_name(item: RateLimitItem) -> str:
+    return f"{item.amount}-per-{item.multiples}-{item.GRANULARITY.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    item: RateLimitItem
+    reset_at: float
+
+
+class _Notice:
+    """Logs a storage failure at most once per interval."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = self._clock()
+            if now - self._last < FAILURE_LOG_INTERVAL:
+                return
+            self._last = now
+        logger.error(message, *args)
+
+
+class RateLimiter:
+    """Counts hits per (endpoint, identity) and refuses past the endpoint's limits."""
+
+    def __init__(
+        self,
+        uri: str = "memory://",
+        *,
+        failure: RateLimitFailure = RateLimitFailure.LOCAL,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        check_storage_uri(uri, "RATE_LIMIT_STORAGE")
+        self.uri = uri
+        self.failure = failure
+        self._monotonic = monotonic
+        # A shared storage is network I/O: async views run the guard in a worker thread then.
+        self.shared = urlparse(uri).scheme != "memory"
+        options: dict[str, Any] = {}
+        if self.shared:
+            options = {
+                "socket_timeout": STORAGE_TIMEOUT,
+                "socket_connect_timeout": STORAGE_TIMEOUT,
+                "key_prefix": "hookshield",
+            }
+        try:
+            storage = storage_from_string(uri, wrap_exceptions=True, **options)
+        except LimitsConfigurationError as exc:
+            raise ConfigurationError(f"RATE_LIMIT_STORAGE = {uri!r}: {exc}") from exc
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._local = MovingWindowRateLimiter(MemoryStorage()) if self.shared else self._limiter
+        self._down_until = -math.inf
+        self._notice = _Notice(monotonic)
+
+    # -- keys and answers -----------------------------------------------------------------------
+
+    @staticmethod
+    def identifiers(endpoint: str, identity: str) -> tuple[str, str]:
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        return "{" + endpoint + "}", digest
+
+    @staticmethod
+    def _rejection(limits: Sequence[RateLimitItem], refusal: _Refusal) -> Rejection:
+        retry_after = max(1, math.ceil(refusal.reset_at - time.time()))
+        policies = ", ".join(
+            f'"{policy_name(item)}";q={item.amount};w={item.get_expiry()}' for item in limits
+        )
+        name = policy_name(refusal.item)
+        return Rejection(
+            Code.RATE_LIMITED,
+            f"over {refusal.item} ({name})",
+            headers=(
+                ("Retry-After", str(retry_after)),
+                ("RateLimit-Policy", policies),
+                ("RateLimit", f'"{name}";r=0;t={retry_after}'),
+            ),
+        )
+
+    def _mark_down(self, exc: Exception) -> None:
+        self._down_until = self._monotonic() + RETRY_STORAGE_AFTER
+        self._notice(
+            "rate limit storage %s unreachable (%s); RATE_LIMIT_FAILURE=%s",
+            self.uri,
+            type(exc).__name__,
+            self.failure.value,
+        )
+
+    def _degraded(self, keys: tuple[str, str], limits: Sequence[RateLimitItem]) -> Rejection | None:
+        """The answer while the shared storage is unreachable, per ``RATE_LIMIT_FAILURE``."""
+        if self.failure is RateLimitFailure.DENY:
+            return Rejection(
+                Code.RATE_LIMIT_UNAVAILABLE,
+                "rate limit storage unreachable",
+                headers=(("Retry-After", str(int(RETRY_STORAGE_AFTER))),),
+            )
+        if self.failure is RateLimitFailure.ALLOW:
+            return None
+        return self._answer(limits, self._hit_all(self._local, keys, limits))
+
+    def hit(
+        self, endpoint: str, identity: str, limits: Sequence[RateLimitItem]
+    ) -> Rejection | None:
+        """Count one request; a rejection when a limit is exceeded (or the storage denies)."""
+        if not limits:
+            return None
+        keys = self.identifiers(endpoint, identity)
+        if not self.shared:
+            return self._answer(limits, self._hit_all(self._limiter, keys, limits))
+        if self._monotonic() >= self._down_until:
+            try:
+                return self._answer(limits, self._hit_all(self._limiter, keys, limits))
+            except StorageError as exc:
+                self._mark_down(exc)
+        return self._degraded(keys, limits)
+
+    @staticmethod
+    def _hit_all(
+        limiter: MovingWindowRateLimiter, keys: tuple[str, str], limits: Sequence[RateLimitItem]
+    ) -> _Refusal | None:
+        # One round trip per limit; the first limit exceeded stops the count.
+        for item in limits:
+            if not limiter.hit(item, *keys):
+                reset_at, _ = limiter.get_window_stats(item, *keys)
+                return _Refusal(item, reset_at)
+        return None
+
+    def _answer(
+        self, limits: Sequence[RateLimitItem], refusal: _Refusal | None
+    ) -> Rejection | None:
+        return None if refusal is None else self._rejection(limits, refusal)

@@ -1,0 +1,100 @@
+"""Replay protection: each (endpoint, webhook-id) is accepted once within twice the tolerance.
+
+A store only answers "first time or not"; the guard decides what an unreachable store means
+(it refuses with 503: replay protection fails closed). ``release`` gives an id back when the
+view failed, so the sender's retry of the same delivery is not refused as a replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+
+__all__ = ["MemoryReplayStore", "RedisReplayStore", "ReplayStore", "StoreUnavailable", "replay_key"]
+
+
+class StoreUnavailable(Exception):
+    """The store could not be asked (network, timeout, misconfiguration)."""
+
+
+class ReplayStore(Protocol):
+    networked: bool
+
+    def claim(self, key: str, ttl_s: int) -> bool:
+        """True only the first time ``key`` is claimed within ``ttl_s`` seconds."""
+
+    def release(self, key: str) -> None:
+        """Forget ``key`` (its delivery was not processed)."""
+
+
+def replay_key(endpoint: str, delivery_id: str) -> str:
+    # The endpoint as a hash tag keeps its keys in one Redis Cluster slot; the id is digested
+    # so any printable id makes a short key.
+    return (
+        f"hookshield:replay:{{{endpoint}}}:{hashlib.sha256(delivery_id.encode()).hexdigest()[:32]}"
+    )
+
+
+class MemoryReplayStore:
+    """One process only: a bounded dict with lazy expiry. Full means unavailable (fail closed)."""
+
+    networked = False
+
+    def __init__(
+        self, *, max_entries: int = 1_000_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._entries: OrderedDict[str, float] = OrderedDict()  # key -> expiry, oldest first
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def claim(self, key: str, ttl_s: int) -> bool:
+        now = self._clock()
+        with self._lock:
+            while self._entries:
+                oldest_key, expiry = next(iter(self._entries.items()))
+                if expiry > now:
+                    break
+                del self._entries[oldest_key]
+            held_until = self._entries.get(key)
+            if held_until is not None and held_until > now:
+                return False
+            if len(self._entries) >= self._max:
+                raise StoreUnavailable(f"memory replay store is full ({self._max} ids)")
+            self._entries[key] = now + ttl_s
+            self._entries.move_to_end(key)
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+class RedisReplayStore:
+    """``SET key 1 NX EX ttl``: one atomic command, so several processes and hosts agree."""
+
+    networked = True
+
+    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+
+    def claim(self, key: str, ttl_s: int) -> bool:
+        try:
+            return bool(self._redis.set(key, b"1", nx=True, ex=ttl_s))
+        except self._errors as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
+
+    def release(self, key: str) -> None:
+        try:
+            self._redis.delete(key)
+        except self._errors as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc

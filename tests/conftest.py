@@ -149,3 +149,26 @@ def presented(issued: IssuedCertificate, *, with_chain: bool = True) -> Presente
     """What a terminator would hand over for this client: the leaf, and its intermediates."""
     certs = [issued.certificate, *(issued.intermediates if with_chain else ())]
     return PresentedChain(tuple(der(c) for c in certs), "test")
+
+
+REDIS_URL = os.environ.get("HOOKSHIELD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the tests use (a database of its own; keys are unique per test)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except (redis.RedisError, OSError) as exc:
+        require_service(f"Redis is not reachable at {REDIS_URL} ({exc})")
+    return REDIS_URL
+
+
+@pytest.fixture
+def unique() -> str:
+    """A name no other test (or earlier run) uses, for endpoint names and Redis keys."""
+    import uuid
+
+    return "t" + uuid.uuid4().hex[:12]

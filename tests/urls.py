@@ -12,15 +12,22 @@ from hookshield.django import webhook
 
 def _echo(request: HttpRequest) -> JsonResponse:
     accepted = request.webhook  # type: ignore[attr-defined]
+    payload = accepted.json
     return JsonResponse(
         {
             "endpoint": accepted.endpoint,
             "identity": accepted.identity.name,
             "matched": accepted.matched,
             "fingerprint": accepted.identity.fingerprint,
+            "json": payload,
+            "delivery_id": accepted.delivery_id,
+            # The body stays readable for the view after the guard read it.
+            "body_length": len(request.body),
             # What the view could see of the proxy secret (it must see nothing).
             "secret_header_visible": "HTTP_X_HOOKSHIELD_PROXY_SECRET" in request.META,
-        }
+        },
+        # A payload asking for it makes the view fail, as a broken handler would.
+        status=500 if isinstance(payload, dict) and payload.get("fail") else 200,
     )
 
 

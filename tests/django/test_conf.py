@@ -75,10 +75,22 @@ def test_defaults_fail_closed() -> None:
         ({"ENDPOINTS": {"p": {"CONTENT_TYPES": ["json"]}}}, "['p']['CONTENT_TYPES'][0]"),
         ({"ENDPOINTS": {"p": {"MAX_BODY": -1}}}, "['p']['MAX_BODY'] must be a positive integer"),
         ({"ENDPOINTS": {"p": {"MAX_JSON_DEPTH": 0}}}, "['p']['MAX_JSON_DEPTH']"),
-        ({"ENDPOINTS": {"p": {"SCHEMA": "/nonexistent.json"}}}, "['p']['SCHEMA'] = '/nonexistent.json'"),
-        ({"ENDPOINTS": {"p": {"SCHEMA": {"type": 5}}}}, "['p']['SCHEMA'] is not a valid JSON Schema"),
-        ({"ENDPOINTS": {"p": {"SIGNING_SECRETS": "whsec_x"}}}, "['p']['SIGNING_SECRETS'] must be a list"),
-        ({"ENDPOINTS": {"p": {"SIGNING_SECRETS": ["secret"]}}}, "['p']['SIGNING_SECRETS'][0] must start"),
+        (
+            {"ENDPOINTS": {"p": {"SCHEMA": "/nonexistent.json"}}},
+            "['p']['SCHEMA'] = '/nonexistent.json'",
+        ),
+        (
+            {"ENDPOINTS": {"p": {"SCHEMA": {"type": 5}}}},
+            "['p']['SCHEMA'] is not a valid JSON Schema",
+        ),
+        (
+            {"ENDPOINTS": {"p": {"SIGNING_SECRETS": "whsec_x"}}},
+            "['p']['SIGNING_SECRETS'] must be a list",
+        ),
+        (
+            {"ENDPOINTS": {"p": {"SIGNING_SECRETS": ["secret"]}}},
+            "['p']['SIGNING_SECRETS'][0] must start",
+        ),
         ({"ENDPOINTS": {"p": {"SIGNING_SECRETS": ["whsec_c2hvcnQ="]}}}, "decodes to 5 bytes"),
         ({"ENDPOINTS": {"p": {"SIGNING_SECRETS": ["whpk_!!"]}}}, "not valid base64"),
         ({"ENDPOINTS": {"p": {"TIMESTAMP_TOLERANCE": 60}}}, "needs SIGNING_SECRETS"),

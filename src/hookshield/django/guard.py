@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import io
 import logging
 from typing import Any
 from urllib.parse import urlparse
@@ -122,9 +121,9 @@ def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
         request.META.pop(guard.trust.secret_key, None)
     if isinstance(result, Accepted):
         # The guard consumed the stream; hand the body back the way HttpRequest.body caches it,
-        # so request.body, request.read() and request.POST work in the view as usual.
+        # so request.body and request.POST work in the view as usual. The stream itself stays
+        # Django's (it closes it after the response).
         request._body = result.body
-        request._stream = io.BytesIO(result.body)
     return result
 
 

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hookshield.core.errors import Code, ConfigurationError, Rejection
+from hookshield.core.payload import InputRules, Schema, read_body
+
+RULES = InputRules(max_body=1024, max_depth=4, max_keys=10)
+
+
+def head(
+    method: str = "POST", ctype: str = "application/json", length: str | None = "2"
+) -> Rejection | None:
+    return RULES.check_head(method, ctype, length)
+
+
+def test_a_plain_json_post_passes_the_head_checks() -> None:
+    assert head() is None
+    assert head(ctype="application/json; charset=utf-8") is None
+    assert head(ctype="Application/JSON; Charset=UTF-8") is None
+    assert head(length=None) is None  # chunked: the limit applies while reading
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+def test_other_methods_get_405_with_allow(method: str) -> None:
+    refused = head(method=method)
+    assert refused is not None
+    assert refused.code is Code.METHOD_NOT_ALLOWED
+    assert refused.status == 405
+    assert ("Allow", "POST") in refused.headers
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+        "application/json; charset=latin-1",
+        "application/jsonx",
+    ],
+)
+def test_other_content_types_get_415(ctype: str) -> None:
+    refused = head(ctype=ctype)
+    assert refused is not None
+    assert refused.code is Code.UNSUPPORTED_MEDIA_TYPE
+
+
+def test_a_declared_length_above_max_body_is_refused_before_reading() -> None:
+    refused = head(length="1025")
+    assert refused is not None
+    assert refused.code is Code.BODY_TOO_LARGE
+    assert refused.status == 413
+    assert head(length="1024") is None
+    lying = head(length="12abc")
+    assert lying is not None
+    assert lying.code is Code.MALFORMED_BODY
+
+
+class Endless:
+    """A body that never ends (a chunked upload, or a Content-Length that lies)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def read(self, size: int) -> bytes:
+        self.asked += size
+        return b"x" * size
+
+
+def test_reading_stops_one_byte_past_the_limit() -> None:
+    endless = Endless()
+    refused = read_body(endless.read, 1024)
+    assert isinstance(refused, Rejection)
+    assert refused.code is Code.BODY_TOO_LARGE
+    assert endless.asked == 1025
+    assert read_body(io.BytesIO(b"x" * 1024).read, 1024) == b"x" * 1024
+
+
+def parse(
+    body: bytes, rules: InputRules = RULES, ctype: str = "application/json"
+) -> tuple[Any, Rejection | None]:
+    return rules.parse(ctype, body)
+
+
+def test_valid_json_is_parsed_once() -> None:
+    document, refused = parse(b'{"type": "invoice.paid", "data": {"id": 1, "lines": [1, 2]}}')
+    assert refused is None
+    assert document["data"]["lines"] == [1, 2]
+
+
+def test_json_for_json_suffix_types_and_nothing_for_others() -> None:
+    assert parse(b'{"a": 1}', ctype="application/cloudevents+json")[0] == {"a": 1}
+    assert parse(b"a=1", ctype="application/x-www-form-urlencoded") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b'{"a": "\xff"}', "not UTF-8"),
+        (b'{"a": 1, "a": 2}', "repeats a key"),
+        (b'{"a": {"b": 1, "b": 1}}', "repeats a key"),
+        (json.dumps({f"k{i}": i for i in range(11)}).encode(), "more than 10 keys"),
+        (b'{"a": {"b": {"c": {"d": {"e": 1}}}}}', "depth 5 exceeds MAX_JSON_DEPTH 4"),
+        (b"[" * 100_000 + b"]" * 100_000, "nesting"),
+        (b'{"a": NaN}', "not valid JSON"),
+        (b'{"a": Infinity}', "not valid JSON"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b'{"a": 1', "not valid JSON at char"),
+        (b"", "not valid JSON"),
+    ],
+)
+def test_hostile_json_is_refused_with_400(body: bytes, fragment: str) -> None:
+    document, refused = parse(body, InputRules(max_body=10**6, max_depth=4, max_keys=10))
+    assert document is None
+    assert refused is not None
+    assert refused.code is Code.MALFORMED_BODY
+    assert refused.status == 400
+    assert fragment in refused.reason
+    assert fragment in refused.message  # input reasons are shown to the sender
+
+
+SCHEMA = {
+    "type": "object",
+    "required": ["type", "data"],
+    "properties": {
+        "type": {"enum": ["payment.succeeded"]},
+        "data": {"type": "object", "properties": {"amount": {"type": "integer", "minimum": 0}}},
+    },
+}
+
+
+def test_schema_violations_name_the_path_never_the_value() -> None:
+    rules = InputRules(schema=Schema(SCHEMA, "SCHEMA"))
+    assert parse(b'{"type": "payment.succeeded", "data": {"amount": 5}}', rules)[1] is None
+    secret_value = "4111111111111111"
+    body = json.dumps({"type": "payment.succeeded", "data": {"amount": secret_value}}).encode()
+    document, refused = parse(body, rules)
+    assert document is None
+    assert refused is not None
+    assert refused.code is Code.SCHEMA_VIOLATION
+    assert refused.status == 422
+    assert "$['data']['amount']" in refused.message
+    assert "'type'" in refused.message
+    assert secret_value not in refused.message
+    assert secret_value not in refused.reason
+
+
+def test_schema_from_a_file(tmp_path: Any) -> None:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(SCHEMA))
+    schema = Schema.load(str(path), "SCHEMA")
+    assert schema.first_error({"type": "other", "data": {}}) == "$['type'] fails 'enum'"
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigurationError, match="does not hold a JSON object"):
+        Schema.load(str(path), "SCHEMA")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=256)
+    | st.text(max_size=128).map(str.encode)
+    | st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=3), children, max_size=3)
+        ),
+        max_leaves=20,
+    ).map(lambda v: json.dumps(v).encode())
+)
+def test_parse_never_raises(body: bytes) -> None:
+    _, refused = parse(body, InputRules(max_depth=3, max_keys=5))
+    assert refused is None or isinstance(refused, Rejection)

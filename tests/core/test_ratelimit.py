@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable
+
+import pytest
+from limits import RateLimitItem
+
+from hookshield.core.errors import Code, ConfigurationError, Rejection
+from hookshield.core.ratelimit import RateLimiter, RateLimitFailure, parse_rates
+
+FIVE_PER_MINUTE = parse_rates("5/minute", "RATE")
+DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
+
+
+def burst(
+    limiter: RateLimiter,
+    endpoint: str,
+    identity: str,
+    n: int,
+    limits: tuple[RateLimitItem, ...] = FIVE_PER_MINUTE,
+) -> list[Rejection | None]:
+    return [limiter.hit(endpoint, identity, limits) for _ in range(n)]
+
+
+def test_parse_rates() -> None:
+    assert [str(i) for i in parse_rates("100/minute", "R")] == ["100 per 1 minute"]
+    assert len(parse_rates("10/second; 1000/hour", "R")) == 2
+    assert len(parse_rates(["10/second", "1000/hour"], "R")) == 2
+    with pytest.raises(ConfigurationError, match=r"R = 'often'"):
+        parse_rates("often", "R")
+
+
+def test_bad_storage_uri() -> None:
+    with pytest.raises(ConfigurationError, match="RATE_LIMIT_STORAGE"):
+        RateLimiter("memcached://127.0.0.1:11211")
+
+
+def test_keys_carry_the_endpoint_as_a_cluster_hash_tag() -> None:
+    tag, digest = RateLimiter.identifiers("payments", "spiffe://corp.example/a")
+    assert tag == "{payments}"
+    assert len(digest) == 32
+    assert RateLimiter.identifiers("payments", "spiffe://corp.example/b")[1] != digest
+
+
+def storages(redis_url: str) -> list[str]:
+    return ["memory://", redis_url]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return str(request.getfixturevalue("redis_url"))
+
+
+def test_the_sixth_request_in_a_minute_is_refused(storage: str, unique: str) -> None:
+    results = burst(RateLimiter(storage), unique, "spiffe://corp.example/a", 7)
+    assert results[:5] == [None] * 5
+    for refused in results[5:]:
+        assert refused is not None
+        assert refused.code is Code.RATE_LIMITED
+        assert refused.status == 429
+        headers = dict(refused.headers)
+        assert 1 <= int(headers["Retry-After"]) <= 60
+        assert headers["RateLimit-Policy"] == '"5-per-1-minute";q=5;w=60'
+        assert headers["RateLimit"] == f'"5-per-1-minute";r=0;t={headers["Retry-After"]}'
+
+
+def test_identities_and_endpoints_count_separately(storage: str, unique: str) -> None:
+    limiter = RateLimiter(storage)
+    assert all(r is None for r in burst(limiter, unique, "spiffe://corp.example/a", 5))
+    assert burst(limiter, unique, "spiffe://corp.example/b", 1) == [None]
+    assert burst(limiter, unique + "x", "spiffe://corp.example/a", 1) == [None]
+    assert burst(limiter, unique, "spiffe://corp.example/a", 1)[0] is not None
+
+
+def test_several_limits_the_tightest_refuses(storage: str, unique: str) -> None:
+    limits = parse_rates("3/second; 100/hour", "RATE")
+    results = burst(RateLimiter(storage), unique, "id", 4, limits)
+    assert results[:3] == [None] * 3
+    refused = results[3]
+    assert refused is not None
+    assert dict(refused.headers)["RateLimit-Policy"] == (
+        '"3-per-1-second";q=3;w=1, "100-per-1-hour";q=100;w=3600'
+    )
+    assert dict(refused.headers)["RateLimit"].startswith('"3-per-1-second";r=0;t=')
+
+
+def test_no_rate_means_no_limit(unique: str) -> None:
+    assert burst(RateLimiter(), unique, "id", 50, ()) == [None] * 50
+
+
+def clock() -> Callable[[], float]:
+    ticks = [0.0]
+    return lambda: ticks[0]
+
+
+def test_unreachable_storage_local_counts_per_process(
+    unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="hookshield.ratelimit")
+    limiter = RateLimiter(DOWN, failure=RateLimitFailure.LOCAL)
+    results = burst(limiter, unique, "id", 7)
+    assert results[:5] == [None] * 5
+    assert all(r is not None and r.code is Code.RATE_LIMITED for r in results[5:])
+    # Logged once, however many requests fell back.
+    assert len(caplog.records) == 1
+    assert "RATE_LIMIT_FAILURE=local" in caplog.records[0].getMessage()
+
+
+def test_unreachable_storage_deny_answers_503(unique: str) -> None:
+    refused = RateLimiter(DOWN, failure=RateLimitFailure.DENY).hit(unique, "id", FIVE_PER_MINUTE)
+    assert refused is not None
+    assert refused.code is Code.RATE_LIMIT_UNAVAILABLE
+    assert refused.status == 503
+    assert "Retry-After" in dict(refused.headers)
+
+
+def test_unreachable_storage_allow_lets_everything_through(unique: str) -> None:
+    assert burst(RateLimiter(DOWN, failure=RateLimitFailure.ALLOW), unique, "id", 10) == [None] * 10
+
+
+def test_storage_is_retried_after_a_pause(redis_url: str, unique: str) -> None:
+    ticks = [0.0]
+    limiter = RateLimiter(redis_url, monotonic=lambda: ticks[0])
+    # Simulate an outage by pointing the shared limiter at a dead server, then back.
+    healthy = limiter._limiter
+    limiter._limiter = RateLimiter(DOWN)._limiter
+    assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # counted locally
+    limiter._limiter = healthy
+    ticks[0] = 1.0
+    assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # still local: within the pause
+    assert (
+        limiter._local.get_window_stats(FIVE_PER_MINUTE[0], *limiter.identifiers(unique, "id"))[1]
+        == 3
+    )
+    ticks[0] = 10.0
+    assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # back on Redis
+    remaining = healthy.get_window_stats(FIVE_PER_MINUTE[0], *limiter.identifiers(unique, "id"))[1]
+    assert remaining == 4
+
+
+def _worker(url: str, endpoint: str, count: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    limiter = RateLimiter(url)
+    limits = parse_rates("100/minute", "RATE")
+    results.put(
+        sum(
+            limiter.hit(endpoint, "spiffe://corp.example/flood", limits) is None
+            for _ in range(count)
+        )
+    )
+
+
+def test_four_processes_share_one_limit_on_redis(redis_url: str, unique: str) -> None:
+    """Given 4 OS processes sending 500 requests in total against 100/minute, exactly 100 pass."""
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
+    workers = [
+        context.Process(target=_worker, args=(redis_url, unique, 125, results)) for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    accepted = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+        assert worker.exitcode == 0
+    assert sum(accepted) == 100

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+import redis
+
+from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, StoreUnavailable, replay_key
+
+
+def test_keys_are_short_and_tagged_by_endpoint() -> None:
+    key = replay_key("payments", "msg_" + "x" * 200)
+    assert key.startswith("hookshield:replay:{payments}:")
+    assert len(key) < 70
+    assert replay_key("payments", "a") != replay_key("refunds", "a")
+
+
+def test_memory_store_claims_once_until_expiry() -> None:
+    now = [0.0]
+    store = MemoryReplayStore(clock=lambda: now[0])
+    assert store.claim("k", 600)
+    assert not store.claim("k", 600)
+    now[0] = 599
+    assert not store.claim("k", 600)
+    now[0] = 601
+    assert store.claim("k", 600)
+
+
+def test_memory_store_release_and_bound() -> None:
+    store = MemoryReplayStore(max_entries=2, clock=lambda: 0.0)
+    assert store.claim("a", 10)
+    store.release("a")
+    assert store.claim("a", 10)
+    assert store.claim("b", 10)
+    with pytest.raises(StoreUnavailable, match="full"):
+        store.claim("c", 10)
+
+
+def test_redis_store(redis_url: str, unique: str) -> None:
+    store = RedisReplayStore(redis_url)
+    assert store.networked
+    assert store.claim(unique, 600)
+    assert not store.claim(unique, 600)
+    ttl = int(redis.Redis.from_url(redis_url).ttl(unique))  # type: ignore[arg-type]
+    assert 0 < ttl <= 600
+    store.release(unique)
+    assert store.claim(unique, 600)
+
+
+def test_redis_store_unreachable() -> None:
+    store = RedisReplayStore("redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailable, match="redis"):
+        store.claim("k", 60)
+    with pytest.raises(StoreUnavailable):
+        store.release("k")

@@ -10,7 +10,7 @@ from django.core.management.base import SystemCheckError
 
 from hookshield.django import checks
 from hookshield.django.conf import get_settings
-from tests.conftest import TestPki, guard_config
+from tests.conftest import ALLOWED, TestPki, guard_config
 
 
 def ids(messages: list[Any]) -> list[str]:
@@ -85,9 +85,9 @@ def test_e007_webhook_names_missing_from_endpoints(settings: Any, pki: TestPki) 
 
 def test_w001_debug_only_with_deploy(settings: Any, guarded: dict[str, Any]) -> None:
     settings.DEBUG = True
-    assert checks.hookshield_deploy_checks() == [checks.W001]
+    assert checks.W001 in checks.hookshield_deploy_checks()
     settings.DEBUG = False
-    assert checks.hookshield_deploy_checks() == []
+    assert checks.W001 not in checks.hookshield_deploy_checks()
 
 
 @pytest.mark.parametrize(
@@ -117,3 +117,60 @@ def test_manage_py_check_deploy_reports_through_django(settings: Any, pki: TestP
     settings.HOOKSHIELD = guard_config(pki, TRUST_ANCHORS=[])
     with pytest.raises(SystemCheckError, match=r"hookshield\.E003"):
         call_command("check", "--deploy", "--tag", "security")
+
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def signed_config(pki: TestPki, **overrides: Any) -> dict[str, Any]:
+    return guard_config(
+        pki, ENDPOINTS={"payments": {"ALLOW": [ALLOWED], "SIGNING_SECRETS": [SECRET]}}, **overrides
+    )
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ("django.core.cache.backends.locmem.LocMemCache", ["hookshield.W004"]),
+        ("django.core.cache.backends.dummy.DummyCache", ["hookshield.E010"]),
+        ("django.core.cache.backends.redis.RedisCache", []),
+    ],
+)
+def test_replay_storage_cache_backends(
+    settings: Any, pki: TestPki, backend: str, expected: list[str]
+) -> None:
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:6379/15"}}
+    settings.HOOKSHIELD = signed_config(pki)
+    assert ids(checks.check_replay_storage(get_settings())) == expected
+
+
+def test_e009_unknown_cache_alias(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = signed_config(pki, REPLAY_STORAGE="webhooks")
+    assert ids(checks.check_replay_storage(get_settings())) == ["hookshield.E009"]
+    settings.HOOKSHIELD = signed_config(pki, REPLAY_STORAGE="redis://127.0.0.1:6379/15")
+    assert checks.check_replay_storage(get_settings()) == []
+    settings.HOOKSHIELD = guard_config(pki, REPLAY_STORAGE="webhooks")  # nothing is signed
+    assert checks.check_replay_storage(get_settings()) == []
+
+
+def test_w003_memory_rate_limits_in_production(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(
+        pki, ENDPOINTS={"payments": {"ALLOW": [ALLOWED], "RATE": "5/second"}}
+    )
+    assert checks.check_rate_limit_storage(get_settings()) == [checks.W003]
+    settings.HOOKSHIELD = guard_config(
+        pki,
+        ENDPOINTS={"payments": {"ALLOW": [ALLOWED], "RATE": "5/second"}},
+        RATE_LIMIT_STORAGE="redis://127.0.0.1:6379/15",
+    )
+    assert checks.check_rate_limit_storage(get_settings()) == []
+
+
+def test_w005_endpoint_without_rate(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki)
+    messages = checks.check_unlimited_endpoints(get_settings())
+    assert ids(messages) == ["hookshield.W005"]
+    settings.HOOKSHIELD = guard_config(
+        pki, ENDPOINTS={"payments": {"ALLOW": [ALLOWED], "RATE": "5/second"}}
+    )
+    assert checks.check_unlimited_endpoints(get_settings()) == []

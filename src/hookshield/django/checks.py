@@ -46,6 +46,16 @@ W001 = Warning(
     id="hookshield.W001",
 )
 W002_ID = "hookshield.W002"
+W003 = Warning(
+    "HOOKSHIELD['RATE_LIMIT_STORAGE'] is memory://, so every worker process counts on its own: "
+    "with N workers an identity gets N times its RATE.",
+    hint="Point it at redis://... when more than one process serves webhooks.",
+    id="hookshield.W003",
+)
+W004_ID = "hookshield.W004"
+W005_ID = "hookshield.W005"
+E009_ID = "hookshield.E009"
+E010_ID = "hookshield.E010"
 
 # Django releases that map `x_foo` and `x-foo` headers to one META key (CVE-2026-3902), so a
 # client's underscore copy of a certificate header can slip past a proxy that strips the other.
@@ -182,6 +192,62 @@ def check_django_version(conf: Settings) -> list[CheckMessage]:
     ]
 
 
+def check_replay_storage(conf: Settings) -> list[CheckMessage]:
+    if not conf.signed_endpoints or "://" in conf.replay_storage:
+        return []
+    alias = conf.replay_storage
+    caches_setting = getattr(settings, "CACHES", {}) or {"default": {}}
+    if alias not in caches_setting:
+        return [
+            Error(
+                f"HOOKSHIELD['REPLAY_STORAGE'] = {alias!r} is not a cache alias in CACHES: signed "
+                "webhooks answer 503 until it is.",
+                hint="Name an alias of CACHES, or use memory:// (one process) or redis://...",
+                id=E009_ID,
+            )
+        ]
+    backend = str(
+        caches_setting[alias].get("BACKEND", "django.core.cache.backends.locmem.LocMemCache")
+    )
+    if backend.endswith("DummyCache"):
+        return [
+            Error(
+                f"HOOKSHIELD['REPLAY_STORAGE'] = {alias!r} is a DummyCache, which stores "
+                "nothing: every replayed delivery would be accepted.",
+                hint="Use a Redis, Memcached or database cache, or redis:// directly.",
+                id=E010_ID,
+            )
+        ]
+    if backend.endswith("LocMemCache"):
+        return [
+            Warning(
+                f"HOOKSHIELD['REPLAY_STORAGE'] = {alias!r} is a LocMemCache: a delivery "
+                "replayed to another worker process is not recognised.",
+                hint="Use a shared cache (Redis, Memcached, database) or redis:// directly.",
+                id=W004_ID,
+            )
+        ]
+    return []
+
+
+def check_rate_limit_storage(conf: Settings) -> list[CheckMessage]:
+    rated = any(endpoint.rates for endpoint in conf.endpoints.values())
+    return [W003] if rated and not conf.rate_limit_storage.startswith(("redis", "valkey")) else []
+
+
+def check_unlimited_endpoints(conf: Settings) -> list[CheckMessage]:
+    return [
+        Warning(
+            f"HOOKSHIELD['ENDPOINTS'][{name!r}] has no RATE: one leaked or misbehaving "
+            "certificate can flood it.",
+            hint="Set RATE, e.g. '100/minute', at what the caller needs.",
+            id=W005_ID,
+        )
+        for name, endpoint in conf.endpoints.items()
+        if not endpoint.rates
+    ]
+
+
 @register(Tags.security)
 def hookshield_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     conf, errors = _settings_or_error()
@@ -194,9 +260,14 @@ def hookshield_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         *check_empty_allowlists(conf),
         *check_unknown_endpoints(conf),
         *check_django_version(conf),
+        *check_replay_storage(conf),
     ]
 
 
 @register(Tags.security, deploy=True)
 def hookshield_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return [W001] if settings.DEBUG else []
+    messages: list[CheckMessage] = [W001] if settings.DEBUG else []
+    conf, _ = _settings_or_error()
+    if conf is not None:
+        messages += [*check_rate_limit_storage(conf), *check_unlimited_endpoints(conf)]
+    return messages

@@ -12,11 +12,15 @@ import re
 from collections.abc import Mapping
 
 from hookshield.core.identity import ClientIdentity
+from hookshield.core.redact import active as active_redaction
+from hookshield.core.redact import install as install_redaction
 
 __all__ = ["log_decision", "log_spoofing"]
 
 decision_logger = logging.getLogger("hookshield.guard")
 source_logger = logging.getLogger("hookshield.source")
+# hookshield's loggers redact from the start; Django's app config adds REDACT's keys.
+install_redaction()
 
 
 _BARE = re.compile(r"[A-Za-z0-9._:/@-]+")
@@ -32,7 +36,20 @@ def _quoted(value: object) -> str:
 
 
 def _line(event: str, fields: Mapping[str, object]) -> str:
-    return event + "".join(f" {k}={_quoted(v)}" for k, v in fields.items() if v is not None)
+    return event + "".join([f" {k}={_quoted(v)}" for k, v in fields.items() if v is not None])
+
+
+class _Line:
+    """A log message rendered when a handler formats it, like ``msg % args`` is."""
+
+    __slots__ = ("event", "fields")
+
+    def __init__(self, event: str, fields: Mapping[str, object]) -> None:
+        self.event = event
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return _line(self.event, self.fields)
 
 
 def log_decision(
@@ -45,6 +62,8 @@ def log_decision(
     peer: str,
     level: int = logging.INFO,
 ) -> None:
+    if not decision_logger.isEnabledFor(level):
+        return
     fields: dict[str, object] = {
         "endpoint": endpoint,
         "outcome": outcome,
@@ -54,26 +73,42 @@ def log_decision(
         "peer": peer,
         "reason": reason,
     }
-    _emit(decision_logger, level, "webhook_decision", fields)
+    # Which fields hold text from outside hookshield: the certificate's name always; on a
+    # refusal also the reason, which may quote a parser or verifier on what the client sent.
+    # The rest are configured names, digests, the socket's peer address and hookshield's words.
+    outside = ("identity",) if outcome == "accepted" else ("identity", "reason")
+    _emit(decision_logger, level, "webhook_decision", fields, outside)
 
 
 def log_spoofing(*, source: str, peer: str, why: str) -> None:
-    fields: dict[str, object] = {"source": source, "peer": peer, "why": why}
-    _emit(source_logger, logging.WARNING, "certificate_headers_ignored", fields)
+    if source_logger.isEnabledFor(logging.WARNING):
+        fields: dict[str, object] = {"source": source, "peer": peer, "why": why}
+        _emit(source_logger, logging.WARNING, "certificate_headers_ignored", fields, ())
 
 
-def _emit(logger: logging.Logger, level: int, event: str, fields: dict[str, object]) -> None:
+def _emit(
+    logger: logging.Logger,
+    level: int,
+    event: str,
+    fields: dict[str, object],
+    outside: tuple[str, ...],
+) -> None:
+    redactor = active_redaction()
+    for key in outside:
+        value = fields.get(key)
+        if isinstance(value, str):
+            fields[key] = redactor.text(value)
     # makeRecord + handle is Logger.log without findCaller's stack walk, which would cost more
     # than the rest of the guard on a cache hit; the caller's location says nothing here anyway.
-    if logger.isEnabledFor(level):
-        record = logger.makeRecord(
-            logger.name,
-            level,
-            __file__,
-            0,
-            _line(event, fields),
-            (),
-            None,
-            extra={"hookshield": fields},
-        )
-        logger.handle(record)
+    # The record is marked as redacted so the filter on the logger does not scan it twice.
+    record = logger.makeRecord(
+        logger.name,
+        level,
+        __file__,
+        0,
+        _Line(event, fields),
+        (),
+        None,
+        extra={"hookshield": fields, "hookshield_redacted": True},
+    )
+    logger.handle(record)

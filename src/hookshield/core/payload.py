@@ -8,6 +8,7 @@ recursion. Error reasons name what failed (a JSON path, a limit) and never echo 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ CHUNK = 64 * 1024
 _JSON_TYPES = ("application/json",)
 
 
+@functools.lru_cache(maxsize=256)
 def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    # Callers send the same few Content-Type values; parse each once. (Callers must not mutate
+    # the returned dict.)
     media, _, rest = content_type.partition(";")
     params = {}
     for part in rest.split(";"):
@@ -136,7 +140,10 @@ class InputRules:
         except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers of huge length
             where = f" at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
             return None, _refuse(Code.MALFORMED_BODY, f"body is not valid JSON{where}")
-        depth = _depth(document)
+        # Depth cannot exceed the number of '{' and '[' in the body: counting them is C-speed and
+        # spares the walk for the usual small payloads.
+        openers = body.count(b"{") + body.count(b"[")
+        depth = _depth(document) if openers > self.max_depth else openers
         if depth > self.max_depth:
             return None, _refuse(
                 Code.MALFORMED_BODY, f"JSON depth {depth} exceeds MAX_JSON_DEPTH {self.max_depth}"
@@ -196,14 +203,14 @@ def _no_constants(name: str) -> Any:
 
 
 def _depth(document: Any) -> int:
+    """Nesting depth of containers, without recursion (only containers are ever stacked)."""
+    if not isinstance(document, dict | list):
+        return 0
     deepest = 0
-    stack: list[tuple[Any, int]] = [(document, 1)]
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(document, 1)]
     while stack:
         node, level = stack.pop()
-        if isinstance(node, dict):
-            deepest = max(deepest, level)
-            stack.extend((value, level + 1) for value in node.values())
-        elif isinstance(node, list):
-            deepest = max(deepest, level)
-            stack.extend((value, level + 1) for value in node)
+        deepest = max(deepest, level)
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
     return deepest

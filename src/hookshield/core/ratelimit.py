@@ -15,6 +15,7 @@ keys in one slot, and a digest of the identity so that any SPIFFE ID makes a sho
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -149,9 +150,15 @@ class RateLimiter:
         self._down_until = -math.inf
         self._notice = _Notice(monotonic)
 
+    def reset(self) -> None:
+        """Forget every count (tests and benchmarks; not for production use)."""
+        self._limiter.storage.reset()
+        self._local.storage.reset()
+
     # -- keys and answers -----------------------------------------------------------------------
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)
     def identifiers(endpoint: str, identity: str) -> tuple[str, str]:
         digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
         return "{" + endpoint + "}", digest

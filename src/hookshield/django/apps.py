@@ -9,8 +9,9 @@ class HookshieldConfig(AppConfig):
     verbose_name = "hookshield"
 
     def ready(self) -> None:
+        from hookshield.core.redact import install
         from hookshield.django import checks  # noqa: F401  (registers the system checks)
         from hookshield.django.conf import get_settings
 
         # Invalid settings stop the process at startup, with the key named.
-        get_settings()
+        install(get_settings().redact)

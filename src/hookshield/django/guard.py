@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -19,6 +20,7 @@ from hookshield.core.errors import Code, ConfigurationError, HookshieldError, Re
 from hookshield.core.pipeline import Accepted, Guard, reject
 from hookshield.core.proxies import ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
+from hookshield.core.redact import install as install_redaction
 from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.sources import Inbound, build_source
@@ -100,6 +102,9 @@ def reset_guard() -> None:
 def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting == "HOOKSHIELD":
         reset_guard()
+        # Invalid settings are reported when they are next used.
+        with contextlib.suppress(ImproperlyConfigured):
+            install_redaction(get_settings().redact)
 
 
 def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:

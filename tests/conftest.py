@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,53 @@ def require_service(reason: str) -> None:
     if os.environ.get("HOOKSHIELD_REQUIRE_SERVICES") == "1":
         pytest.fail(f"required service missing (HOOKSHIELD_REQUIRE_SERVICES=1): {reason}")
     pytest.skip(reason)
+
+
+# Secrets planted in payloads, headers, exceptions and log calls across the suite; the session
+# fails if any of them reaches a log line (see _no_planted_secret_in_any_log).
+PLANTED = {
+    "card": "4111 1111 1111 1111",
+    "card_digits": "4111111111111111",
+    "whsec": "whsec_cGxhbnRlZC1zZWNyZXQtZm9yLWxvZy1zY2FuLTEyMzQ=",
+    "bearer": "eyJhbGciOiJIUzI1NiJ9.cGxhbnRlZA.c2lnbmF0dXJlLXBsYW50ZWQ",
+    "aws": "AKIAPLANTEDEXAMPLE01",
+    "private_key": "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7planted",
+    "redact_key_value": "s3cr3t-pl4nted-v4lue",
+}
+LOG_FILES: list[Path] = []  # log files of servers the tests start (gunicorn apps)
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        self.lines.append(self.format(record) + " " + repr(extras))
+
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_planted_secret_in_any_log() -> Iterator[None]:
+    """Every log line the suite produces, from any logger, and the servers' log files."""
+    collect = _Collect()
+    root = logging.getLogger()
+    root.addHandler(collect)
+    hookshield = logging.getLogger("hookshield")
+    previous = hookshield.level
+    hookshield.setLevel(logging.DEBUG)  # INFO decisions too
+    try:
+        yield
+    finally:
+        root.removeHandler(collect)
+        hookshield.setLevel(previous)
+    texts = collect.lines + [p.read_text(errors="replace") for p in LOG_FILES if p.exists()]
+    leaks = sorted({name for name, secret in PLANTED.items() for text in texts if secret in text})
+    assert not leaks, f"planted secrets reached the logs: {leaks}"
 
 
 @pytest.fixture(autouse=True)

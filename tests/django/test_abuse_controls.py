@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -12,7 +13,7 @@ from django.test import AsyncClient, Client
 
 from hookshield.core.signatures import sign_v1
 from hookshield.pki import encodings
-from tests.conftest import ALLOWED, TestPki, guard_config
+from tests.conftest import ALLOWED, PLANTED, TestPki, guard_config
 
 URLS = ["/hooks/payments/", "/hooks/payments-async/", "/hooks/payments-cbv/"]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -253,3 +254,32 @@ async def test_async_view_with_redis_limits_leaves_the_event_loop(
         )
         statuses.append(response.status_code)
     assert statuses == [200, 200, 429]
+
+
+def test_planted_secrets_in_deliveries_never_reach_the_logs(
+    settings: Any, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Payloads, headers and refusals carrying secrets; the suite-wide scan checks every line."""
+    caplog.set_level(logging.DEBUG)
+    schema = {"type": "object", "properties": {"card": {"type": "integer"}}}
+    configure(settings, pki, SCHEMA=schema, SIGNING_SECRETS=[SECRET], RATE="2/minute")
+    body = json.dumps(
+        {
+            "card": PLANTED["card"],
+            "token": PLANTED["bearer"],
+            "aws": PLANTED["aws"],
+            "secret": PLANTED["whsec"],
+            "pem": PLANTED["private_key"],
+        }
+    ).encode()
+    noisy = {"Authorization": f"Bearer {PLANTED['bearer']}", "X-Api-Token": PLANTED["whsec"]}
+    responses = [
+        post(pki, URLS[0], body, headers={**noisy, **signed(body)}),  # 422: schema
+        post(pki, URLS[0], body, headers=noisy),  # 422 again: input is checked before signatures
+        post(pki, URLS[0], body, headers={**noisy, **signed(body)}),  # 429: rate
+    ]
+    assert [r.status_code for r in responses] == [422, 422, 429]
+    for response in responses:
+        for secret in PLANTED.values():
+            assert secret not in response.content.decode()
+    assert caplog.records  # decisions were logged, and scanned at the end of the session

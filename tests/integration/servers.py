@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import require_service
+from tests.conftest import LOG_FILES, require_service
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 30.0
@@ -84,6 +84,7 @@ def gunicorn_app(directory: Path, hookshield: dict[str, Any], *, workers: int = 
     config.write_text(json.dumps(hookshield))
     log = directory / "hookshield.log"
     server_log = directory / "gunicorn.log"
+    LOG_FILES.extend((log, server_log))
     port = free_port()
     env = {
         **os.environ,

@@ -161,6 +161,9 @@ class RedactingFilter(logging.Filter):
             setattr(record, attr, self._value(getattr(record, attr), depth=0))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
+        # Formatters print exc_text when it is set; the exception object itself (whose message
+        # may hold a secret) goes, so no handler can render it unredacted.
+        record.exc_info = None
         if record.exc_text:
             record.exc_text = self.text(record.exc_text)
         if record.stack_info:

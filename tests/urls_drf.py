@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hookshield.core.identity import ClientIdentity
 from hookshield.django.drf import (
     WebhookAuthentication,
     WebhookPermission,
@@ -24,8 +25,10 @@ class PaymentEvents(APIView):
     throttle_classes = (webhook_throttle("payments"),)
 
     def post(self, request: Request) -> Response:
+        identity = request.auth
+        assert isinstance(identity, ClientIdentity)
         return Response(
-            {"caller": str(request.user), "spiffe_id": request.auth.spiffe_id, "data": request.data}
+            {"caller": str(request.user), "spiffe_id": identity.spiffe_id, "data": request.data}
         )
 
 

@@ -128,6 +128,11 @@ http {{
     uwsgi_temp_path {prefix}/tmp/uwsgi;
     scgi_temp_path {prefix}/tmp/scgi;
     server_tokens off;
+    # Bodies stay in memory: when nginx starts as root its workers run as nobody, who cannot
+    # write temp files under pytest's private temporary directory.
+    client_max_body_size 1m;
+    client_body_buffer_size 1m;
+    proxy_max_temp_file_size 0;
 {servers}
 }}
 """

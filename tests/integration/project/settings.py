@@ -11,6 +11,7 @@ import os
 from tests.settings import *  # noqa: F403
 
 DEBUG = os.environ.get("HOOKSHIELD_TEST_DEBUG") == "1"
+ROOT_URLCONF = "tests.integration.project.urls"
 with open(os.environ["HOOKSHIELD_TEST_CONFIG"], encoding="utf-8") as config:
     HOOKSHIELD = json.load(config)
 

@@ -43,8 +43,9 @@ demo:
 	@echo "Until then: make test, and the README's 'Protect a webhook' section."
 	@exit 2
 
-bench: install
+bench: install  ## in-process overhead, then throughput through nginx + gunicorn (needs nginx, Redis)
 	$(BIN)/python bench/guard_overhead.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) $(VENV42) .mypy_cache .ruff_cache .pytest_cache .hypothesis build src/*.egg-info

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
 
 from hookshield.django import webhook
 
@@ -21,7 +23,14 @@ def strict(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"type": accepted.json.get("type"), "delivery_id": accepted.delivery_id})
 
 
+@csrf_exempt
+def unguarded(request: HttpRequest) -> JsonResponse:
+    """The same handler with no guard: the throughput benchmark's baseline."""
+    return JsonResponse({"type": json.loads(request.body).get("type")})
+
+
 urlpatterns: list[Any] = [
+    path("hooks/unguarded/", unguarded),
     path("hooks/limited/", limited),
     path("hooks/strict/", strict),
     path("", include("tests.urls")),

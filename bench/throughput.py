@@ -1,0 +1,135 @@
+"""Requests per second through the real stack: nginx terminating mTLS, gunicorn with 4 workers.
+
+    .venv/bin/python bench/throughput.py [--clients 4] [--requests 500] [--redis URL]
+
+Each of --clients processes opens one keep-alive mTLS connection and sends --requests POSTs.
+Scenarios: the handler unguarded, guarded with the memory limiter, guarded with the Redis
+limiter (a RATE high enough never to refuse). Prints a table for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import ssl
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.conftest import ALLOWED, guard_config, make_pki
+from tests.integration.servers import NginxServer, gunicorn_app, nginx
+
+BODY = b'{"type": "payment.succeeded", "data": {"id": "pay_1", "amount": 1200}}'
+
+
+def _client(
+    url: str, ca: str, cert: str, key: str, count: int, ready: Any, go: Any, results: Any
+) -> None:
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert, key)
+    statuses: Counter[int] = Counter()
+    with httpx.Client(verify=context, timeout=30) as client:
+        client.get(url.rsplit("/hooks/", 1)[0] + "/plain/")  # handshake before the clock starts
+        ready.put(True)
+        go.wait()
+        start = time.time()
+        for _ in range(count):
+            response = client.post(url, content=BODY, headers={"Content-Type": "application/json"})
+            statuses[response.status_code] += 1
+        results.put((dict(statuses), start, time.time()))
+
+
+def run(
+    url: str, files: tuple[str, str, str], clients: int, requests: int
+) -> tuple[float, Counter[int]]:
+    """Wall time from the first client's first request to the last client's last answer."""
+    context = multiprocessing.get_context("spawn")
+    results, ready, go = context.Queue(), context.Queue(), context.Event()
+    procs = [
+        context.Process(target=_client, args=(url, *files, requests, ready, go, results))
+        for _ in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get(timeout=120)  # every client is connected; the measured window starts now
+    go.set()
+    totals: Counter[int] = Counter()
+    starts, ends = [], []
+    for _ in procs:
+        statuses, start, end = results.get(timeout=300)
+        totals.update(statuses)
+        starts.append(start)
+        ends.append(end)
+    for proc in procs:
+        proc.join()
+    return max(ends) - min(starts), totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    total = args.clients * args.requests
+    rate = f"{total * 10}/minute"
+    rows: list[tuple[str, float, Counter[int]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        pki = make_pki(base / "pki")
+        client_cert, client_key = pki.files("allowed")
+        files = (str(pki.ca_file), str(client_cert), str(client_key))
+        cert, key = pki.files("server")
+        for name, storage in (("memory limiter", "memory://"), ("Redis limiter", args.redis)):
+            config = guard_config(
+                pki,
+                RATE_LIMIT_STORAGE=storage,
+                ENDPOINTS={
+                    "limited": {"ALLOW": [ALLOWED], "RATE": rate},
+                },
+            )
+            with (
+                gunicorn_app(base / name.replace(" ", "-"), config, workers=4) as app,
+                nginx(
+                    base / f"nginx-{name.replace(' ', '-')}",
+                    cert,
+                    key,
+                    pki.ca_file,
+                    [NginxServer(app.port)],
+                ) as (port,),
+            ):
+                if not rows:
+                    elapsed, statuses = run(
+                        f"https://127.0.0.1:{port}/hooks/unguarded/",
+                        files,
+                        args.clients,
+                        args.requests,
+                    )
+                    rows.append(("unguarded handler", elapsed, statuses))
+                elapsed, statuses = run(
+                    f"https://127.0.0.1:{port}/hooks/limited/", files, args.clients, args.requests
+                )
+                rows.append((f"@webhook, {name}", elapsed, statuses))
+    base_rps = total / rows[0][1]
+    print(
+        f"{args.clients} client processes x {args.requests} POSTs, nginx (mTLS) -> gunicorn "
+        f"4 sync workers, one keep-alive connection per client\n"
+    )
+    print("| scenario | requests/s | vs unguarded | statuses |")
+    print("| --- | ---: | ---: | --- |")
+    for name, elapsed, statuses in rows:
+        rps = total / elapsed
+        print(f"| {name} | {rps:.0f} | {rps / base_rps:.2f}x | {dict(statuses)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

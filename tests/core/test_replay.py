@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 import redis
 
@@ -39,7 +41,7 @@ def test_redis_store(redis_url: str, unique: str) -> None:
     assert store.networked
     assert store.claim(unique, 600)
     assert not store.claim(unique, 600)
-    ttl = int(redis.Redis.from_url(redis_url).ttl(unique))  # type: ignore[arg-type]
+    ttl = int(cast(Any, redis.Redis.from_url(redis_url).ttl(unique)))
     assert 0 < ttl <= 600
     store.release(unique)
     assert store.claim(unique, 600)

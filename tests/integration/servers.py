@@ -78,7 +78,9 @@ class App:
 
 
 @contextmanager
-def gunicorn_app(directory: Path, hookshield: dict[str, Any], *, workers: int = 2) -> Iterator[App]:
+def gunicorn_app(
+    directory: Path, hookshield: dict[str, Any], *, workers: int = 2, debug: bool = False
+) -> Iterator[App]:
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "hookshield.json"
     config.write_text(json.dumps(hookshield))
@@ -92,6 +94,7 @@ def gunicorn_app(directory: Path, hookshield: dict[str, Any], *, workers: int = 
         "HOOKSHIELD_TEST_CONFIG": str(config),
         "HOOKSHIELD_TEST_LOG": str(log),
         "PYTHONPATH": str(REPO),
+        "HOOKSHIELD_TEST_DEBUG": "1" if debug else "0",
     }
     command = [
         sys.executable,
@@ -127,7 +130,6 @@ http {{
     fastcgi_temp_path {prefix}/tmp/fastcgi;
     uwsgi_temp_path {prefix}/tmp/uwsgi;
     scgi_temp_path {prefix}/tmp/scgi;
-    server_tokens off;
     # Bodies stay in memory: when nginx starts as root its workers run as nobody, who cannot
     # write temp files under pytest's private temporary directory.
     client_max_body_size 1m;
@@ -145,6 +147,9 @@ NGINX_SERVER = """
         ssl_client_certificate {client_ca};
         ssl_verify_client {verify_mode};
         ssl_verify_depth 3;
+        ssl_protocols {protocols};
+        ssl_ciphers {ciphers};
+        server_tokens {tokens};
         location / {{
             proxy_pass http://127.0.0.1:{app_port};
             proxy_set_header Host $host;
@@ -162,6 +167,11 @@ class NginxServer:
     verify_mode: str = "optional"
     client_ca: Path | None = None
     extra: str = ""
+    protocols: str = "TLSv1.2 TLSv1.3"
+    ciphers: str = "HIGH:!aNULL:!MD5"
+    tokens: str = "off"
+    server_cert: Path | None = None
+    server_key: Path | None = None
 
 
 @contextmanager
@@ -180,12 +190,15 @@ def nginx(
     blocks = "".join(
         NGINX_SERVER.format(
             port=port,
-            server_cert=server_cert,
-            server_key=server_key,
+            server_cert=spec.server_cert or server_cert,
+            server_key=spec.server_key or server_key,
             client_ca=spec.client_ca or client_ca,
             verify_mode=spec.verify_mode,
             app_port=spec.app_port,
             extra=spec.extra,
+            protocols=spec.protocols,
+            ciphers=spec.ciphers,
+            tokens=spec.tokens,
         )
         for port, spec in zip(ports, servers, strict=True)
     )

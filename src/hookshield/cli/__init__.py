@@ -5,18 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from enum import IntEnum
 
 from hookshield import __version__
+from hookshield.cli import scan
+from hookshield.cli.exit_codes import ExitCode
 
-__all__ = ["ExitCode", "main"]
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    BELOW_THRESHOLD = 1
-    USAGE = 2
-    UNREACHABLE = 3
+__all__ = ["ExitCode", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,12 +19,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Guard Django webhooks behind mutual TLS; scan such endpoints from outside.",
     )
     parser.add_argument("--version", action="version", version=f"hookshield {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    scan.add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    parser.parse_args(argv)
-    # Subcommands (scan, pki, serve, proxy-config, demo) register here as they land.
-    parser.print_help(sys.stderr)
-    return ExitCode.USAGE
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    return int(handler(args))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -26,7 +26,8 @@ __all__ = [
     "self_signed_copy",
 ]
 
-PrivateKey = ec.EllipticCurvePrivateKey
+# Keys hookshield makes are P-256; a CA loaded from files (the scanner's --mint-ca) may be RSA.
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 _DAY = dt.timedelta(days=1)
 # Backdate a little so a certificate issued "now" is valid on a peer whose clock is a bit behind.
@@ -37,7 +38,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _new_key() -> PrivateKey:
+def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
@@ -98,7 +99,7 @@ class IssuedCertificate:
 
 def _key_ids(
     builder: x509.CertificateBuilder,
-    public_key: ec.EllipticCurvePublicKey,
+    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     issuer: x509.Certificate | None,
 ) -> x509.CertificateBuilder:
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
@@ -148,8 +149,8 @@ class CertificateAuthority:
     def load(cls, cert_path: Path, key_path: Path) -> CertificateAuthority:
         certs = x509.load_pem_x509_certificates(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{key_path}: only EC private keys are supported")
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError(f"{key_path}: only EC and RSA private keys are supported")
         return cls(certs[0], key, tuple(certs[1:]))
 
     @property

@@ -29,7 +29,15 @@ def unguarded(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"type": json.loads(request.body).get("type")})
 
 
+@csrf_exempt
+def naive(request: HttpRequest) -> JsonResponse:
+    """The webhook as it is often written: no identity check, parse and echo, no limits."""
+    event = json.loads(request.body)  # a malformed body raises: a 500 (a debug page with DEBUG)
+    return JsonResponse({"received": event})
+
+
 urlpatterns: list[Any] = [
+    path("hooks/naive/", naive),
     path("hooks/unguarded/", unguarded),
     path("hooks/limited/", limited),
     path("hooks/strict/", strict),

@@ -1,0 +1,14 @@
+"""One exit-code contract for every command (never one code for "findings" and "crash")."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["ExitCode"]
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    BELOW_THRESHOLD = 1  # scan: a score below --threshold, or a finding at --fail-on or above
+    USAGE = 2  # a bad flag, an unreadable file, invalid configuration
+    UNREACHABLE = 3  # scan: a target could not be reached at all

@@ -1,0 +1,288 @@
+"""``hookshield scan``: parse, build a ScanConfig per target, run, render, map to an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from hookshield.cli.exit_codes import ExitCode
+from hookshield.scanner.context import ScanConfig
+from hookshield.scanner.engine import Unreachable, run_scan, selected_checks
+from hookshield.scanner.formats import OutputFormat
+from hookshield.scanner.formats.many import render_many
+from hookshield.scanner.model import CheckResult, Report, Severity
+from hookshield.scanner.profiles import ClientFiles
+
+__all__ = ["add_parser", "run"]
+
+EPILOG = """\
+exit codes: 0 passed, 1 below --threshold or a finding at --fail-on or above, 2 usage or
+configuration error (bad flag, unreadable certificate), 3 a target could not be reached at all.
+
+examples:
+  hookshield scan https://hooks.example.test/payments/ --cert client.pem --key client.key \\
+      --ca server-ca.pem --mint-ca clients-ca.pem --mint-key clients-ca.key \\
+      --signing-secret whsec_... --threshold 90
+  hookshield scan --targets targets.yaml --format sarif --output hookshield.sarif
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "scan",
+        help="scan a webhook endpoint for abuse paths (mTLS-aware)",
+        description="Scan webhook endpoints from outside: client certificates (legitimate, "
+        "foreign, forged, expired, look-alike), forged certificate headers, hostile bodies, "
+        "rate limits, signatures and replay, data exposure and TLS. Offline; for terminals and CI.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("url", nargs="?", help="the webhook URL (https://..., or http:// if you insist)")
+    p.add_argument(
+        "--targets",
+        type=Path,
+        metavar="FILE",
+        help="several targets: one URL per line, or a YAML/JSON list of objects with "
+        "url and any of cert, key, foreign_cert, foreign_key, ca, signing_secret, "
+        "payload (paths relative to the file)",
+    )
+    identity = p.add_argument_group("identities")
+    identity.add_argument("--cert", type=Path, help="the legitimate client certificate (PEM)")
+    identity.add_argument("--key", type=Path, help="its private key (PEM)")
+    identity.add_argument(
+        "--foreign-cert", type=Path, help="a valid certificate of another identity"
+    )
+    identity.add_argument("--foreign-key", type=Path)
+    identity.add_argument(
+        "--mint-ca",
+        type=Path,
+        help="the client certificates' issuing CA (test deployments only): "
+        "mints expired, foreign and look-alike certificates",
+    )
+    identity.add_argument("--mint-key", type=Path)
+    identity.add_argument("--ca", type=Path, help="CA bundle that signs the server certificate")
+    delivery = p.add_argument_group("deliveries")
+    delivery.add_argument(
+        "--signing-secret",
+        metavar="WHSEC",
+        help="Standard Webhooks secret (whsec_...): sign deliveries, run replay.*",
+    )
+    delivery.add_argument(
+        "--payload",
+        type=Path,
+        help="a legitimate payload (default: a small JSON event with a canary)",
+    )
+    limits = p.add_argument_group("safety")
+    limits.add_argument("--budget", type=int, default=500, help="most requests per target (500)")
+    limits.add_argument("--burst", type=int, default=120, help="rate-limit burst size (120)")
+    limits.add_argument("--timeout", type=float, default=10.0, help="per request, seconds (10)")
+    limits.add_argument("--concurrency", type=int, default=4, help="requests in flight (4)")
+    limits.add_argument(
+        "--max-duration",
+        type=float,
+        metavar="SECONDS",
+        help="hard cap on a scan's wall time; checks not reached are skipped",
+    )
+    limits.add_argument("--checks", help="comma-separated check ids to run (default: all)")
+    report = p.add_argument_group("report")
+    report.add_argument(
+        "--format", type=OutputFormat, choices=list(OutputFormat), default=OutputFormat.PRETTY
+    )
+    report.add_argument("--output", type=Path, help="write the report here instead of stdout")
+    report.add_argument("--threshold", type=int, metavar="N", help="exit 1 when a score is below N")
+    report.add_argument(
+        "--fail-on",
+        type=Severity,
+        choices=list(Severity),
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at this severity or above",
+    )
+    report.add_argument(
+        "--sarif-location",
+        metavar="PATH",
+        help="repository file SARIF results point at (default: the --targets "
+        "file, else hookshield-scan.txt)",
+    )
+    report.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
+    p.set_defaults(handler=run)
+
+
+class UsageError(Exception):
+    pass
+
+
+def _pair(cert: Path | None, key: Path | None, what: str) -> ClientFiles | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UsageError(f"{what}: give both the certificate and the key")
+    for path in (cert, key):
+        if not path.is_file():
+            raise UsageError(f"{what}: cannot read {path}")
+    return ClientFiles(cert, key)
+
+
+def _config(
+    args: argparse.Namespace, url: str, overrides: dict[str, Any], base: Path
+) -> ScanConfig:
+    def path(name: str) -> Path | None:
+        value = overrides.get(name)
+        return (base / value) if isinstance(value, str) else getattr(args, name)
+
+    if urlsplit(url).scheme not in ("https", "http") or not urlsplit(url).hostname:
+        raise UsageError(f"not an http(s) URL: {url!r}")
+    payload_path = path("payload")
+    ca = path("ca")
+    if ca is not None and not ca.is_file():
+        raise UsageError(f"--ca: cannot read {ca}")
+    checks = tuple(c.strip() for c in (args.checks or "").split(",") if c.strip())
+    try:
+        selected_checks(checks)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return ScanConfig(
+        url=url,
+        legit=_pair(path("cert"), path("key"), "--cert/--key"),
+        foreign=_pair(path("foreign_cert"), path("foreign_key"), "--foreign-cert/--foreign-key"),
+        mint_ca=_pair(path("mint_ca"), path("mint_key"), "--mint-ca/--mint-key"),
+        ca=str(ca) if ca else None,
+        signing_secret=overrides.get("signing_secret", args.signing_secret),
+        payload=payload_path.read_bytes() if payload_path else None,
+        budget=args.budget,
+        burst=args.burst,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+        max_duration=args.max_duration,
+        checks=checks,
+    )
+
+
+def _targets(args: argparse.Namespace) -> list[ScanConfig]:
+    if args.targets is None:
+        if not args.url:
+            raise UsageError("give a URL or --targets FILE")
+        return [_config(args, args.url, {}, Path.cwd())]
+    try:
+        text = args.targets.read_text()
+    except OSError as exc:
+        raise UsageError(f"--targets: {exc}") from exc
+    base = args.targets.parent
+    entries: list[Any]
+    if args.targets.suffix in (".yaml", ".yml", ".json"):
+        try:
+            loaded = json.loads(text) if args.targets.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise UsageError(f"--targets {args.targets}: {exc}") from exc
+        entries = loaded if isinstance(loaded, list) else []
+        if not entries:
+            raise UsageError(f"--targets {args.targets}: expected a non-empty list")
+    else:
+        entries = [
+            line.strip()
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+    configs = []
+    for entry in entries:
+        if isinstance(entry, str):
+            configs.append(_config(args, entry, {}, base))
+        elif isinstance(entry, dict) and isinstance(entry.get("url"), str):
+            configs.append(_config(args, entry["url"], entry, base))
+        else:
+            raise UsageError(f"--targets {args.targets}: each entry needs a url")
+    return configs
+
+
+class _ProgressObserver:
+    """A rich progress bar on stderr, one task per target."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def for_target(self, url: str) -> _TargetObserver:
+        return _TargetObserver(self, url)
+
+
+class _TargetObserver:
+    def __init__(self, parent: _ProgressObserver, url: str) -> None:
+        self.parent, self.url = parent, url
+
+    def scan_started(self, target: str, checks: int) -> None:
+        self.task = self.parent.progress.add_task(target, total=checks)
+
+    def check_done(self, result: CheckResult) -> None:
+        self.parent.progress.advance(self.task)
+
+
+async def _scan_all(
+    configs: list[ScanConfig], progress: Progress | None
+) -> list[Report | Unreachable]:
+    observer = _ProgressObserver(progress) if progress else None
+
+    async def one(config: ScanConfig) -> Report | Unreachable:
+        try:
+            return await run_scan(config, observer.for_target(config.url) if observer else None)
+        except Unreachable as exc:
+            return exc
+
+    return list(await asyncio.gather(*(one(c) for c in configs)))
+
+
+def run(args: argparse.Namespace, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    if args.list_checks:
+        for cls in selected_checks():
+            stdout.write(f"{cls.id:34} {cls.severity:8} {cls.title}\n")
+        return ExitCode.OK
+    try:
+        configs = _targets(args)
+    except UsageError as exc:
+        stderr.write(f"hookshield scan: {exc}\n")
+        return ExitCode.USAGE
+    interactive = stderr.isatty() and not args.format.machine_readable
+    if interactive:
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(file=stderr),
+            transient=True,
+        )
+        with progress:
+            outcomes = asyncio.run(_scan_all(configs, progress))
+    else:
+        outcomes = asyncio.run(_scan_all(configs, None))
+    reports = [o for o in outcomes if isinstance(o, Report)]
+    for failure in (o for o in outcomes if isinstance(o, Unreachable)):
+        stderr.write(f"hookshield scan: unreachable: {failure}\n")
+    location = args.sarif_location or (str(args.targets) if args.targets else "hookshield-scan.txt")
+    if reports:
+        text = render_many(
+            reports, args.format, color=interactive and args.output is None, sarif_location=location
+        )
+        if args.output:
+            args.output.write_text(text)
+        else:
+            stdout.write(text)
+    return _exit_code(reports, len(reports) < len(outcomes), args)
+
+
+def _exit_code(reports: list[Report], unreachable: bool, args: argparse.Namespace) -> int:
+    if unreachable:
+        return ExitCode.UNREACHABLE
+    for report in reports:
+        if args.threshold is not None and report.score < args.threshold:
+            return ExitCode.BELOW_THRESHOLD
+        worst = report.worst
+        if args.fail_on is not None and worst is not None and worst.rank >= args.fail_on.rank:
+            return ExitCode.BELOW_THRESHOLD
+    return ExitCode.OK

@@ -1,0 +1,58 @@
+"""Authorization: does a valid certificate of the wrong identity get in?"""
+
+from __future__ import annotations
+
+from hookshield.scanner.context import ScanContext
+from hookshield.scanner.model import Category, Evidence, Finding, Severity
+from hookshield.scanner.profiles import Profile
+from hookshield.scanner.registry import Check, Need, register
+
+
+@register
+class ForeignIdentity(Check):
+    id = "authz.foreign-identity"
+    category = Category.AUTHORIZATION
+    severity = Severity.HIGH
+    title = "A valid certificate for a different identity is accepted"
+    remediation = (
+        "Bind identities to endpoints: list only this webhook's callers in "
+        "HOOKSHIELD['ENDPOINTS']['<endpoint>']['ALLOW'] (SPIFFE IDs, dns:, uri: or sha256: pins); "
+        "@webhook answers 403 identity_not_allowed to every other valid certificate."
+    )
+    needs = frozenset({Need.ACCEPTED_BASELINE, Need.FOREIGN_CERT})
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        reply = await ctx.deliver(Profile.FOREIGN)
+        return [self.finding(reply.evidence())] if reply.accepted else []
+
+
+@register
+class IdentityConfusion(Check):
+    id = "authz.identity-confusion"
+    category = Category.AUTHORIZATION
+    severity = Severity.HIGH
+    title = "A certificate whose identity only resembles the legitimate one is accepted"
+    remediation = (
+        "Match identities exactly, never by substring, prefix, case-folding or regex over DN "
+        "strings: hookshield's ALLOW entries compare whole SPIFFE IDs and SANs, refuse "
+        "certificates with several URI SANs, and match a CN only with ALLOW_CN and a single CN."
+    )
+    needs = frozenset({Need.ACCEPTED_BASELINE, Need.MINT_CA})
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        findings = []
+        for alike, files in ctx.profiles.look_alikes():
+            reply = await ctx.deliver(files, label=f"look-alike: {alike.kind}")
+            if reply.accepted:
+                evidence = reply.evidence()
+                findings.append(
+                    self.finding(
+                        Evidence(
+                            f"{evidence.request}: {alike.description}",
+                            evidence.status,
+                            evidence.excerpt,
+                            evidence.elapsed_ms,
+                        )
+                    )
+                )
+        return findings

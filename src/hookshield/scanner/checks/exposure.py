@@ -1,0 +1,88 @@
+"""Data exposure: what the answers give away (read from every answer of the scan)."""
+
+from __future__ import annotations
+
+import re
+
+from hookshield.scanner.context import Reply, ScanContext
+from hookshield.scanner.model import Category, Finding, Severity
+from hookshield.scanner.registry import Check, register
+
+_DEBUG_MARKERS = (
+    "Traceback (most recent call last)",
+    "You're seeing this error because you have <code>DEBUG = True</code>",
+    "You\u2019re seeing this error because you have <code>DEBUG = True</code>",
+    'id="traceback"',
+    "Exception Value:",
+)
+_VERSIONED = re.compile(r"\d+(?:\.\d+)+")
+
+
+def _all_answers(ctx: ScanContext) -> list[Reply]:
+    return [r for r in ctx.replies if r.status is not None]
+
+
+@register
+class DebugPage(Check):
+    id = "exposure.debug-page"
+    category = Category.DATA_EXPOSURE
+    severity = Severity.HIGH
+    title = "A response carries a framework debug page or a Python traceback"
+    remediation = (
+        "Set DEBUG = False in production (manage.py check --deploy reports hookshield.W001); "
+        "@webhook's refusals stay JSON without tracebacks either way."
+    )
+    last = True
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        for reply in _all_answers(ctx):
+            if any(marker in reply.body for marker in _DEBUG_MARKERS):
+                return [self.finding(reply.evidence())]
+        return []
+
+
+@register
+class PayloadEcho(Check):
+    id = "exposure.payload-echo"
+    category = Category.DATA_EXPOSURE
+    severity = Severity.LOW
+    title = "A response echoes the canary sent in the request body"
+    remediation = (
+        "Answer a delivery with a short acknowledgement, never its content: a receipt id or "
+        '{"ok": true}. hookshield\'s refusals never echo a value.'
+    )
+    last = True
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        for reply in _all_answers(ctx):
+            if ctx.canary in reply.body:
+                return [self.finding(reply.evidence())]
+        return []
+
+
+@register
+class ServerBanner(Check):
+    id = "exposure.server-banner"
+    category = Category.DATA_EXPOSURE
+    severity = Severity.INFO
+    title = "A Server or X-Powered-By header names software and version"
+    remediation = "Hide versions at the terminator (nginx: server_tokens off)."
+    last = True
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        for reply in _all_answers(ctx):
+            for name in ("server", "x-powered-by"):
+                value = reply.headers.get(name, "")
+                if _VERSIONED.search(value):
+                    evidence = reply.evidence()
+                    return [
+                        self.finding(
+                            type(evidence)(
+                                f"{evidence.request}: {name}: {value}",
+                                evidence.status,
+                                "",
+                                evidence.elapsed_ms,
+                            )
+                        )
+                    ]
+        return []

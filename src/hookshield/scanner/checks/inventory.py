@@ -1,0 +1,38 @@
+"""Inventory: does a 404 page list the application's URL patterns?"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit, urlunsplit
+
+from hookshield.scanner.context import ScanContext
+from hookshield.scanner.model import Category, Finding, Severity
+from hookshield.scanner.profiles import Profile
+from hookshield.scanner.registry import Check, register
+
+_MARKERS = ("Using the URLconf defined in", "Django tried these URL patterns")
+
+
+@register
+class UrlPatternsLeak(Check):
+    id = "inventory.url-patterns-leak"
+    category = Category.INVENTORY
+    severity = Severity.MEDIUM
+    title = "A 404 page lists the application's URL patterns"
+    remediation = (
+        "Set DEBUG = False in production: Django's debug 404 lists every URL pattern, which maps "
+        "the webhooks and admin for an attacker."
+    )
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        parts = urlsplit(ctx.config.url)
+        missing = urlunsplit(
+            parts._replace(path=f"/hookshield-scan-{secrets.token_hex(4)}/", query="")
+        )
+        profile = Profile.LEGIT if ctx.config.legit else Profile.NO_CERT
+        reply = await ctx.deliver(
+            profile, method="GET", sign=False, url=missing, label="a path that does not exist"
+        )
+        if reply.status == 404 and any(m in reply.body for m in _MARKERS):
+            return [self.finding(reply.evidence())]
+        return []

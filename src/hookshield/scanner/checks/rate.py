@@ -1,0 +1,83 @@
+"""Rate limiting: a burst from the legitimate identity must meet a 429 (with Retry-After)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hookshield.scanner.context import Reply, ScanContext
+from hookshield.scanner.model import Category, Evidence, Finding, Severity
+from hookshield.scanner.registry import Check, Need, register
+
+_BURST = "rate.burst"
+
+
+async def burst(ctx: ScanContext) -> list[Reply]:
+    """The burst, sent once for both rate checks, never past the budget; stops at a refusal."""
+    if _BURST not in ctx.memo:
+        slots = iter(range(min(ctx.config.burst, ctx.remaining)))  # shared by the senders
+        replies: list[Reply] = []
+        throttled = False
+
+        async def sender() -> None:
+            nonlocal throttled
+            for _ in slots:
+                if throttled:
+                    return  # a limit answered: no need to push further
+                reply = await ctx.deliver(label="burst", throttle_is_evidence=True)
+                replies.append(reply)
+                throttled = throttled or reply.throttled
+
+        await asyncio.gather(*(sender() for _ in range(max(1, ctx.config.concurrency))))
+        ctx.memo[_BURST] = replies
+    return list(ctx.memo[_BURST])
+
+
+@register
+class NoLimit(Check):
+    id = "rate.no-limit"
+    category = Category.RATE_LIMITING
+    severity = Severity.HIGH
+    title = "A burst from the legitimate identity is accepted in full"
+    remediation = (
+        "Limit each identity: HOOKSHIELD['ENDPOINTS']['<endpoint>']['RATE'] = '100/minute' (or "
+        "what the sender needs), with RATE_LIMIT_STORAGE = 'redis://...' when several processes "
+        "serve the webhook."
+    )
+    needs = frozenset({Need.ACCEPTED_BASELINE})
+    last = True
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        replies = await burst(ctx)
+        if any(r.throttled for r in replies) or len(replies) < ctx.config.burst:
+            return []
+        accepted = sum(r.accepted for r in replies)
+        if accepted < len(replies):
+            return []  # refusals of another kind: not a proof of "no limit"
+        return [
+            self.finding(
+                Evidence(
+                    f"{len(replies)} deliveries in a burst (legitimate identity)",
+                    200,
+                    f"{accepted} accepted, none throttled",
+                )
+            )
+        ]
+
+
+@register
+class NoRetryAfter(Check):
+    id = "rate.no-retry-after"
+    category = Category.RATE_LIMITING
+    severity = Severity.LOW
+    title = "A 429 comes without a Retry-After header"
+    remediation = (
+        "Say when to retry: hookshield's 429 carries Retry-After and the IETF RateLimit-Policy / "
+        "RateLimit fields; senders following Standard Webhooks honour Retry-After."
+    )
+    needs = frozenset({Need.ACCEPTED_BASELINE})
+    last = True
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        limited = [r for r in await burst(ctx) if r.status == 429]
+        bare = [r for r in limited if "retry-after" not in r.headers]
+        return [self.finding(bare[0].evidence())] if bare else []

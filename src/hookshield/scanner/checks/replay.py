@@ -1,0 +1,67 @@
+"""Replay: with the signing secret, unsigned, repeated and stale deliveries must be refused."""
+
+from __future__ import annotations
+
+import time
+
+from hookshield.scanner.context import ScanContext
+from hookshield.scanner.model import Category, Finding, Severity
+from hookshield.scanner.registry import Check, Need, register
+
+_NEEDS = frozenset({Need.ACCEPTED_BASELINE, Need.SIGNING_SECRET})
+
+
+@register
+class UnsignedAccepted(Check):
+    id = "replay.unsigned-accepted"
+    category = Category.REPLAY
+    severity = Severity.HIGH
+    title = "An unsigned delivery from the legitimate identity is accepted"
+    remediation = (
+        "Require signatures: HOOKSHIELD['ENDPOINTS']['<endpoint>']['SIGNING_SECRETS'] = "
+        "['whsec_...']; @webhook then answers 401 signature_missing to unsigned deliveries."
+    )
+    needs = _NEEDS
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        reply = await ctx.deliver(sign=False, label="unsigned")
+        return [self.finding(reply.evidence())] if reply.accepted else []
+
+
+@register
+class DuplicateAccepted(Check):
+    id = "replay.duplicate-accepted"
+    category = Category.REPLAY
+    severity = Severity.MEDIUM
+    title = "The same signed delivery (same webhook-id) is accepted twice"
+    remediation = (
+        "Keep seen webhook-ids: with SIGNING_SECRETS set, @webhook claims each id in "
+        "HOOKSHIELD['REPLAY_STORAGE'] (a shared cache or redis://) and answers 409 to a repeat."
+    )
+    needs = _NEEDS
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        headers = ctx.signed_headers(ctx.payload)
+        first = await ctx.deliver(headers=headers, sign=False, label="signed delivery")
+        if not first.accepted:
+            return []
+        again = await ctx.deliver(headers=headers, sign=False, label="the same delivery again")
+        return [self.finding(again.evidence())] if again.accepted else []
+
+
+@register
+class StaleTimestamp(Check):
+    id = "replay.stale-timestamp"
+    category = Category.REPLAY
+    severity = Severity.MEDIUM
+    title = "A correctly signed delivery with a timestamp an hour old is accepted"
+    remediation = (
+        "Bound the signature's age: @webhook refuses timestamps further than "
+        "HOOKSHIELD['ENDPOINTS']['<endpoint>']['TIMESTAMP_TOLERANCE'] (default 300 s) from now."
+    )
+    needs = _NEEDS
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        headers = ctx.signed_headers(ctx.payload, timestamp=int(time.time()) - 3600)
+        reply = await ctx.deliver(headers=headers, sign=False, label="signed an hour ago")
+        return [self.finding(reply.evidence())] if reply.accepted else []

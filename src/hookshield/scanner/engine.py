@@ -1,0 +1,144 @@
+"""The engine: baseline first, then every check under the budget and the time cap.
+
+Checks run concurrently (each request passes the context's semaphore); the rate-limit burst and
+the checks that read every answer run last. The engine owns each check's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from hookshield import __version__
+from hookshield.scanner import checks as _checks  # noqa: F401  (registers every check)
+from hookshield.scanner.context import BudgetExhausted, ScanConfig, ScanContext, Throttled
+from hookshield.scanner.model import CheckResult, Finding, Outcome, Report
+from hookshield.scanner.profiles import Profile, Profiles
+from hookshield.scanner.registry import CHECKS, Check, CheckSkipped, Need
+from hookshield.scanner.scoring import grade, score
+
+__all__ = ["Observer", "Unreachable", "run_scan", "scan", "selected_checks"]
+
+
+class Unreachable(Exception):
+    """Not even the baseline got an HTTP answer (exit code 3)."""
+
+
+class Observer(Protocol):
+    def scan_started(self, target: str, checks: int) -> None: ...
+
+    def check_done(self, result: CheckResult) -> None: ...
+
+
+class _Silent:
+    def scan_started(self, target: str, checks: int) -> None:
+        pass
+
+    def check_done(self, result: CheckResult) -> None:
+        pass
+
+
+def selected_checks(ids: Sequence[str] = ()) -> list[type[Check]]:
+    unknown = sorted(set(ids) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"unknown check ids: {', '.join(unknown)}")
+    return [cls for check_id, cls in sorted(CHECKS.items()) if not ids or check_id in ids]
+
+
+def _unmet(check: type[Check], ctx: ScanContext) -> list[Need]:
+    config, profiles = ctx.config, ctx.profiles
+    have = {
+        Need.CLIENT_CERT: config.legit is not None,
+        Need.FOREIGN_CERT: config.foreign is not None
+        or (config.mint_ca is not None and config.legit is not None),
+        Need.MINT_CA: profiles.mint is not None and config.legit is not None,
+        Need.SIGNING_SECRET: config.signing_secret is not None,
+        Need.HTTPS: config.https,
+        Need.ACCEPTED_BASELINE: True,  # decided separately: unmet means inconclusive
+    }
+    return [need for need in sorted(check.needs) if not have[need]]
+
+
+async def _run_one(check: Check, ctx: ScanContext, deadline: float | None) -> CheckResult:
+    def result(outcome: Outcome, reason: str = "", findings: Sequence[Finding] = ()) -> CheckResult:
+        return CheckResult(
+            check.id, check.category, check.severity, check.title, outcome, tuple(findings), reason
+        )
+
+    unmet = _unmet(type(check), ctx)
+    if unmet:
+        return result(Outcome.SKIPPED, "needs " + "; ".join(n.value for n in unmet))
+    baseline = ctx.baseline
+    if Need.ACCEPTED_BASELINE in check.needs and (baseline is None or not baseline.accepted):
+        why = "not sent" if baseline is None else (baseline.error or f"answered {baseline.status}")
+        return result(Outcome.INCONCLUSIVE, f"the baseline delivery was refused ({why})")
+    remaining = None if deadline is None else deadline - time.monotonic()
+    if remaining is not None and remaining <= 0:
+        return result(Outcome.SKIPPED, "not reached within --max-duration")
+    try:
+        findings = await asyncio.wait_for(check.run(ctx), remaining)
+    except (BudgetExhausted, CheckSkipped) as exc:
+        return result(Outcome.SKIPPED, str(exc))
+    except Throttled as exc:
+        return result(Outcome.INCONCLUSIVE, f"throttled: {exc}")
+    except TimeoutError:
+        return result(Outcome.SKIPPED, "not finished within --max-duration")
+    except Exception as exc:  # one broken check never sinks the scan; its outcome says why
+        return result(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
+    return result(Outcome.FAILED if findings else Outcome.PASSED, findings=findings)
+
+
+async def run_scan(config: ScanConfig, observer: Observer | None = None) -> Report:
+    observer = observer or _Silent()
+    checks = [cls() for cls in selected_checks(config.checks)]
+    profiles = Profiles(legit=config.legit, foreign=config.foreign, mint_ca=config.mint_ca)
+    ctx = ScanContext(config, profiles)
+    started, clock = dt.datetime.now(dt.UTC), time.monotonic()
+    deadline = None if config.max_duration is None else clock + config.max_duration
+    observer.scan_started(config.url, len(checks))
+    try:
+        try:
+            ctx.baseline = await ctx.deliver(
+                Profile.LEGIT if config.legit else Profile.NO_CERT,
+                label="baseline",
+                throttle_is_evidence=True,
+            )
+        except BudgetExhausted as exc:
+            raise Unreachable(f"no request could be sent: {exc}") from exc
+        if ctx.baseline.status is None:
+            raise Unreachable(f"{config.url}: {ctx.baseline.error}")
+        results: list[CheckResult] = []
+
+        async def one(check: Check) -> None:
+            done = await _run_one(check, ctx, deadline)
+            results.append(done)
+            observer.check_done(done)
+
+        await asyncio.gather(*(one(c) for c in checks if not c.last))
+        for check in (c for c in checks if c.last):
+            await one(check)
+    finally:
+        await ctx.close()
+        profiles.close()
+    results.sort(key=lambda r: r.id)
+    overall, categories = score(results)
+    return Report(
+        tool_version=__version__,
+        target=config.url,
+        started_at=started,
+        duration_s=time.monotonic() - clock,
+        requests_sent=ctx.sent,
+        results=tuple(results),
+        score=overall,
+        grade=grade(overall),
+        categories=categories,
+        throttled=ctx.throttled,
+        budget=config.budget,
+    )
+
+
+def scan(config: ScanConfig, observer: Observer | None = None) -> Report:
+    return asyncio.run(run_scan(config, observer))

@@ -1,0 +1,11 @@
+"""``--format json``: the report shape of shared/design/scanner-checks.md."""
+
+from __future__ import annotations
+
+import json
+
+from hookshield.scanner.model import Report
+
+
+def render(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2) + "\n"

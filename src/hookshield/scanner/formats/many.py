@@ -1,0 +1,60 @@
+"""Several targets in one output (``--targets``), and the combined summary."""
+
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree as ET
+
+from hookshield.scanner.formats import OutputFormat, junit, render
+from hookshield.scanner.model import Report
+
+
+def render_many(
+    reports: list[Report],
+    fmt: OutputFormat,
+    *,
+    color: bool = False,
+    sarif_location: str = "hookshield-scan.txt",
+) -> str:
+    if len(reports) == 1:
+        return render(reports[0], fmt, color=color, sarif_location=sarif_location)
+    if fmt is OutputFormat.JSON:
+        worst = min(reports, key=lambda r: r.score)
+        return (
+            json.dumps(
+                {
+                    "reports": [r.to_json() for r in reports],
+                    "summary": {
+                        "targets": len(reports),
+                        "worst_score": worst.score,
+                        "worst_grade": worst.grade,
+                        "worst_target": worst.target,
+                        "requests_sent": sum(r.requests_sent for r in reports),
+                    },
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    if fmt is OutputFormat.SARIF:
+        logs = [json.loads(render(r, fmt, sarif_location=sarif_location)) for r in reports]
+        for index, log in enumerate(logs):
+            log["runs"][0]["automationDetails"]["id"] = f"hookshield-scan/target-{index}"
+        merged = logs[0]
+        merged["runs"] = [log["runs"][0] for log in logs]
+        return json.dumps(merged, indent=2) + "\n"
+    if fmt is OutputFormat.JUNIT:
+        suites = ET.Element("testsuites", {"name": "hookshield scan"})
+        for report in reports:
+            suites.append(junit.suite(report))
+        ET.indent(suites)
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>\n'
+            + ET.tostring(suites, encoding="unicode")
+            + "\n"
+        )
+    parts = [render(r, fmt, color=color) for r in reports]
+    if fmt is OutputFormat.PRETTY:
+        lines = ["Summary"] + [f"  {r.grade}  {r.score:3}/100  {r.target}" for r in reports]
+        return "\n".join(parts) + "\n".join(lines) + "\n"
+    return "\n".join(parts)

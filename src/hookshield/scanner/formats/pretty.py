@@ -1,0 +1,85 @@
+"""``--format pretty`` (the terminal default): summary, findings by severity, skipped, fixes."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from hookshield.scanner.model import Outcome, Report, Severity
+
+_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+_GRADE_STYLE = {"A": "bold green", "B": "green", "C": "yellow", "D": "red", "F": "bold red"}
+
+
+def render(report: Report, *, color: bool = False) -> str:
+    out = io.StringIO()
+    console = Console(
+        file=out, force_terminal=color, no_color=not color, width=110, highlight=False
+    )
+    summary = Text.assemble(
+        ("hookshield scan ", "bold"),
+        (report.target, "bold"),
+        "\n",
+        "score ",
+        (f"{report.score}/100", "bold"),
+        "  grade ",
+        (report.grade, _GRADE_STYLE.get(report.grade, "bold")),
+        "  ",
+        f"{report.requests_sent} requests in {report.duration_s:.1f} s",
+        f" ({report.throttled} throttled)" if report.throttled else "",
+    )
+    console.print(summary)
+    categories = Table(title="Categories", show_header=True, header_style="bold")
+    for column in ("category", "score", "run", "skipped"):
+        categories.add_column(column)
+    for category, value in report.categories.items():
+        categories.add_row(
+            str(category),
+            "-" if value.score is None else str(value.score),
+            str(value.checks_run),
+            str(value.checks_skipped),
+        )
+    console.print(categories)
+    if report.findings:
+        table = Table(title="Findings", show_header=True, header_style="bold", show_lines=False)
+        for column in ("severity", "check", "evidence"):
+            table.add_column(column)
+        for finding in report.findings:
+            evidence = finding.evidence
+            answer = f" -> {evidence.status}" if evidence.status is not None else ""
+            detail = (
+                f"\n{evidence.excerpt[:160]}"
+                if evidence.status is None and evidence.excerpt
+                else ""
+            )
+            table.add_row(
+                Text(str(finding.severity), style=_STYLE[finding.severity]),
+                f"{finding.id}\n{finding.title}",
+                f"{evidence.request}{answer}{detail}",
+            )
+        console.print(table)
+    else:
+        console.print(Text("No findings.", style="green"))
+    for outcome in (Outcome.SKIPPED, Outcome.INCONCLUSIVE, Outcome.ERROR):
+        results = report.with_outcome(outcome)
+        if results:
+            console.print(Text(f"{outcome.value.capitalize()} checks", style="bold"))
+            for result in results:
+                console.print(f"  {result.id}: {result.reason}")
+    if report.findings:
+        console.print(Text("Remediation", style="bold"))
+        seen = set()
+        for finding in report.findings:
+            if finding.id not in seen:
+                seen.add(finding.id)
+                console.print(f"  {finding.id}: {finding.remediation}")
+    return out.getvalue()

@@ -1,0 +1,76 @@
+"""Checks are small registered classes; everything else reads their class data.
+
+    @register
+    class NoClientCert(Check):
+        id = "auth.no-client-cert"
+        category = Category.AUTHENTICATION
+        severity = Severity.CRITICAL
+        title = "Deliveries without a client certificate are accepted"
+        remediation = "..."
+        needs = frozenset({Need.ACCEPTED_BASELINE})
+
+        async def run(self, ctx: ScanContext) -> list[Finding]: ...
+
+``run`` only returns findings; the engine owns the outcome (skipped when ``needs`` are unmet,
+inconclusive when the answers prove nothing, error when ``run`` raises).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from hookshield.scanner.model import Category, Evidence, Finding, Severity
+
+if TYPE_CHECKING:
+    from hookshield.scanner.context import ScanContext
+
+__all__ = ["CHECKS", "Check", "CheckSkipped", "Need", "register"]
+
+
+class CheckSkipped(Exception):
+    """Raised by a check that finds, once running, that it cannot probe (the message says why)."""
+
+
+class Need(StrEnum):
+    """What a check needs; an unmet need skips it with the reason below."""
+
+    ACCEPTED_BASELINE = "a legitimate delivery that the endpoint accepts (the baseline)"
+    CLIENT_CERT = "the legitimate client certificate (--cert/--key)"
+    FOREIGN_CERT = "a second valid identity (--foreign-cert/--foreign-key, or --mint-ca/--mint-key)"
+    MINT_CA = "the client certificates' issuing CA (--mint-ca/--mint-key)"
+    SIGNING_SECRET = "the endpoint's signing secret (--signing-secret)"  # noqa: S105
+    HTTPS = "an https:// target"
+
+
+class Check(ABC):
+    id: ClassVar[str]
+    category: ClassVar[Category]
+    severity: ClassVar[Severity]
+    title: ClassVar[str]
+    remediation: ClassVar[str]
+    needs: ClassVar[frozenset[Need]] = frozenset()
+    # Runs after every other check (the rate-limit burst would throttle them; data-exposure
+    # checks read every answer the others got).
+    last: ClassVar[bool] = False
+
+    @abstractmethod
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        """Probe the target through ``ctx``; return what was found (empty: nothing)."""
+
+    def finding(self, evidence: Evidence) -> Finding:
+        return Finding(
+            self.id, self.category, self.severity, self.title, evidence, self.remediation
+        )
+
+
+CHECKS: dict[str, type[Check]] = {}
+C = TypeVar("C", bound=type[Check])
+
+
+def register(cls: C) -> C:
+    if cls.id in CHECKS:
+        raise ValueError(f"duplicate scanner check id {cls.id!r}")
+    CHECKS[cls.id] = cls
+    return cls

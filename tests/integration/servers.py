@@ -130,10 +130,9 @@ http {{
     fastcgi_temp_path {prefix}/tmp/fastcgi;
     uwsgi_temp_path {prefix}/tmp/uwsgi;
     scgi_temp_path {prefix}/tmp/scgi;
-    # Bodies stay in memory: when nginx starts as root its workers run as nobody, who cannot
-    # write temp files under pytest's private temporary directory.
-    client_max_body_size 1m;
-    client_body_buffer_size 1m;
+    # Bodies stay in memory (client_body_buffer_size = client_max_body_size, per server): when
+    # nginx starts as root its workers run as nobody, who cannot write temp files under
+    # pytest's private temporary directory.
     proxy_max_temp_file_size 0;
 {servers}
 }}
@@ -150,6 +149,8 @@ NGINX_SERVER = """
         ssl_protocols {protocols};
         ssl_ciphers {ciphers};
         server_tokens {tokens};
+        client_max_body_size {max_body};
+        client_body_buffer_size {max_body};
         location / {{
             proxy_pass http://127.0.0.1:{app_port};
             proxy_set_header Host $host;
@@ -172,6 +173,7 @@ class NginxServer:
     tokens: str = "off"
     server_cert: Path | None = None
     server_key: Path | None = None
+    max_body: str = "1m"
 
 
 @contextmanager
@@ -199,6 +201,7 @@ def nginx(
             protocols=spec.protocols,
             ciphers=spec.ciphers,
             tokens=spec.tokens,
+            max_body=spec.max_body,
         )
         for port, spec in zip(ports, servers, strict=True)
     )

@@ -238,7 +238,11 @@ async def _scan_all(
     return list(await asyncio.gather(*(one(c) for c in configs)))
 
 
-def run(args: argparse.Namespace, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+def run(
+    args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
     if args.list_checks:
         for cls in selected_checks():
             stdout.write(f"{cls.id:34} {cls.severity:8} {cls.title}\n")

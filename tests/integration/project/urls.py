@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -32,11 +33,37 @@ def unguarded(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 def naive(request: HttpRequest) -> JsonResponse:
     """The webhook as it is often written: no identity check, parse and echo, no limits."""
-    event = json.loads(request.body)  # a malformed body raises: a 500 (a debug page with DEBUG)
+    # Reads the stream directly (no DATA_UPLOAD_MAX_MEMORY_SIZE); a malformed body raises: a 500,
+    # a debug page with DEBUG on.
+    event = json.loads(request.read())
     return JsonResponse({"received": event})
 
 
+@csrf_exempt
+def fallback(request: HttpRequest) -> JsonResponse:
+    """Trusts the proxy's verdict, or a legacy header nobody overwrites (the FortiClient bug)."""
+    verified = request.META.get("HTTP_X_SSL_CLIENT_VERIFY") == "SUCCESS"
+    legacy = request.META.get("HTTP_X_CLIENT_CERT_CHAIN_VERIFIED") == "true"
+    if not (verified or legacy):
+        return JsonResponse({"error": "client certificate required"}, status=401)
+    return JsonResponse({"ok": True})
+
+
+_served = Counter[int]()
+
+
+@csrf_exempt
+def bare_limit(request: HttpRequest) -> JsonResponse:
+    """Throttles after five deliveries per process, with a 429 that says nothing more."""
+    _served[0] += 1
+    if _served[0] > 5:
+        return JsonResponse({"error": "slow down"}, status=429)
+    return JsonResponse({"ok": True})
+
+
 urlpatterns: list[Any] = [
+    path("hooks/fallback/", fallback),
+    path("hooks/bare-limit/", bare_limit),
     path("hooks/naive/", naive),
     path("hooks/unguarded/", unguarded),
     path("hooks/limited/", limited),

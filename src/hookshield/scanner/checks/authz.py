@@ -34,8 +34,9 @@ class IdentityConfusion(Check):
     title = "A certificate whose identity only resembles the legitimate one is accepted"
     remediation = (
         "Match identities exactly, never by substring, prefix, case-folding or regex over DN "
-        "strings: hookshield's ALLOW entries compare whole SPIFFE IDs and SANs, refuse "
-        "certificates with several URI SANs, and match a CN only with ALLOW_CN and a single CN."
+        "strings: entries of HOOKSHIELD['ENDPOINTS']['<endpoint>']['ALLOW'] compare whole SPIFFE "
+        "IDs and SANs, certificates with several URI SANs are refused, and a CN matches only "
+        "with ALLOW_CN and a single CN."
     )
     needs = frozenset({Need.ACCEPTED_BASELINE, Need.MINT_CA})
 

@@ -48,8 +48,8 @@ class PayloadEcho(Check):
     severity = Severity.LOW
     title = "A response echoes the canary sent in the request body"
     remediation = (
-        "Answer a delivery with a short acknowledgement, never its content: a receipt id or "
-        '{"ok": true}. hookshield\'s refusals never echo a value.'
+        "Answer a delivery with a short acknowledgement, never its content: return the "
+        "request.webhook.delivery_id from the @webhook view, or {'ok': true}."
     )
     last = True
 

@@ -6,7 +6,7 @@ import asyncio
 
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
-from hookshield.scanner.registry import Check, Need, register
+from hookshield.scanner.registry import Check, CheckSkipped, Need, register
 
 _BURST = "rate.burst"
 
@@ -71,13 +71,15 @@ class NoRetryAfter(Check):
     severity = Severity.LOW
     title = "A 429 comes without a Retry-After header"
     remediation = (
-        "Say when to retry: hookshield's 429 carries Retry-After and the IETF RateLimit-Policy / "
-        "RateLimit fields; senders following Standard Webhooks honour Retry-After."
+        "Say when to retry: with HOOKSHIELD['ENDPOINTS']['<endpoint>']['RATE'] set, @webhook's "
+        "429 carries Retry-After and the IETF RateLimit-Policy / RateLimit fields."
     )
     needs = frozenset({Need.ACCEPTED_BASELINE})
     last = True
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         limited = [r for r in await burst(ctx) if r.status == 429]
+        if not limited:
+            raise CheckSkipped("no 429 in the burst: there is no refusal to inspect")
         bare = [r for r in limited if "retry-after" not in r.headers]
         return [self.finding(bare[0].evidence())] if bare else []

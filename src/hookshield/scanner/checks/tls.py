@@ -24,8 +24,9 @@ class PlaintextHttp(Check):
     severity = Severity.HIGH
     title = "The endpoint accepts deliveries over plain HTTP"
     remediation = (
-        "Serve webhooks over TLS only, with client certificates: terminate mTLS at the proxy "
-        "and keep the app's plain-HTTP port unreachable from outside."
+        "Serve webhooks over TLS only: terminate mTLS at the proxy (nginx ssl_verify_client), "
+        "keep the app's plain-HTTP port unreachable, and guard the view with @webhook, which "
+        "answers 401 to a delivery that brings no certificate."
     )
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
@@ -108,7 +109,8 @@ class WeakServerCert(Check):
     title = "The server certificate is expired, untrusted, for another host, weak or SHA-1 signed"
     remediation = (
         "Serve a current certificate for the webhook's host from a CA the senders trust, with an "
-        "RSA key of 2048 bits or more (or ECDSA) and a SHA-256 signature."
+        "RSA key of 2048 bits or more (or ECDSA) and a SHA-256 signature at the terminator "
+        "(nginx ssl_certificate)."
     )
     needs = frozenset({Need.HTTPS})
 

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hookshield.cli import main
+from hookshield.scanner.registry import CHECKS
+
+DEAD = "https://127.0.0.1:1/hooks/"  # nothing listens on port 1
+
+
+def test_help_lists_every_contract_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["scan", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--ca",
+        "--cert",
+        "--key",
+        "--foreign-cert",
+        "--foreign-key",
+        "--mint-ca",
+        "--mint-key",
+        "--signing-secret",
+        "--payload",
+        "--budget",
+        "--burst",
+        "--timeout",
+        "--concurrency",
+        "--max-duration",
+        "--format",
+        "--output",
+        "--threshold",
+        "--fail-on",
+        "--targets",
+        "--sarif-location",
+        "--list-checks",
+    ):
+        assert flag in text
+    assert "exit codes" in text
+
+
+def test_list_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "--list-checks"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+    assert listed == set(CHECKS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["scan"], "give a URL or --targets"),
+        (["scan", "ftp://x/"], "not an http(s) URL"),
+        (["scan", DEAD, "--cert", "/nonexistent.pem", "--key", "/nonexistent.key"], "cannot read"),
+        (["scan", DEAD, "--cert", __file__], "give both the certificate and the key"),
+        (["scan", DEAD, "--checks", "auth.nope"], "unknown check ids: auth.nope"),
+        (["scan", DEAD, "--ca", "/nonexistent-ca.pem"], "--ca: cannot read"),
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_flag_values_exit_2() -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["scan", DEAD, "--format", "xml"])
+    assert exit_.value.code == 2
+
+
+def test_an_unreachable_target_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", DEAD, "--timeout", "2"]) == 3
+    assert "unreachable" in capsys.readouterr().err
+
+
+def test_targets_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = tmp_path / "targets.txt"
+    lines.write_text(f"# webhooks\n{DEAD}\n\n{DEAD.replace('/hooks/', '/other/')}\n")
+    assert main(["scan", "--targets", str(lines), "--timeout", "2"]) == 3
+    listed = tmp_path / "targets.yaml"
+    listed.write_text(f"- url: {DEAD}\n  cert: missing.pem\n  key: missing.key\n")
+    assert main(["scan", "--targets", str(listed)]) == 2
+    assert "missing.pem" in capsys.readouterr().err
+    broken = tmp_path / "targets.json"
+    broken.write_text("{not json")
+    assert main(["scan", "--targets", str(broken)]) == 2
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("[]")
+    assert main(["scan", "--targets", str(empty)]) == 2

@@ -1,0 +1,299 @@
+"""Every scanner check, both ways, against real servers on 127.0.0.1.
+
+A naive deployment (no identity check, DEBUG on, permissive nginx, TLS 1.0, a server certificate
+from a CA the scanner does not trust) has the flaws; a hardened one (nginx plus the guard fully
+configured) has none of severity low or above. Flaws the naive target cannot show get a small
+target of their own: a permissive HAProxy (expired certificates), a legacy trust fallback, a bare
+429, plain HTTP, a terminator that aborts the handshake without a client certificate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from hookshield.scanner import ScanConfig, run_scan
+from hookshield.scanner.model import Outcome, Report, Severity
+from hookshield.scanner.profiles import ClientFiles
+from hookshield.scanner.registry import CHECKS
+from tests.conftest import ALLOWED, TestPki, guard_config
+from tests.integration.servers import NginxServer, gunicorn_app, haproxy, nginx
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@dataclass(frozen=True)
+class Targets:
+    hardened: str
+    naive: str
+    permissive: str  # HAProxy passing every certificate to the naive view
+    fallback: str
+    bare_limit: str
+    plain_http: str
+    strict_handshake: str  # HAProxy aborting handshakes without a client certificate
+    files: dict[str, ClientFiles]
+    ca: str
+
+
+@pytest.fixture(scope="module")
+def targets(
+    pki: TestPki, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Targets]:
+    base = tmp_path_factory.mktemp("scan-targets")
+    ca_key = base / "ca.key"
+    ca_key.write_bytes(
+        pki.root.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    stranger_server = pki.stranger_ca.issue_server(["127.0.0.1"]).write(base, "stranger-server")
+    combined = base / "server-combined.pem"
+    combined.write_bytes(pki.server.cert_pem + pki.server.key_pem)
+    hardened_config = guard_config(
+        pki,
+        RATE_LIMIT_STORAGE=redis_url,
+        REPLAY_STORAGE=redis_url,
+        ENDPOINTS={
+            "strict": {"ALLOW": [ALLOWED], "RATE": "40/minute", "SIGNING_SECRETS": [SECRET]}
+        },
+    )
+    # Every run scans as the same identity: forget the last run's counts.
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match="hookshield*{strict}*"):
+        client.delete(key)
+    server_cert, server_key = pki.files("server")
+    with (
+        gunicorn_app(base / "hardened", hardened_config) as hardened,
+        gunicorn_app(base / "naive", hardened_config, workers=1, debug=True) as naive,
+        nginx(
+            base / "nginx",
+            server_cert,
+            server_key,
+            pki.ca_file,
+            [
+                NginxServer(hardened.port),
+                NginxServer(
+                    naive.port,
+                    verify_mode="optional_no_ca",
+                    protocols="TLSv1 TLSv1.1 TLSv1.2",
+                    ciphers="DEFAULT:@SECLEVEL=0",
+                    tokens="on",
+                    max_body="16m",
+                    server_cert=stranger_server[0],
+                    server_key=stranger_server[1],
+                ),
+                NginxServer(naive.port),
+            ],
+        ) as (hardened_port, naive_port, plain_nginx_port),
+        haproxy(
+            base / "permissive",
+            combined,
+            pki.ca_file,
+            naive.port,
+            "verify optional crt-ignore-err all ca-ignore-err all",
+        ) as permissive_port,
+        haproxy(
+            base / "strict", combined, pki.ca_file, hardened.port, "verify required"
+        ) as strict_port,
+    ):
+        yield Targets(
+            hardened=f"https://127.0.0.1:{hardened_port}/hooks/strict/",
+            naive=f"https://127.0.0.1:{naive_port}/hooks/naive/",
+            permissive=f"https://127.0.0.1:{permissive_port}/hooks/naive/",
+            fallback=f"https://127.0.0.1:{plain_nginx_port}/hooks/fallback/",
+            bare_limit=f"https://127.0.0.1:{plain_nginx_port}/hooks/bare-limit/",
+            plain_http=f"http://127.0.0.1:{naive.port}/hooks/naive/",
+            strict_handshake=f"https://127.0.0.1:{strict_port}/hooks/strict/",
+            files={
+                "legit": ClientFiles(*pki.files("allowed")),
+                "mint": ClientFiles(pki.ca_file, ca_key),
+            },
+            ca=str(pki.ca_file),
+        )
+
+
+def config(targets: Targets, url: str, **overrides: Any) -> ScanConfig:
+    values: dict[str, Any] = {
+        "url": url,
+        "legit": targets.files["legit"],
+        "mint_ca": targets.files["mint"],
+        "ca": targets.ca,
+        "signing_secret": SECRET,
+    }
+    values.update(overrides)
+    return ScanConfig(**values)
+
+
+async def scan(targets: Targets, url: str, **overrides: Any) -> Report:
+    return await run_scan(config(targets, url, **overrides))
+
+
+@pytest.fixture(scope="module")
+def naive_report(targets: Targets) -> Report:
+    import asyncio
+
+    return asyncio.run(run_scan(config(targets, targets.naive)))
+
+
+@pytest.fixture(scope="module")
+def hardened_report(targets: Targets) -> Report:
+    import asyncio
+
+    return asyncio.run(run_scan(config(targets, targets.hardened)))
+
+
+def outcome(report: Report, check_id: str) -> Outcome:
+    (result,) = [r for r in report.results if r.id == check_id]
+    return result.outcome
+
+
+# Checks the naive target shows; the others have targets of their own below.
+NAIVE_FLAWS = sorted(
+    set(CHECKS) - {"auth.expired-cert", "rate.no-retry-after", "tls.plaintext-http"}
+)
+
+
+@pytest.mark.parametrize("check_id", NAIVE_FLAWS)
+def test_the_naive_deployment_has_the_flaw(naive_report: Report, check_id: str) -> None:
+    assert outcome(naive_report, check_id) is Outcome.FAILED
+
+
+@pytest.mark.parametrize("check_id", sorted(CHECKS))
+def test_the_hardened_deployment_has_none(hardened_report: Report, check_id: str) -> None:
+    expected = {Outcome.PASSED}
+    if CHECKS[check_id].severity is Severity.INFO:
+        expected.add(Outcome.FAILED)  # info findings are allowed (TLS completes, then 401)
+    assert outcome(hardened_report, check_id) in expected, [
+        r for r in hardened_report.results if r.id == check_id
+    ]
+
+
+def test_the_hardened_deployment_grades_a(hardened_report: Report) -> None:
+    assert [f.id for f in hardened_report.findings if f.severity is not Severity.INFO] == []
+    assert hardened_report.grade == "A"
+    assert hardened_report.requests_sent <= 400
+
+
+def test_the_naive_deployment_grades_f(naive_report: Report) -> None:
+    assert naive_report.grade == "F"
+    assert naive_report.score <= 59
+
+
+def test_the_budget_is_never_exceeded(targets: Targets) -> None:
+    import asyncio
+
+    report = asyncio.run(run_scan(config(targets, targets.naive, budget=40)))
+    assert report.requests_sent <= 40
+    skipped = [r for r in report.results if r.outcome is Outcome.SKIPPED]
+    assert any("budget" in r.reason for r in skipped)
+
+
+async def test_expired_certificates_through_a_permissive_proxy(targets: Targets) -> None:
+    report = await scan(targets, targets.permissive, checks=("auth.expired-cert",))
+    assert outcome(report, "auth.expired-cert") is Outcome.FAILED
+
+
+async def test_a_legacy_trust_fallback_is_a_spoofing_path(targets: Targets) -> None:
+    report = await scan(
+        targets, targets.fallback, checks=("auth.spoofed-identity-header", "auth.no-client-cert")
+    )
+    assert outcome(report, "auth.no-client-cert") is Outcome.PASSED
+    assert outcome(report, "auth.spoofed-identity-header") is Outcome.FAILED
+    (finding,) = [f for f in report.findings if f.id == "auth.spoofed-identity-header"]
+    assert "gcp" in finding.evidence.request
+
+
+async def test_a_429_without_retry_after(targets: Targets) -> None:
+    report = await scan(
+        targets, targets.bare_limit, burst=20, checks=("rate.no-limit", "rate.no-retry-after")
+    )
+    assert outcome(report, "rate.no-limit") is Outcome.PASSED
+    assert outcome(report, "rate.no-retry-after") is Outcome.FAILED
+
+
+async def test_plain_http(targets: Targets) -> None:
+    report = await scan(targets, targets.plain_http, checks=("tls.plaintext-http",))
+    assert outcome(report, "tls.plaintext-http") is Outcome.FAILED
+
+
+async def test_a_handshake_that_requires_a_client_certificate(targets: Targets) -> None:
+    report = await scan(
+        targets, targets.strict_handshake, checks=("auth.tls-client-auth-optional",)
+    )
+    assert outcome(report, "auth.tls-client-auth-optional") is Outcome.PASSED
+
+
+async def test_inputs_missing_mean_skipped_with_the_reason(targets: Targets) -> None:
+    report = await scan(targets, targets.hardened, mint_ca=None, signing_secret=None, legit=None)
+    reasons = {r.id: r.reason for r in report.results if r.outcome is Outcome.SKIPPED}
+    assert "--mint-ca" in reasons["auth.expired-cert"]
+    assert "--signing-secret" in reasons["replay.duplicate-accepted"]
+    assert "--cert" in reasons["auth.forged-subject"]
+    # Without the legitimate certificate the baseline is refused: comparisons are inconclusive.
+    inconclusive = {r.id for r in report.results if r.outcome is Outcome.INCONCLUSIVE}
+    assert "auth.no-client-cert" in inconclusive
+
+
+def test_the_cli_end_to_end(targets: Targets, tmp_path: Path) -> None:
+    from hookshield.cli import main
+
+    out = tmp_path / "report.json"
+    files = targets.files
+    code = main(
+        [
+            "scan",
+            targets.naive,
+            "--cert",
+            str(files["legit"].cert),
+            "--key",
+            str(files["legit"].key),
+            "--mint-ca",
+            str(files["mint"].cert),
+            "--mint-key",
+            str(files["mint"].key),
+            "--ca",
+            targets.ca,
+            "--signing-secret",
+            SECRET,
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            "--threshold",
+            "60",
+        ]
+    )
+    assert code == 1  # below the threshold
+    report = json.loads(out.read_text())
+    assert report["grade"] == "F"
+    code = main(
+        [
+            "scan",
+            targets.hardened,
+            "--cert",
+            str(files["legit"].cert),
+            "--key",
+            str(files["legit"].key),
+            "--ca",
+            targets.ca,
+            "--signing-secret",
+            SECRET,
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            "--fail-on",
+            "low",
+            "--checks",
+            "auth.no-client-cert,authz.identity-confusion,input.malformed-json-5xx",
+        ]
+    )
+    assert code == 0

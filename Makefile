@@ -46,6 +46,7 @@ demo:
 bench: install  ## in-process overhead, then throughput through nginx + gunicorn (needs nginx, Redis)
 	$(BIN)/python bench/guard_overhead.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/scan_speed.py
 
 clean:
 	rm -rf $(VENV) $(VENV42) .mypy_cache .ruff_cache .pytest_cache .hypothesis build src/*.egg-info

@@ -297,3 +297,18 @@ def test_the_cli_end_to_end(targets: Targets, tmp_path: Path) -> None:
         ]
     )
     assert code == 0
+
+
+async def test_max_duration_skips_what_it_does_not_reach(targets: Targets) -> None:
+    report = await scan(targets, targets.naive, max_duration=0.0)
+    skipped = [r for r in report.results if r.outcome is Outcome.SKIPPED]
+    assert skipped
+    assert all("--max-duration" in r.reason for r in skipped)
+    assert report.requests_sent == 1  # the baseline only
+
+
+def test_the_report_records_the_burst(hardened_report: Report) -> None:
+    assert hardened_report.burst is not None
+    sent, seconds = hardened_report.burst
+    assert 0 < sent <= 120
+    assert seconds > 0

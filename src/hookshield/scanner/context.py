@@ -106,6 +106,7 @@ class ScanContext:
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._clients: dict[str, httpx.AsyncClient] = {}
         self.memo: dict[str, Any] = {}  # results several checks share (the rate-limit burst)
+        self.burst: tuple[int, float] | None = None  # (requests, seconds) of the burst
 
     async def close(self) -> None:
         for client in self._clients.values():

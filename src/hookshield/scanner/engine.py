@@ -137,6 +137,7 @@ async def run_scan(config: ScanConfig, observer: Observer | None = None) -> Repo
         categories=categories,
         throttled=ctx.throttled,
         budget=config.budget,
+        burst=ctx.burst,
     )
 
 

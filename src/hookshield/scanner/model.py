@@ -7,7 +7,7 @@ JSON-facing enums are ``StrEnum`` with lowercase values; the report's shape is t
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -136,7 +136,7 @@ class Report:
     categories: dict[Category, CategoryScore]
     throttled: int = 0
     budget: int = 0
-    errors: tuple[str, ...] = field(default=())
+    burst: tuple[int, float] | None = None  # (requests, seconds) of the rate-limit burst
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -177,4 +177,13 @@ class Report:
             ],
             "errors": [{"id": r.id, "reason": r.reason} for r in self.with_outcome(Outcome.ERROR)],
             "throttled_probes": self.throttled,
+            "burst": None
+            if self.burst is None
+            else {
+                "requests": self.burst[0],
+                "duration_s": round(self.burst[1], 3),
+                "requests_per_s": round(self.burst[0] / self.burst[1], 1)
+                if self.burst[1]
+                else None,
+            },
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
@@ -27,7 +28,9 @@ async def burst(ctx: ScanContext) -> list[Reply]:
                 replies.append(reply)
                 throttled = throttled or reply.throttled
 
+        started = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(max(1, ctx.config.concurrency))))
+        ctx.burst = (len(replies), time.perf_counter() - started)
         ctx.memo[_BURST] = replies
     return list(ctx.memo[_BURST])
 

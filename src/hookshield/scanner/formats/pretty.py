@@ -36,6 +36,7 @@ def render(report: Report, *, color: bool = False) -> str:
         "  ",
         f"{report.requests_sent} requests in {report.duration_s:.1f} s",
         f" ({report.throttled} throttled)" if report.throttled else "",
+        f", burst {report.burst[0]} in {report.burst[1]:.2f} s" if report.burst else "",
     )
     console.print(summary)
     categories = Table(title="Categories", show_header=True, header_style="bold")

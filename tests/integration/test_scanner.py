@@ -312,3 +312,42 @@ def test_the_report_records_the_burst(hardened_report: Report) -> None:
     sent, seconds = hardened_report.burst
     assert 0 < sent <= 120
     assert seconds > 0
+
+
+def test_several_targets_concurrently(targets: Targets, tmp_path: Path) -> None:
+    from hookshield.cli import main
+
+    files = targets.files
+    listing = tmp_path / "targets.yaml"
+    listing.write_text(
+        f"- url: {targets.naive}\n- url: {targets.hardened}\n  signing_secret: {SECRET}\n"
+    )
+    out = tmp_path / "report.json"
+    code = main(
+        [
+            "scan",
+            "--targets",
+            str(listing),
+            "--cert",
+            str(files["legit"].cert),
+            "--key",
+            str(files["legit"].key),
+            "--ca",
+            targets.ca,
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            "--fail-on",
+            "high",
+            "--checks",
+            "auth.no-client-cert,authz.foreign-identity,replay.unsigned-accepted",
+        ]
+    )
+    assert code == 1  # the naive target's critical finding decides
+    data = json.loads(out.read_text())
+    assert [r["target"] for r in data["reports"]] == [targets.naive, targets.hardened]
+    assert data["summary"]["worst_target"] == targets.naive
+    hardened = data["reports"][1]
+    assert hardened["findings"] == []
+    assert {s["id"] for s in hardened["skipped"]} == {"authz.foreign-identity"}

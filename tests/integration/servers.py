@@ -117,6 +117,59 @@ def gunicorn_app(
         stop(process)
 
 
+@contextmanager
+def hookshield_serve(
+    directory: Path,
+    hookshield: dict[str, Any],
+    *,
+    cert: Path,
+    key: Path,
+    client_ca: Path,
+    client_auth: str = "required",
+) -> Iterator[App]:
+    """``hookshield serve`` (uvicorn with mutual TLS) serving the test project over ASGI."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "hookshield.json"
+    config.write_text(json.dumps(hookshield))
+    log, server_log = directory / "hookshield.log", directory / "serve.log"
+    LOG_FILES.extend((log, server_log))
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.integration.project.settings",
+        "HOOKSHIELD_TEST_CONFIG": str(config),
+        "HOOKSHIELD_TEST_LOG": str(log),
+        "PYTHONPATH": str(REPO),
+        "HOOKSHIELD_TEST_DEBUG": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "hookshield",
+        "serve",
+        "tests.integration.project.asgi:application",
+        "--cert",
+        str(cert),
+        "--key",
+        str(key),
+        "--client-ca",
+        str(client_ca),
+        "--client-auth",
+        client_auth,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    with server_log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process, server_log)
+        yield App(port, log)
+    finally:
+        stop(process, signal.SIGINT)
+
+
 NGINX_MAIN = """
 worker_processes 1;
 daemon off;

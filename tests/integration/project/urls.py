@@ -61,7 +61,17 @@ def bare_limit(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+def tls_scope(request: HttpRequest) -> JsonResponse:
+    """What the server put in the ASGI TLS extension (for hookshield serve's tests)."""
+    tls = dict(getattr(request, "scope", {}).get("extensions", {}).get("tls") or {})
+    return JsonResponse(
+        {k: v for k, v in tls.items() if k != "server_cert"}
+        | {"has_server_cert": bool(tls.get("server_cert"))}
+    )
+
+
 urlpatterns: list[Any] = [
+    path("tls-scope/", tls_scope),
     path("hooks/fallback/", fallback),
     path("hooks/bare-limit/", bare_limit),
     path("hooks/naive/", naive),

@@ -268,12 +268,12 @@ class CertificateAuthority:
 
     def crl(
         self,
-        revoked: Iterable[x509.Certificate] = (),
+        revoked: Iterable[x509.Certificate | int] = (),
         *,
         next_update: dt.timedelta = 7 * _DAY,
         this_update: dt.datetime | None = None,
     ) -> x509.CertificateRevocationList:
-        """A CRL signed by this CA listing ``revoked`` (which must be certificates it issued)."""
+        """A CRL signed by this CA listing ``revoked`` (certificates it issued, or their serials)."""
         start = this_update if this_update is not None else _now() - _BACKDATE
         builder = (
             x509.CertificateRevocationListBuilder()
@@ -284,7 +284,7 @@ class CertificateAuthority:
         for cert in revoked:
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder()
-                .serial_number(cert.serial_number)
+                .serial_number(cert if isinstance(cert, int) else cert.serial_number)
                 .revocation_date(start)
                 .build()
             )

@@ -103,9 +103,10 @@ def _issue(args: argparse.Namespace) -> int:
         via_intermediate=args.via_intermediate,
     )
     kind = "server" if args.server else "client"
+    cert = issued.certificate
     print(
         f"{kind} certificate {args.dir / (args.name + '.pem')} (serial "
-        f"{issued.certificate.serial_number:x}, until {issued.certificate.not_valid_after_utc:%Y-%m-%d})"
+        f"{cert.serial_number:x}, until {cert.not_valid_after_utc:%Y-%m-%d})"
     )
     return ExitCode.OK
 

@@ -273,7 +273,7 @@ class CertificateAuthority:
         next_update: dt.timedelta = 7 * _DAY,
         this_update: dt.datetime | None = None,
     ) -> x509.CertificateRevocationList:
-        """A CRL signed by this CA listing ``revoked`` (certificates it issued, or their serials)."""
+        """A CRL signed by this CA listing ``revoked`` (its certificates, or their serials)."""
         start = this_update if this_update is not None else _now() - _BACKDATE
         builder = (
             x509.CertificateRevocationListBuilder()

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from hookshield import __version__
-from hookshield.cli import pki, scan, serve
+from hookshield.cli import pki, proxy_config, scan, serve
 from hookshield.cli.exit_codes import ExitCode
 
 __all__ = ["ExitCode", "build_parser", "main"]
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hookshield {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     pki.add_parser(subparsers)
+    proxy_config.add_parser(subparsers)
     scan.add_parser(subparsers)
     serve.add_parser(subparsers)
     return parser

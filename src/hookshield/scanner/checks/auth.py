@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cryptography import x509
+
 from hookshield.core.certs import load_chain
 from hookshield.pki import encodings
 from hookshield.scanner.context import ScanContext
@@ -82,11 +84,8 @@ class ExpiredCert(_RefusedProfile):
     profile = Profile.EXPIRED
 
 
-def _forged_headers(ctx: ScanContext) -> list[tuple[str, dict[str, str]]]:
-    """Every header style a terminator uses, naming the legitimate identity."""
-    files = ctx.profiles.files(Profile.LEGIT)
-    assert files is not None
-    cert = load_chain(files.cert.read_bytes())[0]
+def forged_headers(cert: x509.Certificate) -> list[tuple[str, dict[str, str]]]:
+    """Every header style a terminator uses, carrying ``cert`` (a public certificate)."""
     pem = encodings.pem(cert)
     subject = cert.subject.rfc4514_string()
     folded = pem.replace("\n", " ").strip()
@@ -176,7 +175,10 @@ class SpoofedIdentityHeader(Check):
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         findings = []
-        for style, headers in _forged_headers(ctx):
+        files = ctx.profiles.files(Profile.LEGIT)
+        assert files is not None  # Need.CLIENT_CERT
+        legit = load_chain(files.cert.read_bytes())[0]
+        for style, headers in forged_headers(legit):
             # No certificate at all; if the handshake demands one, a foreign valid one carries
             # the headers instead (the server must then not take the header's word for the name).
             reply = await ctx.deliver(

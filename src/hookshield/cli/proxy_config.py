@@ -1,0 +1,69 @@
+"""``hookshield proxy-config nginx|haproxy|envoy``: a hardened terminator configuration."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from hookshield.cli.exit_codes import ExitCode
+from hookshield.proxy_config import ProxyOptions, django_settings, envoy, haproxy, new_secret, nginx
+
+__all__ = ["add_parser"]
+
+_SOURCES = {
+    "nginx": ("nginx", "X-SSL-Client-Verify"),
+    "haproxy": ("haproxy", "X-SSL-Client-Verify"),
+    "envoy": ("envoy-xfcc", None),
+}
+_RENDER = {"nginx": nginx.render, "haproxy": haproxy.render, "envoy": envoy.render}
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "proxy-config",
+        help="print a hardened nginx, HAProxy or Envoy configuration for the guard",
+        description="Print a TLS terminator configuration (stdout) that verifies client "
+        "certificates, overwrites every certificate header on every request, adds a fresh "
+        "PROXY_SECRET, drops underscore header names, limits bodies and hides its version; and "
+        "the matching HOOKSHIELD settings (stderr).",
+    )
+    p.add_argument("proxy", choices=sorted(_RENDER))
+    p.add_argument("--upstream", default="127.0.0.1:8000", help="the Django app (host:port)")
+    p.add_argument("--client-ca", type=Path, required=True, help="CA of the client certificates")
+    p.add_argument("--cert", type=Path, required=True, help="the proxy's server certificate")
+    p.add_argument("--key", type=Path, required=True, help="its private key")
+    p.add_argument("--listen", type=int, default=443)
+    p.add_argument("--server-name", default="_")
+    p.add_argument("--max-body", type=int, default=262144, help="bytes (262144)")
+    p.add_argument("--secret", help="the PROXY_SECRET to use (default: a fresh random one)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", args.upstream):
+        sys.stderr.write(
+            f"hookshield proxy-config: --upstream {args.upstream!r} is not host:port\n"
+        )
+        return ExitCode.USAGE
+    if args.secret is not None and (
+        len(args.secret) < 16 or '"' in args.secret or "\\" in args.secret
+    ):
+        sys.stderr.write("hookshield proxy-config: --secret needs 16+ characters, no quotes\n")
+        return ExitCode.USAGE
+    options = ProxyOptions(
+        upstream=args.upstream,
+        client_ca=args.client_ca.resolve(),
+        cert=args.cert.resolve(),
+        key=args.key.resolve(),
+        secret=args.secret or new_secret(),
+        listen=args.listen,
+        server_name=args.server_name,
+        max_body=args.max_body,
+    )
+    sys.stdout.write(_RENDER[args.proxy](options))
+    source, verify = _SOURCES[args.proxy]
+    sys.stderr.write(django_settings(source, options, verify_header=verify))
+    return ExitCode.OK

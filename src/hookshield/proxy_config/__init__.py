@@ -1,0 +1,89 @@
+"""Hardened TLS terminator configurations that cannot be tricked into passing forged
+certificate headers: client verification on, the certificate headers overwritten (or removed)
+on every request, the proxy's secret added, underscore header names dropped, a body limit and
+no version banner. One module per terminator; each renders text from ``ProxyOptions``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from hookshield.core.proxies import DEFAULT_SECRET_HEADER
+
+__all__ = ["FORWARDED_CERT_HEADERS", "ProxyOptions", "new_secret"]
+
+# Every header some terminator uses to forward a client certificate or its verdict: the
+# generated configs remove all of them from client requests, not only the one Django reads.
+FORWARDED_CERT_HEADERS = (
+    "X-SSL-Client-Cert",
+    "X-SSL-Client-Verify",
+    "X-SSL-Client-S-DN",
+    "X-SSL-Client-I-DN",
+    "X-SSL-Client-DN",
+    "X-SSL-Client-Used",
+    "SSL-Client-Cert",
+    "SSL-Client-Verify",
+    "ssl-client-subject-dn",
+    "ssl-client-issuer-dn",
+    "X-Forwarded-Client-Cert",
+    "X-Forwarded-Tls-Client-Cert",
+    "X-Forwarded-Tls-Client-Cert-Info",
+    "X-Amzn-Mtls-Clientcert",
+    "X-Amzn-Mtls-Clientcert-Leaf",
+    "X-Amzn-Mtls-Clientcert-Subject",
+    "Client-Cert",
+    "Client-Cert-Chain",
+    "X-Client-Cert-Leaf",
+    "X-Client-Cert-Chain",
+    "X-Client-Cert-Chain-Verified",
+    "X-Client-Cert-Present",
+    "Cf-Client-Cert-Der-Base64",
+    "cf-cert-verified",
+    "cf-cert-presented",
+    "cf-cert-subject-dn",
+)
+SECRET_HEADER = DEFAULT_SECRET_HEADER
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    upstream: str  # host:port of the Django app
+    client_ca: Path
+    cert: Path
+    key: Path
+    secret: str
+    listen: int = 443
+    server_name: str = "_"
+    max_body: int = 262144  # bytes; the guard's MAX_BODY default
+
+    @property
+    def max_body_kib(self) -> str:
+        return f"{max(1, -(-self.max_body // 1024))}k"
+
+
+def django_settings(
+    source: str,
+    options: ProxyOptions,
+    *,
+    verify_header: str | None = None,
+    proxy_addresses: str = "127.0.0.1/32",
+) -> str:
+    """The HOOKSHIELD settings that go with a generated configuration."""
+    verify = f'\n    "CERT_VERIFY_HEADER": "{verify_header}",' if verify_header else ""
+    return f'''# settings.py: what this proxy configuration expects of Django
+HOOKSHIELD = {{
+    "CERT_SOURCE": "{source}",{verify}
+    "TRUSTED_PROXIES": ["{proxy_addresses}"],  # the proxy's address as Django sees it
+    "PROXY_SECRET": "{options.secret}",  # keep it out of version control (env var, vault)
+    "TRUST_ANCHORS": ["{options.client_ca}"],
+    "ENDPOINTS": {{...}},
+}}
+# Bind Django ({options.upstream}) where only the proxy can reach it (loopback, a private
+# network, a unix socket): the secret protects against neighbours, not against the internet.
+'''

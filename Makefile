@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
 # The suite also runs on the other supported Django LTS, in a virtualenv of its own.
 VENV42  ?= .venv-django42
 STAMP42 := $(VENV42)/.installed
@@ -38,10 +39,13 @@ unit-django42: $(STAMP42)
 
 test: lint typecheck unit unit-django42  ## lint, type checks, the whole suite on Django 5.2 and 4.2
 
-demo:
-	@echo "make demo arrives with issue #5 (hookshield demo: throwaway PKI, local mTLS server, scans)."
-	@echo "Until then: make test, and the README's 'Protect a webhook' section."
-	@exit 2
+$(RUNTIME): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+demo: $(RUNTIME)  ## throwaway PKI, mTLS server, the naive and the shielded webhook scanned
+	$(BIN)/hookshield demo
 
 bench: install  ## in-process overhead, then throughput through nginx + gunicorn (needs nginx, Redis)
 	$(BIN)/python bench/guard_overhead.py

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from hookshield import __version__
-from hookshield.cli import pki, proxy_config, scan, serve
+from hookshield.cli import demo, pki, proxy_config, scan, serve
 from hookshield.cli.exit_codes import ExitCode
 
 __all__ = ["ExitCode", "build_parser", "main"]
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hookshield {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo.add_parser(subparsers)
     pki.add_parser(subparsers)
     proxy_config.add_parser(subparsers)
     scan.add_parser(subparsers)

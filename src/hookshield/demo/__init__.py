@@ -93,14 +93,28 @@ def served(files: DemoFiles, port: int | None = None) -> Iterator[int]:
     }
     log = files.path("server.log")
     command = [
-        sys.executable, "-m", "hookshield", "serve", "hookshield.demo.project.asgi:application",
-        "--cert", str(files.path("server.pem")), "--key", str(files.path("server.key")),
-        "--client-ca", str(files.path("ca.pem")), "--client-auth", "optional",
-        "--port", str(port), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "hookshield",
+        "serve",
+        "hookshield.demo.project.asgi:application",
+        "--cert",
+        str(files.path("server.pem")),
+        "--key",
+        str(files.path("server.key")),
+        "--client-ca",
+        str(files.path("ca.pem")),
+        "--client-auth",
+        "optional",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
     ]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   preexec_fn=_die_with_parent)
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
     try:
         _wait(port, process, log)
         yield port
@@ -134,7 +148,9 @@ def _wait(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"hookshield serve did not start within {STARTUP_SECONDS:.0f} s:\n{log.read_text()}")
+    raise RuntimeError(
+        f"hookshield serve did not start within {STARTUP_SECONDS:.0f} s:\n{log.read_text()}"
+    )
 
 
 async def _scan_both(files: DemoFiles, port: int) -> tuple[Report, Report]:
@@ -156,7 +172,7 @@ def _side_by_side(naive: Report, shielded: Report) -> Table:
     table = Table(title="The same payment webhook, scanned", header_style="bold")
     table.add_column("")
     table.add_column("naive view", justify="right")
-    table.add_column("@webhook(\"payments\")", justify="right")
+    table.add_column('@webhook("payments")', justify="right")
 
     def count(report: Report, severity: Severity) -> str:
         return str(sum(1 for r in report.results if r.findings and r.severity is severity))
@@ -171,8 +187,10 @@ def _side_by_side(naive: Report, shielded: Report) -> Table:
         table.add_row(f"{severity} findings", count(naive, severity), count(shielded, severity))
     for category in Category:
         values = [r.categories.get(category) for r in (naive, shielded)]
-        table.add_row(f"  {category}", *("-" if v is None or v.score is None else str(v.score)
-                                         for v in values))
+        table.add_row(
+            f"  {category}",
+            *("-" if v is None or v.score is None else str(v.score) for v in values),
+        )
     table.add_row("requests", str(naive.requests_sent), str(shielded.requests_sent))
     table.add_row("time", f"{naive.duration_s:.1f} s", f"{shielded.duration_s:.1f} s")
     return table
@@ -202,20 +220,29 @@ Files (CA, certificates, signing secret, decisions.log): {files.directory}
 """
 
 
-def run_demo(*, keep: bool = False, directory: Path | None = None, port: int | None = None,
-             out: TextIO | None = None) -> int:
+def run_demo(
+    *,
+    keep: bool = False,
+    directory: Path | None = None,
+    port: int | None = None,
+    out: TextIO | None = None,
+) -> int:
     console = Console(file=out or sys.stdout, highlight=False)
     started = time.monotonic()
     files = prepare(directory or default_directory())
-    console.print(f"[bold]hookshield demo[/]: a throwaway PKI in {files.directory}, the demo "
-                  "project on hookshield serve (mutual TLS), two scans.")
+    console.print(
+        f"[bold]hookshield demo[/]: a throwaway PKI in {files.directory}, the demo "
+        "project on hookshield serve (mutual TLS), two scans."
+    )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill` cleans up like Ctrl-C
     with served(files, port) as bound:
         naive, shielded = asyncio.run(_scan_both(files, bound))
         console.print(_side_by_side(naive, shielded))
         worst = [f"{r.id}" for r in naive.results if r.findings and r.severity.rank >= 3]
-        console.print("[bold]What the naive view let through[/] (critical and high): "
-                      + ", ".join(worst), soft_wrap=True)
+        console.print(
+            "[bold]What the naive view let through[/] (critical and high): " + ", ".join(worst),
+            soft_wrap=True,
+        )
         console.print(_curl(files, bound), soft_wrap=True, markup=False)
         console.print(f"Done in {time.monotonic() - started:.1f} s.")
     if keep:

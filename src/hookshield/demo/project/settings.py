@@ -37,6 +37,8 @@ HOOKSHIELD = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"file": {"class": "logging.FileHandler", "filename": str(DEMO_DIR / "decisions.log")}},
+    "handlers": {
+        "file": {"class": "logging.FileHandler", "filename": str(DEMO_DIR / "decisions.log")}
+    },
     "loggers": {"hookshield": {"handlers": ["file"], "level": "INFO", "propagate": False}},
 }

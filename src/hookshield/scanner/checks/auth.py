@@ -168,8 +168,8 @@ class SpoofedIdentityHeader(Check):
     remediation = (
         "Believe certificate headers only from your terminator: set HOOKSHIELD['TRUSTED_PROXIES'] "
         "to its addresses and HOOKSHIELD['PROXY_SECRET'] where other hosts share its network, and "
-        "make the proxy overwrite the headers on every path (nginx: proxy_set_header in every "
-        "location)."
+        "make the proxy overwrite the headers on every path (hookshield proxy-config "
+        "nginx|haproxy|envoy writes such a configuration)."
     )
     needs = frozenset({Need.ACCEPTED_BASELINE, Need.CLIENT_CERT})
 

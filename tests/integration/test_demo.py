@@ -1,0 +1,65 @@
+"""``hookshield demo`` as a user runs it: F for the naive view, A for the shielded one, and no
+process left behind."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hookshield.demo import prepare
+from tests.integration.servers import REPO, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_grades_naive_f_and_shielded_a(tmp_path: Path) -> None:
+    port = free_port()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hookshield",
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--port",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "120"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    grade_row = next(line for line in result.stdout.splitlines() if "│ grade" in line)
+    assert "F" in grade_row.split("│")[2]
+    assert "A" in grade_row.split("│")[3]
+    for check in ("auth.no-client-cert", "authz.foreign-identity", "rate.no-limit"):
+        assert check in result.stdout
+    assert "curl --cacert" in result.stdout
+    with socket.socket() as probe:  # the server is gone
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_prepare_makes_a_fresh_pki(tmp_path: Path) -> None:
+    files = prepare(tmp_path / "demo")
+    for name in (
+        "ca.pem",
+        "ca.key",
+        "crl.pem",
+        "payments-gateway.pem",
+        "reporting.pem",
+        "server.pem",
+        "signing-secret.txt",
+    ):
+        assert (files.directory / name).is_file()
+    assert files.signing_secret.startswith("whsec_")
+    assert (files.directory / "signing-secret.txt").stat().st_mode & 0o077 == 0
+    again = prepare(tmp_path / "demo")  # a rerun replaces it
+    assert again.signing_secret != files.signing_secret

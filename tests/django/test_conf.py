@@ -57,7 +57,7 @@ def test_defaults_fail_closed() -> None:
         ({"PROXY_SECRET": ["x" * 20, 5]}, "HOOKSHIELD['PROXY_SECRET'][1]"),
         ({"PROXY_SECRET": []}, "HOOKSHIELD['PROXY_SECRET']"),
         ({"TRUST_ANCHOR": []}, "HOOKSHIELD['TRUST_ANCHOR'] is not a hookshield setting"),
-        ({"INVENTORY": True}, "not supported by this version"),
+        ({"INVENTORY": "yes"}, "HOOKSHIELD['INVENTORY'] must be True or False"),
         ({"RATE_LIMIT_STORAGE": "memcached://x"}, "HOOKSHIELD['RATE_LIMIT_STORAGE']"),
         ({"RATE_LIMIT_FAILURE": "ignore"}, "HOOKSHIELD['RATE_LIMIT_FAILURE'] must be one of"),
         ({"REPLAY_STORAGE": ""}, "HOOKSHIELD['REPLAY_STORAGE']"),

@@ -8,7 +8,8 @@ Each step returns a value for the next or a ``Rejection``; the first rejection e
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from hookshield.core.signatures import SignatureVerifier
 from hookshield.core.sources import Inbound, Source
 from hookshield.core.verify import Verifier
 
-__all__ = ["Accepted", "Endpoint", "Guard", "reject"]
+__all__ = ["Accepted", "Decision", "DecisionObserver", "Endpoint", "Guard", "reject"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,33 @@ class Accepted:
     delivery_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What an observer (inventory, metrics) learns of each decision, after it is made.
+
+    Attributes:
+        chain: the certificate presented, when one could be taken (also when it did not verify).
+        identity: who it names, once verified.
+        elapsed: seconds of the guard's own work on this request.
+    """
+
+    endpoint: str
+    result: Accepted | Rejection
+    inbound: Inbound
+    chain: PresentedChain | None
+    identity: ClientIdentity | None
+    elapsed: float
+
+
+DecisionObserver = Callable[[Decision], None]
+
+
+@dataclass(slots=True)
+class _Trace:
+    chain: PresentedChain | None = None
+    identity: ClientIdentity | None = None
+
+
 class Guard:
     """Framework-free: adapters build an ``Inbound`` and turn the result into a response."""
 
@@ -73,6 +101,7 @@ class Guard:
         endpoints: Mapping[str, Endpoint],
         limiter: RateLimiter | None = None,
         replay: ReplayStore | None = None,
+        observers: Sequence[DecisionObserver] = (),
     ) -> None:
         self.source = source
         self.trust = trust
@@ -80,6 +109,7 @@ class Guard:
         self.endpoints = dict(endpoints)
         self.limiter = limiter or RateLimiter()
         self.replay = replay
+        self.observers = tuple(observers)
 
     @property
     def does_io(self) -> bool:
@@ -87,7 +117,9 @@ class Guard:
         return self.limiter.shared or (self.replay is not None and self.replay.networked)
 
     def check(self, inbound: Inbound, endpoint: str) -> Accepted | Rejection:
-        result = self._check(inbound, endpoint)
+        started = time.perf_counter()
+        trace = _Trace()
+        result = self._check(inbound, endpoint, trace)
         if isinstance(result, Accepted):
             reason = f"matched {result.matched}"
             if result.long_lived:
@@ -101,7 +133,25 @@ class Guard:
                 peer=inbound.peer,
                 level=logging.WARNING if result.long_lived else logging.INFO,
             )
+        if self.observers:
+            self._observe(
+                Decision(
+                    endpoint,
+                    result,
+                    inbound,
+                    trace.chain,
+                    trace.identity,
+                    time.perf_counter() - started,
+                )
+            )
         return result
+
+    def _observe(self, decision: Decision) -> None:
+        for observer in self.observers:
+            try:
+                observer(decision)
+            except Exception:  # an observer's failure must never fail a webhook
+                logging.getLogger("hookshield.guard").exception("decision observer failed")
 
     def release(self, accepted: Accepted) -> None:
         """Give a delivery id back after the view failed, so the sender's retry is not a replay."""
@@ -115,7 +165,7 @@ class Guard:
                 accepted.endpoint,
             )
 
-    def _check(self, inbound: Inbound, name: str) -> Accepted | Rejection:
+    def _check(self, inbound: Inbound, name: str, trace: _Trace) -> Accepted | Rejection:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
             return reject(
@@ -129,10 +179,11 @@ class Guard:
         chain = self.take_certificate(inbound)
         if isinstance(chain, Rejection):
             return reject(inbound, name, chain)
+        trace.chain = chain
         verified = self.verifier.verify(chain)
         if isinstance(verified, Rejection):
             return reject(inbound, name, verified)
-        identity = verified.identity
+        identity = trace.identity = verified.identity
         matched = endpoint.allow.match(identity)
         if matched is None:
             return reject(

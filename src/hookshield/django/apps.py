@@ -7,6 +7,7 @@ class HookshieldConfig(AppConfig):
     name = "hookshield.django"
     label = "hookshield"
     verbose_name = "hookshield"
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from hookshield.core.redact import install

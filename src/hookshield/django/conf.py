@@ -40,8 +40,6 @@ _METHOD = re.compile(r"[A-Z]{1,16}")
 _MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 MIN_PROXY_SECRET = 16
 
-# Named in the design but not implemented by this version: refused with a clear message.
-_LATER = frozenset({"INVENTORY"})
 
 _KNOWN = frozenset(
     {
@@ -105,6 +103,8 @@ class Settings:
     replay_storage: str
     redact: tuple[str, ...]
     endpoints: Mapping[str, Endpoint]
+    inventory: bool = False
+    metrics: bool = False
 
     @property
     def header_source(self) -> bool:
@@ -140,13 +140,8 @@ class _Reader:
         shown = "(value not shown)" if secret else f"not {value!r}"
         return ConfigurationError(f"{self.at(key)} must be {expected}, {shown}")
 
-    def refuse_unknown(self, known: frozenset[str], later: frozenset[str] = frozenset()) -> None:
+    def refuse_unknown(self, known: frozenset[str]) -> None:
         for key in self.raw:
-            if key in later:
-                raise ConfigurationError(
-                    f"{self.at(key)} is not supported by this version of hookshield; "
-                    "remove it rather than rely on it"
-                )
             if key not in known:
                 raise ConfigurationError(
                     f"{self.at(key)} is not a hookshield setting here "
@@ -309,7 +304,7 @@ def load(raw: Any) -> Settings:
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"{_TOP} must be a dict, not {type(raw).__name__}")
     r = _Reader(raw)
-    r.refuse_unknown(_KNOWN, _LATER)
+    r.refuse_unknown(_KNOWN)
     source = raw.get("CERT_SOURCE", "asgi-tls")
     if not isinstance(source, str) or not (source in SOURCE_NAMES or "." in source):
         raise r.bad(
@@ -347,7 +342,21 @@ def load(raw: Any) -> Settings:
         replay_storage=r.text("REPLAY_STORAGE", "default"),
         redact=r.strings("REDACT"),
         endpoints={name: _endpoint(name, value) for name, value in endpoints_raw.items()},
+        inventory=r.boolean("INVENTORY", False),
+        metrics=_metrics(r),
     )
+
+
+def _metrics(r: _Reader) -> bool:
+    enabled = r.boolean("METRICS", False)
+    if enabled:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"{r.at('METRICS')} needs prometheus_client: pip install 'hookshield[metrics]'"
+            ) from exc
+    return enabled
 
 
 @functools.cache

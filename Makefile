@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.runtime
 VENV42  ?= .venv-django42
 STAMP42 := $(VENV42)/.installed
 
-.PHONY: install test lint typecheck unit unit-django42 demo bench clean
+.PHONY: install test lint typecheck unit unit-postgresql unit-django42 demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,13 @@ typecheck: install
 unit: install
 	$(BIN)/pytest
 
+unit-postgresql: install  ## the database tests again, on the real PostgreSQL (127.0.0.1:5432)
+	HOOKSHIELD_TEST_DATABASE=postgresql $(BIN)/pytest -q -m django_db
+
 unit-django42: $(STAMP42)
 	$(VENV42)/bin/pytest -q
 
-test: lint typecheck unit unit-django42  ## lint, type checks, the whole suite on Django 5.2 and 4.2
+test: lint typecheck unit unit-postgresql unit-django42  ## lint, type checks, the suite on Django 5.2 (SQLite, PostgreSQL) and 4.2
 
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

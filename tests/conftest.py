@@ -203,6 +203,23 @@ def presented(issued: IssuedCertificate, *, with_chain: bool = True) -> Presente
 REDIS_URL = os.environ.get("HOOKSHIELD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgresql_reachable() -> None:
+    """Under HOOKSHIELD_TEST_DATABASE=postgresql the server must answer (else skip; CI: fail)."""
+    if os.environ.get("HOOKSHIELD_TEST_DATABASE") != "postgresql":
+        return
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    try:
+        psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], connect_timeout=2
+        ).close()
+    except psycopg.Error as exc:
+        require_service(f"PostgreSQL is not reachable at {db['HOST']}:{db['PORT']} ({exc})")
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The real Redis the tests use (a database of its own; keys are unique per test)."""

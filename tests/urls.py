@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views import View
 
 from hookshield.django import webhook
+from hookshield.django.metrics import metrics_view
 
 
 def _echo(request: HttpRequest) -> JsonResponse:
@@ -52,6 +54,8 @@ def plain(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("metrics/", metrics_view),
     path("hooks/payments/", payments),
     path("hooks/payments-async/", payments_async),
     path("hooks/payments-cbv/", PaymentsView.as_view()),

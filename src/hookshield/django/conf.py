@@ -62,6 +62,8 @@ _KNOWN = frozenset(
         "REPLAY_STORAGE",
         "REDACT",
         "ENDPOINTS",
+        "INVENTORY",
+        "METRICS",
     }
 )
 _KNOWN_ENDPOINT = frozenset(

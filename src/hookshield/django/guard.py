@@ -17,7 +17,7 @@ from django.http import HttpRequest
 
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import Code, ConfigurationError, HookshieldError, Rejection
-from hookshield.core.pipeline import Accepted, Guard, reject
+from hookshield.core.pipeline import Accepted, DecisionObserver, Guard, reject
 from hookshield.core.proxies import ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
 from hookshield.core.redact import install as install_redaction
@@ -27,6 +27,7 @@ from hookshield.core.sources import Inbound, build_source
 from hookshield.core.verify import Verifier
 from hookshield.django.cache_replay import CacheReplayStore
 from hookshield.django.conf import Settings, get_settings
+from hookshield.django.inventory import InventoryRecorder
 
 __all__ = ["build_guard", "check_request", "get_guard", "guard_does_io", "release", "reset_guard"]
 
@@ -47,20 +48,30 @@ def build_guard(conf: Settings) -> Guard:
         san_optional=conf.allow_cn,
         cache_size=conf.verify_cache_size,
     )
+    source = build_source(
+        conf.cert_source,
+        cert_header=conf.cert_header,
+        verify_header=conf.cert_verify_header,
+        chain_header=conf.cert_chain_header,
+    )
+    trust = ProxyTrust(
+        conf.trusted_proxies, secrets=conf.proxy_secrets, secret_header=conf.proxy_secret_header
+    )
+    observers: list[DecisionObserver] = []
+    if conf.inventory:
+        observers.append(InventoryRecorder(trust, forwarded=source.forwarded))
+    if conf.metrics:
+        from hookshield.django.metrics import MetricsObserver
+
+        observers.append(MetricsObserver(conf))
     return Guard(
-        source=build_source(
-            conf.cert_source,
-            cert_header=conf.cert_header,
-            verify_header=conf.cert_verify_header,
-            chain_header=conf.cert_chain_header,
-        ),
-        trust=ProxyTrust(
-            conf.trusted_proxies, secrets=conf.proxy_secrets, secret_header=conf.proxy_secret_header
-        ),
+        source=source,
+        trust=trust,
         verifier=verifier,
         endpoints=conf.endpoints,
         limiter=RateLimiter(conf.rate_limit_storage, failure=conf.rate_limit_failure),
         replay=replay_store(conf.replay_storage) if conf.signed_endpoints else None,
+        observers=observers,
     )
 
 

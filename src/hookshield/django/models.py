@@ -20,6 +20,7 @@ class Certificate(models.Model):
     spiffe_id = models.CharField(max_length=2048, blank=True)
     dns_sans = models.JSONField(default=list, blank=True)
     uri_sans = models.JSONField(default=list, blank=True)
+    common_names = models.JSONField(default=list, blank=True)
     subject = models.TextField(blank=True)
     issuer = models.TextField(blank=True)
     serial = models.CharField(max_length=64, help_text="hexadecimal")

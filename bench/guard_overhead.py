@@ -174,6 +174,7 @@ def main() -> int:
 
             return call
 
+        sizes = (args.requests, args.repeat)
         hit, denied = request("allowed"), request("other")
         spoofed = request("allowed", peer="192.0.2.7")
         scenarios: list[tuple[str, Callable[[], Any], int]] = [
@@ -192,7 +193,14 @@ def main() -> int:
                 401,
             ),
         ]
-        rows = measure(scenarios, args.requests, args.repeat)
+        rows = measure(scenarios, *sizes)
+        for label, extra in (
+            ("INVENTORY", {"INVENTORY": True}),
+            ("INVENTORY + METRICS", {"INVENTORY": True, "METRICS": True}),
+        ):
+            with override_settings(HOOKSHIELD=hookshield_settings(directory, "memory://", **extra)):
+                name = f"hookshield, cache hit, memory limiter, {label}"
+                rows += measure([(name, rewound(guarded["limited"], hit), 204)], *sizes)
 
         with override_settings(
             RATELIMIT_USE_CACHE="redis",

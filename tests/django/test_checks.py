@@ -174,3 +174,23 @@ def test_w005_endpoint_without_rate(settings: Any, pki: TestPki) -> None:
         pki, ENDPOINTS={"payments": {"ALLOW": [ALLOWED], "RATE": "5/second"}}
     )
     assert checks.check_unlimited_endpoints(get_settings()) == []
+
+
+@pytest.mark.parametrize(
+    ("backend", "errors", "deploy"),
+    [
+        ("django.core.cache.backends.dummy.DummyCache", [checks.E011], []),
+        ("django.core.cache.backends.locmem.LocMemCache", [], [checks.W006]),
+        ("django.core.cache.backends.redis.RedisCache", [], []),
+    ],
+)
+def test_inventory_needs_a_cache_that_stores_and_is_shared(
+    settings: Any, pki: TestPki, backend: str, errors: list[Any], deploy: list[Any]
+) -> None:
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:6379/15"}}
+    settings.HOOKSHIELD = guard_config(pki, INVENTORY=True)
+    assert checks.check_inventory_cache(get_settings()) == errors
+    assert checks.check_inventory_cache_shared(get_settings()) == deploy
+    settings.HOOKSHIELD = guard_config(pki)  # inventory off: the cache does not matter
+    assert checks.check_inventory_cache(get_settings()) == []
+    assert checks.check_inventory_cache_shared(get_settings()) == []

@@ -56,6 +56,19 @@ W004_ID = "hookshield.W004"
 W005_ID = "hookshield.W005"
 E009_ID = "hookshield.E009"
 E010_ID = "hookshield.E010"
+E011 = Error(
+    "HOOKSHIELD['INVENTORY'] is on but the default cache is a DummyCache: the inventory counts "
+    "through the cache, so nothing would ever be recorded.",
+    hint="Use a Redis, Memcached, database or local-memory cache as CACHES['default'].",
+    id="hookshield.E011",
+)
+W006 = Warning(
+    "HOOKSHIELD['INVENTORY'] is on and the default cache is a LocMemCache: every worker process "
+    "counts and writes on its own, up to one database write per certificate, endpoint and "
+    "minute per process instead of overall.",
+    hint="Use a shared cache (Redis, Memcached, database) as CACHES['default'].",
+    id="hookshield.W006",
+)
 
 # Django releases that map `x_foo` and `x-foo` headers to one META key (CVE-2026-3902), so a
 # client's underscore copy of a certificate header can slip past a proxy that strips the other.
@@ -192,12 +205,22 @@ def check_django_version(conf: Settings) -> list[CheckMessage]:
     ]
 
 
+def _cache_backend(alias: str) -> str | None:
+    """The backend of a cache alias (Django's default when CACHES is unset), None if unknown."""
+    caches_setting = getattr(settings, "CACHES", {}) or {"default": {}}
+    if alias not in caches_setting:
+        return None
+    return str(
+        caches_setting[alias].get("BACKEND", "django.core.cache.backends.locmem.LocMemCache")
+    )
+
+
 def check_replay_storage(conf: Settings) -> list[CheckMessage]:
     if not conf.signed_endpoints or "://" in conf.replay_storage:
         return []
     alias = conf.replay_storage
-    caches_setting = getattr(settings, "CACHES", {}) or {"default": {}}
-    if alias not in caches_setting:
+    backend = _cache_backend(alias)
+    if backend is None:
         return [
             Error(
                 f"HOOKSHIELD['REPLAY_STORAGE'] = {alias!r} is not a cache alias in CACHES: signed "
@@ -206,9 +229,6 @@ def check_replay_storage(conf: Settings) -> list[CheckMessage]:
                 id=E009_ID,
             )
         ]
-    backend = str(
-        caches_setting[alias].get("BACKEND", "django.core.cache.backends.locmem.LocMemCache")
-    )
     if backend.endswith("DummyCache"):
         return [
             Error(
@@ -228,6 +248,18 @@ def check_replay_storage(conf: Settings) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def check_inventory_cache(conf: Settings) -> list[CheckMessage]:
+    if not conf.inventory:
+        return []
+    return [E011] if str(_cache_backend("default")).endswith("DummyCache") else []
+
+
+def check_inventory_cache_shared(conf: Settings) -> list[CheckMessage]:
+    if not conf.inventory:
+        return []
+    return [W006] if str(_cache_backend("default")).endswith("LocMemCache") else []
 
 
 def check_rate_limit_storage(conf: Settings) -> list[CheckMessage]:
@@ -261,6 +293,7 @@ def hookshield_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         *check_unknown_endpoints(conf),
         *check_django_version(conf),
         *check_replay_storage(conf),
+        *check_inventory_cache(conf),
     ]
 
 
@@ -269,5 +302,9 @@ def hookshield_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[Che
     messages: list[CheckMessage] = [W001] if settings.DEBUG else []
     conf, _ = _settings_or_error()
     if conf is not None:
-        messages += [*check_rate_limit_storage(conf), *check_unlimited_endpoints(conf)]
+        messages += [
+            *check_rate_limit_storage(conf),
+            *check_unlimited_endpoints(conf),
+            *check_inventory_cache_shared(conf),
+        ]
     return messages

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import logging
 import threading
@@ -53,7 +54,12 @@ def client_network(decision: Decision, trust: ProxyTrust, forwarded: bool) -> st
     if forwarded and trust.distrust(decision.inbound) is None:
         forwarded_for = str(decision.inbound.meta.get("HTTP_X_FORWARDED_FOR") or "")
         if forwarded_for:
-            address = forwarded_for.split(",")[-1].strip()  # the hop the nearest proxy added
+            address = forwarded_for.rpartition(",")[2].strip()  # the hop the nearest proxy added
+    return _network(address)
+
+
+@functools.lru_cache(maxsize=4096)  # clients are few; parsing an address costs microseconds
+def _network(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -176,17 +182,16 @@ class InventoryRecorder:
         bucket = int(self.clock() // self._interval)
         written = 0
         for fingerprint, endpoint in sorted(self._owed):
+            gate = _key(fingerprint, endpoint, "gate", str(bucket))
             try:
-                if not cache.add(
-                    _key(fingerprint, endpoint, "gate", str(bucket)), 1, int(self._interval) * 2
-                ):
+                if not cache.add(gate, 1, int(self._interval) * 2):
                     continue  # another process writes this pair this interval
                 written += _drain(cache, fingerprint, endpoint)
             except DatabaseError:
                 logger.exception("inventory write failed; the counts stay for the next one")
                 continue
-            except Exception:
-                logger.warning("inventory: cache %r unavailable", self._cache_alias)
+            except Exception:  # the cache, mostly: the counts stay where they are
+                logger.exception("inventory update failed; the counts stay for the next one")
                 continue
             self._owed.discard((fingerprint, endpoint))
         return written

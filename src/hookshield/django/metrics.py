@@ -63,6 +63,9 @@ class MetricsObserver:
         self._endpoints = dict(conf.endpoints)
         self._metrics = metrics()
         self._newest: dict[str, float] = {}  # identity label -> latest not_after seen
+        # Label children by label values (bounded, see above): labels() costs microseconds.
+        self._counters: dict[tuple[str, str, str, str], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     def _identity(self, decision: Decision) -> str:
         result = decision.result
@@ -79,11 +82,20 @@ class MetricsObserver:
     def __call__(self, decision: Decision) -> None:
         endpoint = decision.endpoint if decision.endpoint in self._endpoints else "unconfigured"
         result = decision.result
-        outcome = "accepted" if isinstance(result, Accepted) else "refused"
-        code = "" if isinstance(result, Accepted) else str(result.code)
+        if isinstance(result, Accepted):
+            outcome, code = "accepted", ""
+        else:
+            outcome, code = "refused", str(result.code)
         identity = self._identity(decision)
-        self._metrics["decisions"].labels(endpoint, outcome, code, identity).inc()
-        self._metrics["duration"].labels(endpoint).observe(decision.elapsed)
+        labels = (endpoint, outcome, code, identity)
+        counter = self._counters.get(labels)
+        if counter is None:
+            counter = self._counters[labels] = self._metrics["decisions"].labels(*labels)
+        counter.inc()
+        timer = self._timers.get(endpoint)
+        if timer is None:
+            timer = self._timers[endpoint] = self._metrics["duration"].labels(endpoint)
+        timer.observe(decision.elapsed)
         if isinstance(result, Accepted):
             expires = result.identity.not_after.timestamp()
             if expires > self._newest.get(identity, 0.0):  # the newest certificate wins

@@ -29,6 +29,29 @@ __all__ = ["BudgetExhausted", "Reply", "ScanConfig", "ScanContext", "Throttled"]
 
 EXCERPT = 300
 _CONNECTION_ERRORS = (httpx.TransportError, ssl.SSLError, OSError)
+# How much of an answer is kept: enough to find a framework's debug page (Django's puts its
+# exception summary about 5 KiB in), bounded so a hostile target cannot fill the scanner's memory.
+MAX_REPLY_BODY = 64 * 1024
+
+
+async def _read_capped(response: httpx.Response) -> str:
+    """The start of the answer's body, at most MAX_REPLY_BODY bytes; the rest is never read.
+
+    Raw bytes: requests ask for ``Accept-Encoding: identity``, so nothing is decompressed (a
+    compressed answer could expand without bound).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_REPLY_BODY:
+            break
+    body = b"".join(chunks)[:MAX_REPLY_BODY]
+    try:
+        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")
 
 
 class BudgetExhausted(Exception):
@@ -160,7 +183,7 @@ class ScanContext:
     ) -> Reply:
         """Send one request like the baseline, changed only as the arguments say."""
         content = self.payload if body is None else body
-        all_headers: dict[str, str] = {}
+        all_headers: dict[str, str] = {"Accept-Encoding": "identity"}
         if content_type is not None:
             all_headers["Content-Type"] = content_type
         if sign and self.config.signing_secret and method == "POST":
@@ -173,12 +196,13 @@ class ScanContext:
         async with self._semaphore:
             started = time.perf_counter()
             try:
-                response = await self._client(profile).request(
+                async with self._client(profile).stream(
                     method,
                     target,
                     content=content if method not in ("GET", "HEAD") else None,
                     headers=all_headers,
-                )
+                ) as response:
+                    text = await _read_capped(response)
             except _CONNECTION_ERRORS as exc:
                 reply = Reply(
                     summary,
@@ -190,7 +214,7 @@ class ScanContext:
                     summary,
                     response.status_code,
                     dict(response.headers.items()),
-                    response.text[:4096],
+                    text,
                     (time.perf_counter() - started) * 1000,
                 )
         self.replies.append(reply)

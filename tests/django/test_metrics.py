@@ -18,6 +18,13 @@ from hookshield.pki import IssuedCertificate, encodings
 from tests.conftest import ALLOWED, VIA_INTERMEDIATE, TestPki, guard_config
 
 ALLOW = [ALLOWED, VIA_INTERMEDIATE]
+# Refusals of identities no endpoint allows: one series, however many identities.
+STRANGERS = {
+    "endpoint": "payments",
+    "outcome": "refused",
+    "code": Code.IDENTITY_NOT_ALLOWED,
+    "identity": "other",
+}
 
 
 @pytest.fixture
@@ -64,13 +71,7 @@ def series(name: str) -> list[dict[str, str]]:
 @pytest.mark.usefixtures("metered")
 def test_decisions_latency_and_expiry_are_counted(pki: TestPki) -> None:
     accepted = {"endpoint": "payments", "outcome": "accepted", "code": "", "identity": ALLOWED}
-    refused = {
-        "endpoint": "payments",
-        "outcome": "refused",
-        "code": Code.IDENTITY_NOT_ALLOWED,
-        "identity": "other",
-    }
-    before = decisions(**accepted), decisions(**refused)
+    before = decisions(**accepted), decisions(**STRANGERS)
     timed = REGISTRY.get_sample_value(
         "hookshield_guard_duration_seconds_count", {"endpoint": "payments"}
     )
@@ -78,7 +79,7 @@ def test_decisions_latency_and_expiry_are_counted(pki: TestPki) -> None:
     deliver("payments", header(pki.allowed))
     deliver("payments", header(pki.other))
     assert decisions(**accepted) == before[0] + 2
-    assert decisions(**refused) == before[1] + 1
+    assert decisions(**STRANGERS) == before[1] + 1
     assert (
         REGISTRY.get_sample_value(
             "hookshield_guard_duration_seconds_count", {"endpoint": "payments"}
@@ -106,13 +107,7 @@ def test_a_refused_but_allowed_identity_keeps_its_label(pki: TestPki) -> None:
 
 @pytest.mark.usefixtures("metered")
 def test_hostile_traffic_creates_no_new_series(pki: TestPki) -> None:
-    strangers = {
-        "endpoint": "payments",
-        "outcome": "refused",
-        "code": Code.IDENTITY_NOT_ALLOWED,
-        "identity": "other",
-    }
-    before = decisions(**strangers)
+    before = decisions(**STRANGERS)
     hostile: list[str] = []
     for _ in range(30):  # valid certificates of made-up identities
         name = f"spiffe://corp.example/{secrets.token_hex(6)}"
@@ -126,7 +121,7 @@ def test_hostile_traffic_creates_no_new_series(pki: TestPki) -> None:
         endpoint = f"hook-{secrets.token_hex(6)}"
         hostile.append(endpoint)
         deliver(endpoint, header(pki.allowed))
-    assert decisions(**strangers) == before + 30  # counted, in one series
+    assert decisions(**STRANGERS) == before + 30  # counted, in one series
 
     codes = {"", *(str(code) for code in Code)}
     for labels in series("hookshield_decisions_total"):

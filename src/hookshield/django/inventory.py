@@ -184,7 +184,7 @@ class InventoryRecorder:
         for fingerprint, endpoint in sorted(self._owed):
             gate = _key(fingerprint, endpoint, "gate", str(bucket))
             try:
-                if not cache.add(gate, 1, int(self._interval) * 2):
+                if not cache.add(gate, 1, max(1, int(self._interval * 2))):
                     continue  # another process writes this pair this interval
                 written += _drain(cache, fingerprint, endpoint)
             except DatabaseError:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hookshield.core.certs import PresentedChain
 from hookshield.pki import CertificateAuthority, IssuedCertificate, self_signed_copy
 
+DAY = dt.timedelta(days=1)
 ALLOWED = "spiffe://corp.example/payments-gateway"
 OTHER = "spiffe://corp.example/reporting"
 VIA_INTERMEDIATE = "spiffe://corp.example/billing"
@@ -132,10 +133,11 @@ class TestPki:
 
 
 def make_pki(directory: Path) -> TestPki:
-    root = CertificateAuthority.create("hookshield test root CA")
+    now = dt.datetime.now(dt.UTC)
+    # A root older than every certificate below it, as real ones are (expired leaves included).
+    root = CertificateAuthority.create("hookshield test root CA", not_before=now - 365 * DAY)
     intermediate = root.intermediate("hookshield test intermediate CA")
     stranger = CertificateAuthority.create("someone else's CA")
-    now = dt.datetime.now(dt.UTC)
     issued = {
         "allowed": root.issue_client(spiffe_id=ALLOWED),
         "other": root.issue_client(spiffe_id=OTHER),

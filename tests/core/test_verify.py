@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hookshield.core.errors import Code, Rejection
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.verify import LongLived, Verified, Verifier
-from hookshield.pki import CertificateAuthority, name
+from hookshield.pki import CertificateAuthority, name, self_signed_copy
 from tests.conftest import ALLOWED, VIA_INTERMEDIATE, TestPki, presented
 
 
@@ -223,3 +223,14 @@ def test_an_explicit_reload(pki: TestPki, tmp_path: Path) -> None:
     root_crl.write_bytes(pki.root.crl([leaf.certificate]).public_bytes(Encoding.PEM))
     lists.reload()
     assert code_of(v.verify(presented(leaf))) is Code.CLIENT_CERT_REVOKED
+
+
+def test_issued_by_anchor_tells_our_expired_certificates_from_minted_ones(pki: TestPki) -> None:
+    v = verifier(pki)
+    assert v.issued_by_anchor(presented(pki.expired))
+    assert v.issued_by_anchor(presented(pki.not_yet_valid))
+    assert v.issued_by_anchor(presented(pki.allowed))
+    copy = self_signed_copy(pki.expired.certificate)
+    assert not v.issued_by_anchor(presented(copy))
+    assert not v.issued_by_anchor(presented(pki.foreign))
+    assert not Verifier([]).issued_by_anchor(presented(pki.expired))

@@ -31,7 +31,7 @@ from hookshield.django.guard import build_guard, check_request, get_guard
 from hookshield.django.insight import Flag
 from hookshield.django.inventory import InventoryRecorder
 from hookshield.django.models import Certificate, Sighting
-from hookshield.pki import IssuedCertificate, encodings
+from hookshield.pki import IssuedCertificate, encodings, self_signed_copy
 from tests.conftest import ALLOWED, TestPki, guard_config
 
 pytestmark = pytest.mark.django_db
@@ -120,26 +120,52 @@ def test_accepted_and_refused_deliveries_become_sightings(
         assert isinstance(deliver(pki.allowed), Accepted)
     deliver(pki.allowed, content_type="text/plain")
     deliver(pki.other)
-    deliver(pki.rogue)
     assert Certificate.objects.count() == 0  # nothing is written on the request path
-    assert recorder.tick() == 4
+    assert recorder.tick() == 3
 
     assert sightings(pki.allowed) == {
         ("payments", "accepted", ""): 3,
         ("payments", "refused", Code.UNSUPPORTED_MEDIA_TYPE): 1,
     }
     assert sightings(pki.other) == {("payments", "refused", Code.IDENTITY_NOT_ALLOWED): 1}
-    assert sightings(pki.rogue) == {("payments", "refused", Code.CLIENT_CERT_UNTRUSTED): 1}
     allowed = Certificate.objects.get(fingerprint=fingerprint(pki.allowed))
     assert allowed.spiffe_id == ALLOWED
     assert allowed.name == ALLOWED
     assert allowed.serial == f"{pki.allowed.certificate.serial_number:x}"
     assert allowed.not_after == pki.allowed.certificate.not_valid_after_utc
     assert allowed.issuer == pki.root.certificate.subject.rfc4514_string()
-    assert allowed.verified is True
     assert allowed.networks == ["10.1.1.0/24"]
-    rogue = Certificate.objects.get(fingerprint=fingerprint(pki.rogue))
-    assert rogue.verified is False  # seen, but it never chained to a trust anchor
+
+
+def test_only_certificates_our_anchors_issued_are_inventoried(
+    settings: Any, pki: TestPki, clock: Clock
+) -> None:
+    settings.HOOKSHIELD = guard_config(
+        pki, INVENTORY=True, CRLS=[str(pki.crl_file), str(pki.intermediate_crl_file)]
+    )
+    recorder = recorder_of(get_guard(), clock)
+    ours = {
+        pki.expired: Code.CLIENT_CERT_EXPIRED,
+        pki.not_yet_valid: Code.CLIENT_CERT_NOT_YET_VALID,
+        pki.revoked: Code.CLIENT_CERT_REVOKED,
+    }
+    # Anyone can mint these: a self-signed copy of a real certificate (also of an expired one,
+    # refused as expired before any path is built), a certificate of another CA.
+    minted = {
+        pki.rogue: Code.CLIENT_CERT_UNTRUSTED,
+        self_signed_copy(pki.expired.certificate): Code.CLIENT_CERT_EXPIRED,
+        self_signed_copy(pki.not_yet_valid.certificate): Code.CLIENT_CERT_NOT_YET_VALID,
+        pki.foreign: Code.CLIENT_CERT_UNTRUSTED,
+    }
+    for cert, code in {**ours, **minted}.items():
+        for _ in range(2):
+            refused = deliver(cert)
+            assert not isinstance(refused, Accepted)
+            assert refused.code is code
+    recorder.tick()
+    for cert, code in ours.items():
+        assert sightings(cert) == {("payments", "refused", code): 2}
+    assert Certificate.objects.count() == len(ours)
 
 
 def test_later_intervals_add_to_the_same_rows(
@@ -258,7 +284,7 @@ def test_the_background_worker_writes_without_being_asked(settings: Any, pki: Te
     settings.HOOKSHIELD = guard_config(pki, INVENTORY=True)
     guard = get_guard()
     assert isinstance(guard, Guard)
-    recorder = InventoryRecorder(guard.trust, forwarded=True, interval=0.05)
+    recorder = InventoryRecorder(guard.trust, guard.verifier, forwarded=True, interval=0.05)
     guard.observers = (recorder,)
     deliver(pki.allowed)
     try:
@@ -387,7 +413,6 @@ def test_the_json_listing_says_which_webhooks_each_certificate_called(fleet: Fle
     noisy = rows[f"{SVC}noisy"]
     assert noisy["accepted"] == {"payments": 1}
     assert noisy["refused"] == {Code.UNSUPPORTED_MEDIA_TYPE: 12}
-    assert noisy["verified"] is True
     assert rows[f"{SVC}roaming"]["source_networks"] == 2
     assert rows[f"{SVC}two-hooks"]["accepted"] == {"payments": 1, "orders": 1}
     assert rows[f"{SVC}stranger"]["refused"] == {Code.IDENTITY_NOT_ALLOWED: 1}

@@ -23,6 +23,7 @@ from cryptography.x509.verification import (
     PolicyBuilder,
     Store,
     VerificationError,
+    VerifiedClient,
 )
 
 from hookshield.core.certs import PresentedChain, parse_certificates
@@ -127,6 +128,38 @@ class Verifier:
                 self._cache.popitem(last=False)
         return result
 
+    def issued_by_anchor(self, chain: PresentedChain) -> bool:
+        """Whether the chain led to a trust anchor while its leaf was valid.
+
+        For certificates refused as expired or not yet valid, which are refused before the path
+        is built: was it one of ours (worth an inventory entry), or minted by anyone?
+        """
+        if self._store is None:
+            return False
+        try:
+            leaf, *presented = parse_certificates(chain.ders)
+            now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+            at = min(max(now, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
+            self._path(self._store, leaf, presented, at)
+        except (CertificateParseError, VerificationError):
+            return False
+        return True
+
+    def _path(
+        self,
+        store: Store,
+        leaf: x509.Certificate,
+        presented: list[x509.Certificate],
+        at: dt.datetime,
+    ) -> VerifiedClient:
+        """The verified path from leaf to an anchor at time `at` (raises VerificationError)."""
+        builder = PolicyBuilder().store(store).time(at)
+        if self._ee_policy is not None:
+            builder = builder.extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=self._ee_policy
+            )
+        return builder.build_client_verifier().verify(leaf, presented + self._intermediates)
+
     def _verify_uncached(
         self, chain: PresentedChain, now_ts: float
     ) -> tuple[Verified | Rejection, float]:
@@ -154,13 +187,8 @@ class Verifier:
             return Rejection(
                 Code.CLIENT_CERT_UNTRUSTED, "no trust anchors are configured"
             ), negative
-        builder = PolicyBuilder().store(self._store).time(now)
-        if self._ee_policy is not None:
-            builder = builder.extension_policies(
-                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=self._ee_policy
-            )
         try:
-            verified = builder.build_client_verifier().verify(leaf, presented + self._intermediates)
+            verified = self._path(self._store, leaf, presented, now)
         except VerificationError as exc:
             return Rejection(Code.CLIENT_CERT_UNTRUSTED, str(exc)), negative
         path = verified.chain

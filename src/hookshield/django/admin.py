@@ -55,7 +55,7 @@ class SightingInline(ReadOnly, admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(Certificate)
 class CertificateAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
-    list_filter = (FlagFilter, "verified")
+    list_filter = (FlagFilter,)
     search_fields = ("name", "fingerprint", "subject", "spiffe_id", "issuer", "serial")
     readonly_fields = tuple(f.name for f in Certificate._meta.fields)
     inlines = (SightingInline,)
@@ -69,7 +69,7 @@ class CertificateAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
         def flags(obj: Certificate) -> str:
             return ", ".join(f.value for f in by_fingerprint.get(obj.fingerprint, ())) or "-"
 
-        return ("name", "short_fingerprint", "issuer", "not_after", "last_seen", "verified", flags)
+        return ("name", "short_fingerprint", "issuer", "not_after", "last_seen", flags)
 
     @admin.display(description="fingerprint")
     def short_fingerprint(self, obj: Certificate) -> str:

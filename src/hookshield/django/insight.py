@@ -56,7 +56,6 @@ class Row:
     not_after: dt.datetime
     first_seen: dt.datetime
     last_seen: dt.datetime
-    verified: bool
     networks: list[str]
     accepted: dict[str, int] = field(default_factory=dict)  # endpoint -> count
     refused: dict[str, int] = field(default_factory=dict)  # code -> count
@@ -109,7 +108,7 @@ def flag_rows(
         as_identities = {matches.get(endpoint) for endpoint in row.accepted} - {None}
         if len(row.networks) > 1 or len(as_identities) > 1:
             flags.append(Flag.SHARED)
-        if row.verified and not any(matches.values()):
+        if not any(matches.values()):
             flags.append(Flag.UNKNOWN)
         refused = sum(row.refused.values())
         if refused >= REFUSED_OFTEN_MIN and refused * 2 > row.total:
@@ -150,7 +149,6 @@ def load_rows() -> list[Row]:
             not_after=cert.not_after,
             first_seen=cert.first_seen,
             last_seen=cert.last_seen,
-            verified=cert.verified,
             networks=list(cert.networks),
         )
         for sighting in cert.sightings.all():

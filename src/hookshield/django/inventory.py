@@ -34,6 +34,7 @@ from hookshield.core.errors import CertificateParseError, Code
 from hookshield.core.identity import ClientIdentity
 from hookshield.core.pipeline import Accepted, Decision
 from hookshield.core.proxies import ProxyTrust
+from hookshield.core.verify import Verifier
 
 __all__ = ["InventoryRecorder", "client_network"]
 
@@ -44,6 +45,19 @@ MAX_NETWORKS = 64
 MAX_PENDING_CERTIFICATES = 10_000  # per interval; beyond, new certificates wait (hostile floods)
 KEEP = 7 * 24 * 3600  # cache lifetime of counters no process drained (seconds)
 ACCEPTED = "accepted"
+# Refusals that come after the path to an anchor was built (so the certificate is one of ours),
+# and those that come before it (checked once per certificate and interval).
+_REFUSED_ON_THE_PATH = frozenset(
+    str(code)
+    for code in (
+        Code.CLIENT_CERT_REVOKED,
+        Code.CLIENT_CERT_REVOCATION_UNKNOWN,
+        Code.CLIENT_CERT_TOO_LONG_LIVED,
+    )
+)
+_REFUSED_BEFORE_THE_PATH = frozenset(
+    str(code) for code in (Code.CLIENT_CERT_EXPIRED, Code.CLIENT_CERT_NOT_YET_VALID)
+)
 # Every counter a (certificate, endpoint) pair can have: accepted, or refused with a code.
 OUTCOMES = (ACCEPTED, *(str(code) for code in Code))
 
@@ -73,7 +87,6 @@ class _Pending:
     """What one process saw of one certificate since its last push to the cache."""
 
     identity: ClientIdentity
-    verified: bool = False
     networks: set[str] = field(default_factory=set)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, outcome)
     first: float = 0.0
@@ -90,6 +103,7 @@ class InventoryRecorder:
     def __init__(
         self,
         trust: ProxyTrust,
+        verifier: Verifier,
         *,
         forwarded: bool,
         cache_alias: str = "default",
@@ -98,6 +112,7 @@ class InventoryRecorder:
         background: bool = True,
     ) -> None:
         self._trust = trust
+        self._verifier = verifier
         self._forwarded = forwarded
         self._cache_alias = cache_alias
         self._interval = interval
@@ -106,6 +121,7 @@ class InventoryRecorder:
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._owed: set[tuple[str, str]] = set()  # pairs pushed, not yet drained by us
+        self._strangers: set[str] = set()  # fingerprints not admitted this interval
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -118,23 +134,48 @@ class InventoryRecorder:
         fingerprint = chain.digests[0].hex()
         outcome = ACCEPTED if isinstance(decision.result, Accepted) else str(decision.result.code)
         now = self.clock()
+        network = client_network(decision, self._trust, self._forwarded)
         with self._lock:
             pending = self._pending.get(fingerprint)
+            if pending is None and fingerprint in self._strangers:
+                return
+        if pending is None:
+            pending = self._admit(fingerprint, decision, outcome, now)
             if pending is None:
-                if len(self._pending) >= MAX_PENDING_CERTIFICATES:
-                    return
-                identity = decision.identity or _identity_of(chain.ders[0])
-                if identity is None:
-                    return  # not even parseable: no inventory entry
-                pending = self._pending[fingerprint] = _Pending(identity, first=now)
-            pending.verified = pending.verified or decision.identity is not None
+                return
+        with self._lock:
             if len(pending.networks) < MAX_NETWORKS:
-                pending.networks.add(client_network(decision, self._trust, self._forwarded))
+                pending.networks.add(network)
             row = (decision.endpoint, outcome)
             pending.counts[row] = pending.counts.get(row, 0) + 1
             pending.last = now
         if self.background and self._worker is None:
             self._start()
+
+    def _admit(
+        self, fingerprint: str, decision: Decision, outcome: str, now: float
+    ) -> _Pending | None:
+        """A first sighting this interval: only certificates our trust anchors issued count.
+
+        Anyone can mint a certificate; recording those would let any client fill the tables.
+        They stay in the decision log and the metrics.
+        """
+        chain = decision.chain
+        assert chain is not None
+        identity = decision.identity
+        if identity is None and (
+            outcome in _REFUSED_ON_THE_PATH
+            or (outcome in _REFUSED_BEFORE_THE_PATH and self._verifier.issued_by_anchor(chain))
+        ):
+            identity = _identity_of(chain.ders[0])
+        with self._lock:
+            if identity is None:
+                if len(self._strangers) < MAX_PENDING_CERTIFICATES:
+                    self._strangers.add(fingerprint)
+                return None
+            if len(self._pending) >= MAX_PENDING_CERTIFICATES:
+                return None
+            return self._pending.setdefault(fingerprint, _Pending(identity, first=now))
 
     def _start(self) -> None:
         with self._lock:
@@ -172,6 +213,7 @@ class InventoryRecorder:
         """
         with self._lock:
             taken, self._pending = self._pending, {}
+            self._strangers = set()
         cache = caches[self._cache_alias]
         for fingerprint, pending in taken.items():
             try:
@@ -202,7 +244,6 @@ class InventoryRecorder:
             current = self._pending.setdefault(fingerprint, pending)
             if current is pending:
                 return
-            current.verified = current.verified or pending.verified
             current.networks |= pending.networks
             current.first = min(current.first, pending.first)
             current.last = max(current.last, pending.last)
@@ -214,7 +255,6 @@ def _push(cache: Any, fingerprint: str, pending: _Pending, owed: set[tuple[str, 
     """Add one certificate's counts to the shared counters, noting the pairs touched in owed."""
     meta_key = _key(fingerprint, "meta")
     meta = cache.get(meta_key) or _meta(pending.identity)
-    meta["verified"] = bool(meta.get("verified")) or pending.verified
     meta["networks"] = sorted(set(meta.get("networks", ())) | pending.networks)[:MAX_NETWORKS]
     cache.set(meta_key, meta, KEEP)  # last writer wins; each push heals a lost update
     while pending.counts:
@@ -290,7 +330,6 @@ def _write(
         "serial": f"{meta['serial']:x}",
         "not_before": meta["not_before"],
         "not_after": meta["not_after"],
-        "verified": meta["verified"],
         "networks": sorted(networks),
         "first_seen": first,
         "last_seen": last,
@@ -304,9 +343,8 @@ def _write(
                 if not created:
                     cert.last_seen = max(cert.last_seen, last)
                     cert.first_seen = min(cert.first_seen, first)
-                    cert.verified = cert.verified or meta["verified"]
                     cert.networks = sorted(set(cert.networks) | set(networks))[:MAX_NETWORKS]
-                    cert.save(update_fields=["last_seen", "first_seen", "verified", "networks"])
+                    cert.save(update_fields=["last_seen", "first_seen", "networks"])
                 for outcome, (count, row_first, row_last) in rows.items():
                     refused = outcome != ACCEPTED
                     state, code = ("refused", outcome) if refused else (ACCEPTED, "")

@@ -1,8 +1,10 @@
-"""The certificate inventory: every certificate the guard has seen, and where it went.
+"""The certificate inventory: every certificate of ours the guard has seen, and where it went.
 
-Filled by ``hookshield.django.inventory`` when ``HOOKSHIELD["INVENTORY"]`` is on; read by
-``manage.py hookshield_inventory`` and the admin. Writes are throttled (one per certificate and
-endpoint per minute), so the tables say "about now", not "this very request".
+Filled by ``hookshield.django.inventory`` when ``HOOKSHIELD["INVENTORY"]`` is on, with the
+certificates that chain to a trust anchor, accepted or refused (certificates anyone could mint
+are left to the log and the metrics); read by ``manage.py hookshield_inventory`` and the admin.
+Writes are throttled (one per certificate and endpoint per minute), so the tables say "about
+now", not "this very request".
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ class Certificate(models.Model):
     serial = models.CharField(max_length=64, help_text="hexadecimal")
     not_before = models.DateTimeField()
     not_after = models.DateTimeField()
-    verified = models.BooleanField(default=False, help_text="chained to a trust anchor when seen")
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField(db_index=True)
     networks = models.JSONField(

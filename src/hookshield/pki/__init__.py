@@ -127,18 +127,20 @@ class CertificateAuthority:
         *,
         lifetime: dt.timedelta = 3650 * _DAY,
         path_length: int | None = 1,
+        not_before: dt.datetime | None = None,
     ) -> CertificateAuthority:
+        """A self-signed root, valid from `not_before` (a few minutes ago) for `lifetime`."""
         key = _new_key()
         subject = name(common_name, O="hookshield")
-        now = _now()
+        start = not_before if not_before is not None else _now() - _BACKDATE
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _BACKDATE)
-            .not_valid_after(now + lifetime)
+            .not_valid_before(start)
+            .not_valid_after(start + lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(_ca_key_usage(), critical=True)
         )

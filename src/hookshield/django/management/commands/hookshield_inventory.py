@@ -101,7 +101,6 @@ def _json(row: Row) -> dict[str, Any]:
         "not_after": row.not_after.isoformat(),
         "first_seen": row.first_seen.isoformat(),
         "last_seen": row.last_seen.isoformat(),
-        "verified": row.verified,
         "source_networks": len(row.networks),
         "accepted": row.accepted,
         "refused": row.refused,

@@ -284,7 +284,7 @@ def test_the_background_worker_writes_without_being_asked(settings: Any, pki: Te
     settings.HOOKSHIELD = guard_config(pki, INVENTORY=True)
     guard = get_guard()
     assert isinstance(guard, Guard)
-    recorder = InventoryRecorder(guard.trust, guard.verifier, forwarded=True, interval=0.05)
+    recorder = InventoryRecorder(guard.verifier, forwarded=True, interval=0.05)
     guard.observers = (recorder,)
     deliver(pki.allowed)
     try:

@@ -10,52 +10,27 @@ import json
 import os
 import shutil
 import signal
-import socket
+import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import LOG_FILES, require_service
+import httpx
+
+from hookshield.demo import processes
+from hookshield.demo.processes import free_port, stop
+from tests.conftest import LOG_FILES, TestPki, require_service
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Until the port accepts connections; fail with the server's own log if it exits or stalls."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(
-        f"server did not listen on {port} within {STARTUP_SECONDS}s:\n{log.read_text()}"
-    )
-
-
-def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    processes.wait_for_port(port, process, log, within=STARTUP_SECONDS)
 
 
 def find_binary(name: str) -> str:
@@ -77,6 +52,43 @@ class App:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
 
+def project_env(config: Path, log: Path, *, debug: bool = False) -> dict[str, str]:
+    """The environment of a server running ``tests.integration.project`` (see its settings)."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.integration.project.settings",
+        "HOOKSHIELD_TEST_CONFIG": str(config),
+        "HOOKSHIELD_TEST_LOG": str(log),
+        "PYTHONPATH": str(REPO),
+        "HOOKSHIELD_TEST_DEBUG": "1" if debug else "0",
+    }
+
+
+def mtls_client(pki: TestPki, cert: str | None) -> httpx.Client:
+    """A client trusting the test CA, presenting the test PKI's certificate `cert` (or none)."""
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    if cert is not None:
+        context.load_cert_chain(*pki.files(cert))
+    return httpx.Client(verify=context, timeout=10)
+
+
+def post_json(
+    pki: TestPki,
+    port: int,
+    cert: str | None,
+    path: str = "/hooks/payments/",
+    body: bytes = b"{}",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One JSON delivery over mutual TLS to 127.0.0.1:`port`."""
+    with mtls_client(pki, cert) as client:
+        return client.post(
+            f"https://127.0.0.1:{port}{path}",
+            content=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+
+
 @contextmanager
 def gunicorn_app(
     directory: Path, hookshield: dict[str, Any], *, workers: int = 2, debug: bool = False
@@ -88,14 +100,7 @@ def gunicorn_app(
     server_log = directory / "gunicorn.log"
     LOG_FILES.extend((log, server_log))
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.integration.project.settings",
-        "HOOKSHIELD_TEST_CONFIG": str(config),
-        "HOOKSHIELD_TEST_LOG": str(log),
-        "PYTHONPATH": str(REPO),
-        "HOOKSHIELD_TEST_DEBUG": "1" if debug else "0",
-    }
+    env = project_env(config, log, debug=debug)
     command = [
         sys.executable,
         "-m",
@@ -134,14 +139,7 @@ def hookshield_serve(
     log, server_log = directory / "hookshield.log", directory / "serve.log"
     LOG_FILES.extend((log, server_log))
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.integration.project.settings",
-        "HOOKSHIELD_TEST_CONFIG": str(config),
-        "HOOKSHIELD_TEST_LOG": str(log),
-        "PYTHONPATH": str(REPO),
-        "HOOKSHIELD_TEST_DEBUG": "0",
-    }
+    env = project_env(config, log)
     command = [
         sys.executable,
         "-m",

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hookshield.demo import prepare
-from tests.integration.servers import REPO, free_port
+from hookshield.demo.processes import free_port
+from tests.integration.servers import REPO
 
 pytestmark = pytest.mark.integration
 

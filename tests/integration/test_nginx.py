@@ -7,7 +7,6 @@ CRL: whatever the app refuses beyond that, Django refused itself.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, OTHER, VIA_INTERMEDIATE, TestPki, guard_config
-from tests.integration.servers import App, NginxServer, gunicorn_app, haproxy, nginx
+from tests.integration.servers import App, NginxServer, gunicorn_app, haproxy, nginx, post_json
 
 pytestmark = pytest.mark.integration
 
@@ -76,13 +75,6 @@ def stack(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         yield Stack(app, app2, strict, with_secret, lenient)
 
 
-def client(pki: TestPki, cert: str | None) -> httpx.Client:
-    context = ssl.create_default_context(cafile=str(pki.ca_file))
-    if cert is not None:
-        context.load_cert_chain(*pki.files(cert))
-    return httpx.Client(verify=context, timeout=10)
-
-
 def deliver(
     pki: TestPki,
     port: int,
@@ -90,10 +82,7 @@ def deliver(
     path: str = "/hooks/payments/",
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    with client(pki, cert) as c:
-        return c.post(
-            f"https://127.0.0.1:{port}{path}", content=BODY, headers={**JSON, **(headers or {})}
-        )
+    return post_json(pki, port, cert, path, BODY, headers)
 
 
 def code(response: httpx.Response) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from hookshield.demo.processes import free_port, stop
 from hookshield.pki import CertificateAuthority, encodings
 from hookshield.proxy_config import FORWARDED_CERT_HEADERS, ProxyOptions, envoy
 from hookshield.scanner import ScanConfig, run_scan
@@ -27,9 +27,8 @@ from tests.conftest import ALLOWED, OTHER, TestPki, guard_config
 from tests.integration.servers import (
     App,
     find_binary,
-    free_port,
     gunicorn_app,
-    stop,
+    post_json,
     wait_for_port,
 )
 
@@ -129,22 +128,10 @@ def proxied(
             stop(process, stop_signal)
 
 
-def client(pki: TestPki, cert: str | None) -> httpx.Client:
-    context = ssl.create_default_context(cafile=str(pki.ca_file))
-    if cert is not None:
-        context.load_cert_chain(*pki.files(cert))
-    return httpx.Client(verify=context, timeout=10)
-
-
 def post(
     pki: TestPki, proxied: Proxied, cert: str | None, headers: dict[str, str] | None = None
 ) -> httpx.Response:
-    with client(pki, cert) as c:
-        return c.post(
-            f"https://127.0.0.1:{proxied.port}/hooks/payments/",
-            content=b"{}",
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
+    return post_json(pki, proxied.port, cert, headers=headers)
 
 
 def test_the_allowed_identity_gets_through(proxied: Proxied, pki: TestPki) -> None:

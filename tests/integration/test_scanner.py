@@ -247,54 +247,26 @@ def test_the_cli_end_to_end(targets: Targets, tmp_path: Path) -> None:
 
     out = tmp_path / "report.json"
     files = targets.files
-    code = main(
-        [
-            "scan",
-            targets.naive,
-            "--cert",
-            str(files["legit"].cert),
-            "--key",
-            str(files["legit"].key),
-            "--mint-ca",
-            str(files["mint"].cert),
-            "--mint-key",
-            str(files["mint"].key),
-            "--ca",
-            targets.ca,
-            "--signing-secret",
-            SECRET,
-            "--format",
-            "json",
-            "--output",
-            str(out),
-            "--threshold",
-            "60",
-        ]
+
+    def scan_json(url: str, *options: str) -> int:
+        legit = files["legit"]
+        common = ["--cert", str(legit.cert), "--key", str(legit.key), "--ca", targets.ca]
+        common += ["--signing-secret", SECRET, "--format", "json", "--output", str(out)]
+        return main(["scan", url, *common, *options])
+
+    mint = files["mint"]
+    code = scan_json(
+        targets.naive, "--mint-ca", str(mint.cert), "--mint-key", str(mint.key), "--threshold", "60"
     )
     assert code == 1  # below the threshold
     report = json.loads(out.read_text())
     assert report["grade"] == "F"
-    code = main(
-        [
-            "scan",
-            targets.hardened,
-            "--cert",
-            str(files["legit"].cert),
-            "--key",
-            str(files["legit"].key),
-            "--ca",
-            targets.ca,
-            "--signing-secret",
-            SECRET,
-            "--format",
-            "json",
-            "--output",
-            str(out),
-            "--fail-on",
-            "low",
-            "--checks",
-            "auth.no-client-cert,authz.identity-confusion,input.malformed-json-5xx",
-        ]
+    code = scan_json(
+        targets.hardened,
+        "--fail-on",
+        "low",
+        "--checks",
+        "auth.no-client-cert,authz.identity-confusion,input.malformed-json-5xx",
     )
     assert code == 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, OTHER, TestPki, guard_config
-from tests.integration.servers import App, hookshield_serve
+from tests.integration.servers import App, hookshield_serve, mtls_client, post_json
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +47,6 @@ def required(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield app
 
 
-def client(pki: TestPki, cert: str | None) -> httpx.Client:
-    context = ssl.create_default_context(cafile=str(pki.ca_file))
-    if cert is not None:
-        context.load_cert_chain(*pki.files(cert))
-    return httpx.Client(verify=context, timeout=10)
-
-
 def post(
     pki: TestPki,
     app: App,
@@ -62,12 +54,7 @@ def post(
     path: str = "/hooks/payments/",
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    with client(pki, cert) as c:
-        return c.post(
-            f"https://127.0.0.1:{app.port}{path}",
-            content=b"{}",
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
+    return post_json(pki, app.port, cert, path, headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -89,7 +76,7 @@ def test_another_identity_is_403(required: App, pki: TestPki) -> None:
 
 
 def test_the_extension_follows_the_asgi_spec(required: App, pki: TestPki) -> None:
-    with client(pki, "allowed") as c:
+    with mtls_client(pki, "allowed") as c:
         tls = c.get(f"https://127.0.0.1:{required.port}/tls-scope/").json()
     assert tls["client_cert_chain"] == [encodings.pem(pki.allowed.certificate)]
     assert tls["client_cert_name"] == pki.allowed.certificate.subject.rfc4514_string()

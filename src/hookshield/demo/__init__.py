@@ -14,7 +14,6 @@ import ctypes.util
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hookshield.core.signatures import sign_v1
+from hookshield.demo.processes import free_port, stop, wait_for_port
 from hookshield.pki.store import CaDirectory
 from hookshield.scanner import ScanConfig, run_scan
 from hookshield.scanner.model import Category, Report, Severity
@@ -74,16 +74,10 @@ def prepare(directory: Path) -> DemoFiles:
     return DemoFiles(directory, secret)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def served(files: DemoFiles, port: int | None = None) -> Iterator[int]:
     """Run ``hookshield serve`` on the demo project; always stopped on the way out."""
-    port = port or _free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "hookshield.demo.project.settings",
@@ -116,15 +110,10 @@ def served(files: DemoFiles, port: int | None = None) -> Iterator[int]:
             command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
         )
     try:
-        _wait(port, process, log)
+        wait_for_port(port, process, log, within=STARTUP_SECONDS, what="hookshield serve")
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _die_with_parent() -> None:
@@ -136,21 +125,6 @@ def _die_with_parent() -> None:
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _wait(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"hookshield serve exited:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(
-        f"hookshield serve did not start within {STARTUP_SECONDS:.0f} s:\n{log.read_text()}"
-    )
 
 
 async def _scan_both(files: DemoFiles, port: int) -> tuple[Report, Report]:

@@ -14,9 +14,14 @@ from hookshield.django.insight import Flag, flag_rows, load_rows
 from hookshield.django.models import Certificate, Sighting
 
 
-def _flags_by_fingerprint() -> dict[str, list[Flag]]:
-    rows = flag_rows(load_rows(), get_settings(), now=dt.datetime.now(dt.UTC))
-    return {row.fingerprint: row.flags for row in rows}
+def _flags_by_fingerprint(request: HttpRequest) -> dict[str, list[Flag]]:
+    """Every certificate's flags (they need all sightings): computed once per admin request."""
+    flags: dict[str, list[Flag]] | None = getattr(request, "_hookshield_flags", None)
+    if flags is None:
+        rows = flag_rows(load_rows(), get_settings(), now=dt.datetime.now(dt.UTC))
+        flags = {row.fingerprint: row.flags for row in rows}
+        request._hookshield_flags = flags  # type: ignore[attr-defined]
+    return flags
 
 
 class FlagFilter(admin.SimpleListFilter):
@@ -31,7 +36,7 @@ class FlagFilter(admin.SimpleListFilter):
         if not value:
             return queryset
         wanted = Flag(value)
-        flagged = [fp for fp, flags in _flags_by_fingerprint().items() if wanted in flags]
+        flagged = [fp for fp, flags in _flags_by_fingerprint(request).items() if wanted in flags]
         return queryset.filter(fingerprint__in=flagged)
 
 
@@ -61,9 +66,7 @@ class CertificateAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
     inlines = (SightingInline,)
 
     def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
-        # Flags need every certificate's sightings: computed once per page, in a closure so
-        # that concurrent requests never share them.
-        by_fingerprint = _flags_by_fingerprint()
+        by_fingerprint = _flags_by_fingerprint(request)  # per request: never shared
 
         @admin.display(description="flags")
         def flags(obj: Certificate) -> str:

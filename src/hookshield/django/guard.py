@@ -59,7 +59,7 @@ def build_guard(conf: Settings) -> Guard:
     )
     observers: list[DecisionObserver] = []
     if conf.inventory:
-        observers.append(InventoryRecorder(trust, verifier, forwarded=source.forwarded))
+        observers.append(InventoryRecorder(verifier, forwarded=source.forwarded))
     if conf.metrics:
         from hookshield.django.metrics import MetricsObserver
 

@@ -33,7 +33,6 @@ from hookshield.core.certs import parse_certificates
 from hookshield.core.errors import CertificateParseError, Code
 from hookshield.core.identity import ClientIdentity
 from hookshield.core.pipeline import Accepted, Decision
-from hookshield.core.proxies import ProxyTrust
 from hookshield.core.verify import Verifier
 
 __all__ = ["InventoryRecorder", "client_network"]
@@ -62,10 +61,14 @@ _REFUSED_BEFORE_THE_PATH = frozenset(
 OUTCOMES = (ACCEPTED, *(str(code) for code in Code))
 
 
-def client_network(decision: Decision, trust: ProxyTrust, forwarded: bool) -> str:
-    """The source network: the proxy's X-Forwarded-For for proxied requests, else the peer."""
+def client_network(decision: Decision, forwarded: bool) -> str:
+    """The source network: the proxy's X-Forwarded-For for proxied requests, else the peer.
+
+    Only called for decisions with a certificate: with a forwarding source, the guard took it
+    from the headers, so the peer is a trusted proxy and its X-Forwarded-For is believed.
+    """
     address = decision.inbound.peer
-    if forwarded and trust.distrust(decision.inbound) is None:
+    if forwarded:
         forwarded_for = str(decision.inbound.meta.get("HTTP_X_FORWARDED_FOR") or "")
         if forwarded_for:
             address = forwarded_for.rpartition(",")[2].strip()  # the hop the nearest proxy added
@@ -102,7 +105,6 @@ class InventoryRecorder:
 
     def __init__(
         self,
-        trust: ProxyTrust,
         verifier: Verifier,
         *,
         forwarded: bool,
@@ -111,7 +113,6 @@ class InventoryRecorder:
         clock: Callable[[], float] = time.time,
         background: bool = True,
     ) -> None:
-        self._trust = trust
         self._verifier = verifier
         self._forwarded = forwarded
         self._cache_alias = cache_alias
@@ -134,23 +135,21 @@ class InventoryRecorder:
         fingerprint = chain.digests[0].hex()
         outcome = ACCEPTED if isinstance(decision.result, Accepted) else str(decision.result.code)
         now = self.clock()
-        network = client_network(decision, self._trust, self._forwarded)
+        network = client_network(decision, self._forwarded)
+        row = (decision.endpoint, outcome)
         with self._lock:
             pending = self._pending.get(fingerprint)
-            if pending is None and fingerprint in self._strangers:
+            if pending is not None:
+                _count(pending, network, row, now)
                 return
-        if pending is None:
-            pending = self._admit(fingerprint, decision, outcome, now)
-            if pending is None:
+            if fingerprint in self._strangers:
                 return
-        with self._lock:
-            if len(pending.networks) < MAX_NETWORKS:
-                pending.networks.add(network)
-            row = (decision.endpoint, outcome)
-            pending.counts[row] = pending.counts.get(row, 0) + 1
-            pending.last = now
-        if self.background and self._worker is None:
-            self._start()
+        pending = self._admit(fingerprint, decision, outcome, now)
+        if pending is not None:
+            with self._lock:
+                _count(pending, network, row, now)
+            if self.background and self._worker is None:
+                self._start()
 
     def _admit(
         self, fingerprint: str, decision: Decision, outcome: str, now: float
@@ -249,6 +248,13 @@ class InventoryRecorder:
             current.last = max(current.last, pending.last)
             for row, count in pending.counts.items():
                 current.counts[row] = current.counts.get(row, 0) + count
+
+
+def _count(pending: _Pending, network: str, row: tuple[str, str], now: float) -> None:
+    if len(pending.networks) < MAX_NETWORKS:
+        pending.networks.add(network)
+    pending.counts[row] = pending.counts.get(row, 0) + 1
+    pending.last = now
 
 
 def _push(cache: Any, fingerprint: str, pending: _Pending, owed: set[tuple[str, str]]) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
 
 if TYPE_CHECKING:
-    from hookshield.scanner.context import ScanContext
+    from hookshield.scanner.context import Reply, ScanContext
 
 __all__ = ["CHECKS", "Check", "CheckSkipped", "Need", "register"]
 
@@ -63,6 +63,10 @@ class Check(ABC):
         return Finding(
             self.id, self.category, self.severity, self.title, evidence, self.remediation
         )
+
+    def if_accepted(self, *replies: Reply) -> list[Finding]:
+        """A finding for each reply the target accepted (the usual verdict of a probe)."""
+        return [self.finding(reply.evidence()) for reply in replies if reply.accepted]
 
 
 CHECKS: dict[str, type[Check]] = {}

@@ -24,7 +24,7 @@ class _RefusedProfile(Check):
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         reply = await ctx.deliver(self.profile)
-        return [self.finding(reply.evidence())] if reply.accepted else []
+        return self.if_accepted(reply)
 
 
 @register
@@ -174,7 +174,7 @@ class SpoofedIdentityHeader(Check):
     needs = frozenset({Need.ACCEPTED_BASELINE, Need.CLIENT_CERT})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        findings = []
+        replies = []
         files = ctx.profiles.files(Profile.LEGIT)
         assert files is not None  # Need.CLIENT_CERT
         legit = load_chain(files.cert.read_bytes())[0]
@@ -188,9 +188,8 @@ class SpoofedIdentityHeader(Check):
                 reply = await ctx.deliver(
                     Profile.FOREIGN, headers=headers, label=f"foreign cert, forged {style} headers"
                 )
-            if reply.accepted:
-                findings.append(self.finding(reply.evidence()))
-        return findings
+            replies.append(reply)
+        return self.if_accepted(*replies)
 
 
 @register
@@ -206,14 +205,13 @@ class MethodBypass(Check):
     needs = frozenset({Need.ACCEPTED_BASELINE})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        findings = []
-        for method in ("GET", "PUT", "PATCH", "DELETE"):
-            reply = await ctx.deliver(
+        replies = [
+            await ctx.deliver(
                 Profile.NO_CERT, method=method, sign=False, label=f"{method} without credentials"
             )
-            if reply.accepted:
-                findings.append(self.finding(reply.evidence()))
-        return findings
+            for method in ("GET", "PUT", "PATCH", "DELETE")
+        ]
+        return self.if_accepted(*replies)
 
 
 @register

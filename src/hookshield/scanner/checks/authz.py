@@ -23,7 +23,7 @@ class ForeignIdentity(Check):
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         reply = await ctx.deliver(Profile.FOREIGN)
-        return [self.finding(reply.evidence())] if reply.accepted else []
+        return self.if_accepted(reply)
 
 
 @register

@@ -50,7 +50,7 @@ class OversizedBody(Check):
         padding = b"x" * (OVERSIZED - 64)
         body = b'{"type": "hookshield.scan", "padding": "' + padding + b'"}'
         reply = await ctx.deliver(body=body, label=f"{len(body) // 1024} KiB JSON body")
-        return [self.finding(reply.evidence())] if reply.accepted else []
+        return self.if_accepted(reply)
 
 
 @register
@@ -66,14 +66,11 @@ class WrongContentType(Check):
     needs = frozenset({Need.ACCEPTED_BASELINE})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        findings = []
-        for content_type in ("text/plain", "application/x-www-form-urlencoded"):
-            reply = await ctx.deliver(
-                content_type=content_type, label=f"Content-Type {content_type}"
-            )
-            if reply.accepted:
-                findings.append(self.finding(reply.evidence()))
-        return findings
+        replies = [
+            await ctx.deliver(content_type=content_type, label=f"Content-Type {content_type}")
+            for content_type in ("text/plain", "application/x-www-form-urlencoded")
+        ]
+        return self.if_accepted(*replies)
 
 
 @register

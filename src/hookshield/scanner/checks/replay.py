@@ -25,7 +25,7 @@ class UnsignedAccepted(Check):
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         reply = await ctx.deliver(sign=False, label="unsigned")
-        return [self.finding(reply.evidence())] if reply.accepted else []
+        return self.if_accepted(reply)
 
 
 @register
@@ -46,7 +46,7 @@ class DuplicateAccepted(Check):
         if not first.accepted:
             return []
         again = await ctx.deliver(headers=headers, sign=False, label="the same delivery again")
-        return [self.finding(again.evidence())] if again.accepted else []
+        return self.if_accepted(again)
 
 
 @register
@@ -64,4 +64,4 @@ class StaleTimestamp(Check):
     async def run(self, ctx: ScanContext) -> list[Finding]:
         headers = ctx.signed_headers(ctx.payload, timestamp=int(time.time()) - 3600)
         reply = await ctx.deliver(headers=headers, sign=False, label="signed an hour ago")
-        return [self.finding(reply.evidence())] if reply.accepted else []
+        return self.if_accepted(reply)

@@ -33,10 +33,10 @@ class PlaintextHttp(Check):
         parts = urlsplit(ctx.config.url)
         if parts.scheme == "http":
             baseline = ctx.baseline
-            return [self.finding(baseline.evidence())] if baseline and baseline.accepted else []
+            return self.if_accepted(baseline) if baseline else []
         plain = urlunsplit(parts._replace(scheme="http"))
         reply = await ctx.deliver(Profile.NO_CERT, url=plain, label="plain HTTP to the same port")
-        return [self.finding(reply.evidence())] if reply.accepted else []
+        return self.if_accepted(reply)
 
 
 def _legacy_context(version: ssl.TLSVersion) -> ssl.SSLContext:

@@ -1,0 +1,49 @@
+"""Child servers on 127.0.0.1: a free port, waiting until one listens, stopping it for sure."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+__all__ = ["free_port", "stop", "wait_for_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    *,
+    within: float = 20.0,
+    what: str = "server",
+) -> None:
+    """Until the port accepts connections; fail with the server's own log if it exits or stalls."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {within:.0f} s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Signal the process, and kill it if it has not exited 10 s later."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

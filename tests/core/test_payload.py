@@ -127,6 +127,19 @@ def test_hostile_json_is_refused_with_400(body: bytes, fragment: str) -> None:
     assert fragment in refused.message  # input reasons are shown to the sender
 
 
+def test_colons_in_values_do_not_count_as_keys_but_repeats_are_still_refused() -> None:
+    # More colons than MAX_JSON_KEYS: the parser that counts keys exactly takes over.
+    rules = InputRules(max_body=10**6, max_depth=4, max_keys=3)
+    times = b'{"at": "12:00:00", "until": "13:00:00"}'
+    assert parse(times, rules) == ({"at": "12:00:00", "until": "13:00:00"}, None)
+    _, refused = parse(b'{"at": "12:00:00", "at": "13:00:00"}', rules)
+    assert refused is not None
+    assert "repeats a key" in refused.reason
+    _, refused = parse(b'{"a": ":", "b": ":", "c": ":", "d": ":"}', rules)
+    assert refused is not None
+    assert "more than 3 keys" in refused.reason
+
+
 SCHEMA = {
     "type": "object",
     "required": ["type", "data"],

@@ -128,9 +128,11 @@ class InputRules:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             return None, _refuse(Code.MALFORMED_BODY, f"body is not UTF-8 (byte {exc.start})")
-        keys = _KeyCounter(self.max_keys)
+        # Keys cannot outnumber the body's colons: below the limit the shared decoder, which only
+        # refuses repeated keys, does; above it, a decoder of its own counts them.
+        decoder = _DECODER if body.count(b":") <= self.max_keys else _counting(self.max_keys)
         try:
-            document = json.loads(text, object_pairs_hook=keys, parse_constant=_no_constants)
+            document = decoder.decode(text)
         except RecursionError:
             return None, _refuse(Code.MALFORMED_BODY, "JSON nesting exceeds the parser's limit")
         except _TooManyKeys:
@@ -182,8 +184,16 @@ class _DuplicateKey(Exception):
     pass
 
 
+def _unique_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` that refuses an object repeating a key."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey(f"{len(pairs) - len(result)} repeated")
+    return result
+
+
 class _KeyCounter:
-    """``object_pairs_hook`` that counts keys across the document and refuses repeats."""
+    """``object_pairs_hook`` that also counts keys across the document."""
 
     def __init__(self, limit: int) -> None:
         self.remaining = limit
@@ -192,14 +202,20 @@ class _KeyCounter:
         self.remaining -= len(pairs)
         if self.remaining < 0:
             raise _TooManyKeys
-        result = dict(pairs)
-        if len(result) != len(pairs):
-            raise _DuplicateKey(f"{len(pairs) - len(result)} repeated")
-        return result
+        return _unique_keys(pairs)
 
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# Building a decoder (and its C scanner) costs more than decoding a small webhook payload, so the
+# stateless one is made once; like the json module's default decoder, it is safe to share.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+
+
+def _counting(limit: int) -> json.JSONDecoder:
+    return json.JSONDecoder(object_pairs_hook=_KeyCounter(limit), parse_constant=_no_constants)
 
 
 def _depth(document: Any) -> int:

@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlparse
 
 from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import MemoryStorage, MovingWindowSupport, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
@@ -93,6 +93,13 @@ def check_storage_uri(uri: str, where: str) -> None:
 
 def policy_name(item: RateLimitItem) -> str:
     return f"{item.amount}-per-{item.multiples}-{item.GRANULARITY.name}"
+
+
+class _Window(NamedTuple):
+    item: RateLimitItem
+    identifiers: tuple[str, str]
+    key: str  # item.key_for(*identifiers)
+    expiry: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +171,15 @@ class RateLimiter:
         return "{" + endpoint + "}", digest
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def windows(
+        endpoint: str, identity: str, limits: tuple[RateLimitItem, ...]
+    ) -> tuple[_Window, ...]:
+        """Each limit with its storage key and expiry, built once per caller rather than per hit."""
+        keys = RateLimiter.identifiers(endpoint, identity)
+        return tuple(_Window(item, keys, item.key_for(*keys), item.get_expiry()) for item in limits)
+
+    @staticmethod
     def _rejection(limits: Sequence[RateLimitItem], refusal: _Refusal) -> Rejection:
         retry_after = max(1, math.ceil(refusal.reset_at - time.time()))
         policies = ", ".join(
@@ -189,7 +205,9 @@ class RateLimiter:
             self.failure.value,
         )
 
-    def _degraded(self, keys: tuple[str, str], limits: Sequence[RateLimitItem]) -> Rejection | None:
+    def _degraded(
+        self, windows: tuple[_Window, ...], limits: Sequence[RateLimitItem]
+    ) -> Rejection | None:
         """The answer while the shared storage is unreachable, per ``RATE_LIMIT_FAILURE``."""
         if self.failure is RateLimitFailure.DENY:
             return Rejection(
@@ -199,7 +217,7 @@ class RateLimiter:
             )
         if self.failure is RateLimitFailure.ALLOW:
             return None
-        return self._answer(limits, self._hit_all(self._local, keys, limits))
+        return self._answer(limits, self._hit_all(self._local, windows))
 
     def hit(
         self, endpoint: str, identity: str, limits: Sequence[RateLimitItem]
@@ -207,25 +225,26 @@ class RateLimiter:
         """Count one request; a rejection when a limit is exceeded (or the storage denies)."""
         if not limits:
             return None
-        keys = self.identifiers(endpoint, identity)
+        windows = self.windows(endpoint, identity, tuple(limits))
         if not self.shared:
-            return self._answer(limits, self._hit_all(self._limiter, keys, limits))
+            return self._answer(limits, self._hit_all(self._limiter, windows))
         if self._monotonic() >= self._down_until:
             try:
-                return self._answer(limits, self._hit_all(self._limiter, keys, limits))
+                return self._answer(limits, self._hit_all(self._limiter, windows))
             except StorageError as exc:
                 self._mark_down(exc)
-        return self._degraded(keys, limits)
+        return self._degraded(windows, limits)
 
     @staticmethod
-    def _hit_all(
-        limiter: MovingWindowRateLimiter, keys: tuple[str, str], limits: Sequence[RateLimitItem]
-    ) -> _Refusal | None:
-        # One round trip per limit; the first limit exceeded stops the count.
-        for item in limits:
-            if not limiter.hit(item, *keys):
-                reset_at, _ = limiter.get_window_stats(item, *keys)
-                return _Refusal(item, reset_at)
+    def _hit_all(limiter: MovingWindowRateLimiter, windows: tuple[_Window, ...]) -> _Refusal | None:
+        # MovingWindowRateLimiter.hit is key_for() plus the storage's acquire_entry(); the key is
+        # built once per caller (windows), so a hit is the storage call alone. One round trip
+        # per limit; the first limit exceeded stops the count.
+        storage = cast(MovingWindowSupport, limiter.storage)
+        for window in windows:
+            if not storage.acquire_entry(window.key, window.item.amount, window.expiry):
+                reset_at, _ = limiter.get_window_stats(window.item, *window.identifiers)
+                return _Refusal(window.item, reset_at)
         return None
 
     def _answer(

@@ -2,13 +2,20 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 from limits import RateLimitItem
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
-from hookshield.core.ratelimit import RateLimiter, RateLimitFailure, parse_rates
+from hookshield.core.ratelimit import (
+    RateLimiter,
+    RateLimitFailure,
+    SweptMemoryStorage,
+    parse_rates,
+)
 
 FIVE_PER_MINUTE = parse_rates("5/minute", "RATE")
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
@@ -167,3 +174,38 @@ def test_four_processes_share_one_limit_on_redis(redis_url: str, unique: str) ->
         worker.join(timeout=30)
         assert worker.exitcode == 0
     assert sum(accepted) == 100
+
+
+def test_memory_storage_sweeps_on_the_request_path_instead_of_starting_timers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fails loudly should a limits release rename what the sweep hooks into.
+    assert SweptMemoryStorage.hooks_present()
+    limiter = RateLimiter()
+    storage = limiter._limiter.storage
+    assert isinstance(storage, SweptMemoryStorage)
+    storage.timer.join()  # the one timer limits' constructor starts
+    started: list[object] = []
+
+    def timer(*args: object, **kwargs: object) -> SimpleNamespace:
+        started.append(args)
+        return SimpleNamespace(start=lambda: None, is_alive=lambda: False)
+
+    monkeypatch.setattr(threading, "Timer", timer)
+    assert burst(limiter, "payments", "id", 7).count(None) == 5
+    assert started == []  # limits' own MemoryStorage starts one here, its timer having ended
+
+
+def test_memory_storage_drops_expired_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import limits.storage.memory as memory
+
+    now = [1000.0]
+    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
+    storage = SweptMemoryStorage()
+    storage.SWEEP_INTERVAL = 0.0  # sweep on every hit
+    for _ in range(3):
+        assert storage.acquire_entry("k", 10, 1)
+    assert len(storage.events["k"]) == 3
+    now[0] += 5  # all three have left their 1-second window
+    assert storage.acquire_entry("k", 10, 1)
+    assert len(storage.events["k"]) == 1

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import pickle
 import threading
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -209,3 +210,11 @@ def test_memory_storage_drops_expired_entries(monkeypatch: pytest.MonkeyPatch) -
     now[0] += 5  # all three have left their 1-second window
     assert storage.acquire_entry("k", 10, 1)
     assert len(storage.events["k"]) == 1
+
+
+def test_memory_storage_pickles_with_its_counts() -> None:
+    storage = SweptMemoryStorage()
+    assert storage.acquire_entry("k", 2, 60)
+    copy = pickle.loads(pickle.dumps(storage))  # noqa: S301 (bytes this test just made)
+    assert copy.acquire_entry("k", 2, 60)
+    assert not copy.acquire_entry("k", 2, 60)

@@ -80,6 +80,15 @@ class SweptMemoryStorage(MemoryStorage):
         self._sweeping = threading.Lock()
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        del state["_sweeping"]  # a lock does not pickle; limits drops its own locks likewise
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._sweeping = threading.Lock()
+
     # MemoryStorage calls self.__schedule_expiry(), which Python mangles to this name: defining
     # it here replaces the timer with the sweep.
     def _MemoryStorage__schedule_expiry(self) -> None:

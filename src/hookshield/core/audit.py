@@ -7,6 +7,7 @@ a header value, a body or a secret.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -26,6 +27,9 @@ install_redaction()
 _BARE = re.compile(r"[A-Za-z0-9._:/@-]+")
 
 
+# Decision lines repeat the same endpoints, identities, peers and reasons: each value is quoted
+# once (values are plain strings and codes, all hashable).
+@functools.lru_cache(maxsize=1024)
 def _quoted(value: object) -> str:
     text = str(value)
     if _BARE.fullmatch(text):

@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,20 @@ from typing import Any
 import httpx
 
 from hookshield.demo import processes
-from hookshield.demo.processes import free_port, stop
+from hookshield.demo.processes import free_port
 from tests.conftest import LOG_FILES, TestPki, require_service
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 30.0
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    processes.wait_for_port(port, process, log, within=STARTUP_SECONDS)
+def serving(
+    command: list[str], *, output: Path, ports: list[int], **options: Any
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """A server started from the repository, with time to start on a busy CI machine."""
+    return processes.serving(
+        command, output=output, ports=ports, within=STARTUP_SECONDS, cwd=REPO, **options
+    )
 
 
 def find_binary(name: str) -> str:
@@ -113,13 +118,8 @@ def gunicorn_app(
         str(server_log),
         "tests.integration.project.wsgi:application",
     ]
-    with server_log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process, server_log)
+    with serving(command, output=server_log, ports=[port], env=env):
         yield App(port, log)
-    finally:
-        stop(process)
 
 
 @contextmanager
@@ -159,13 +159,8 @@ def hookshield_serve(
         "--log-level",
         "warning",
     ]
-    with server_log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process, server_log)
+    with serving(command, output=server_log, ports=[port], env=env, stop_signal=signal.SIGINT):
         yield App(port, log)
-    finally:
-        stop(process, signal.SIGINT)
 
 
 NGINX_MAIN = """
@@ -260,16 +255,11 @@ def nginx(
     conf.write_text(NGINX_MAIN.format(prefix=directory, servers=blocks))
     log = directory / "error.log"
     log.touch()
-    with (directory / "stderr.log").open("wb") as out:
-        process = subprocess.Popen(
-            [binary, "-p", str(directory), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        for port in ports:
-            wait_for_port(port, process, log)
+    command = [binary, "-p", str(directory), "-c", str(conf)]
+    with serving(
+        command, output=directory / "stderr.log", log=log, ports=ports, stop_signal=signal.SIGQUIT
+    ):
         yield ports
-    finally:
-        stop(process, signal.SIGQUIT)
 
 
 HAPROXY_CONFIG = """
@@ -305,12 +295,7 @@ def haproxy(
         )
     )
     log = directory / "haproxy.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [binary, "-db", "-f", str(conf)], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for_port(port, process, log)
+    with serving(
+        [binary, "-db", "-f", str(conf)], output=log, ports=[port], stop_signal=signal.SIGUSR1
+    ):
         yield port
-    finally:
-        stop(process, signal.SIGUSR1)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from hookshield.demo.processes import free_port, stop
+from hookshield.demo.processes import free_port
 from hookshield.pki import CertificateAuthority, encodings
 from hookshield.proxy_config import FORWARDED_CERT_HEADERS, ProxyOptions, envoy
 from hookshield.scanner import ScanConfig, run_scan
@@ -29,7 +29,7 @@ from tests.integration.servers import (
     find_binary,
     gunicorn_app,
     post_json,
-    wait_for_port,
+    serving,
 )
 
 pytestmark = pytest.mark.integration
@@ -119,13 +119,8 @@ def proxied(
             (base / "haproxy.cfg").write_text(config_text)
             command = [binary, "-db", "-f", str(base / "haproxy.cfg")]
             stop_signal = signal.SIGUSR1
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(listen, process, log)
+        with serving(command, output=log, ports=[listen], stop_signal=stop_signal):
             yield Proxied(proxy, app, listen, secret)
-        finally:
-            stop(process, stop_signal)
 
 
 def post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -19,31 +20,29 @@ def asgi_config(pki: TestPki) -> dict[str, Any]:
     return guard_config(pki, CERT_SOURCE="asgi-tls", TRUSTED_PROXIES=[])
 
 
-@pytest.fixture(scope="module")
-def optional(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+@contextmanager
+def served(pki: TestPki, factory: pytest.TempPathFactory, client_auth: str) -> Iterator[App]:
     cert, key = pki.files("server")
     with hookshield_serve(
-        tmp_path_factory.mktemp("serve-optional"),
+        factory.mktemp(f"serve-{client_auth}"),
         asgi_config(pki),
         cert=cert,
         key=key,
         client_ca=pki.ca_file,
-        client_auth="optional",
+        client_auth=client_auth,
     ) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
+def optional(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    with served(pki, tmp_path_factory, "optional") as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
 def required(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    cert, key = pki.files("server")
-    with hookshield_serve(
-        tmp_path_factory.mktemp("serve-required"),
-        asgi_config(pki),
-        cert=cert,
-        key=key,
-        client_ca=pki.ca_file,
-        client_auth="required",
-    ) as app:
+    with served(pki, tmp_path_factory, "required") as app:
         yield app
 
 

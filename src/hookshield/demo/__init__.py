@@ -14,7 +14,6 @@ import ctypes.util
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hookshield.core.signatures import sign_v1
-from hookshield.demo.processes import free_port, stop, wait_for_port
+from hookshield.demo.processes import free_port, serving
 from hookshield.pki.store import CaDirectory
 from hookshield.scanner import ScanConfig, run_scan
 from hookshield.scanner.model import Category, Report, Severity
@@ -105,15 +104,16 @@ def served(files: DemoFiles, port: int | None = None) -> Iterator[int]:
         "--log-level",
         "warning",
     ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-        )
-    try:
-        wait_for_port(port, process, log, within=STARTUP_SECONDS, what="hookshield serve")
+    with serving(
+        command,
+        output=log,
+        ports=[port],
+        within=STARTUP_SECONDS,
+        what="hookshield serve",
+        env=env,
+        preexec_fn=_die_with_parent,
+    ):
         yield port
-    finally:
-        stop(process)
 
 
 def _die_with_parent() -> None:

@@ -6,9 +6,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["free_port", "stop", "wait_for_port"]
+__all__ = ["free_port", "serving", "stop", "wait_for_port"]
 
 
 def free_port() -> int:
@@ -47,3 +49,38 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def serving(
+    command: Sequence[str],
+    *,
+    output: Path,
+    ports: Sequence[int],
+    log: Path | None = None,
+    stop_signal: int = signal.SIGTERM,
+    within: float = 20.0,
+    what: str = "server",
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server writing to ``output``, wait until it listens on every port, stop it after.
+
+    ``log`` is where the server reports its own failures, when not in ``output`` (nginx).
+    """
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            list(command),
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
+        )
+    try:
+        for port in ports:
+            wait_for_port(port, process, log or output, within=within, what=what)
+        yield process
+    finally:
+        stop(process, stop_signal)

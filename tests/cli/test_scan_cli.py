@@ -6,6 +6,7 @@ import pytest
 
 from hookshield.cli import main
 from hookshield.scanner.registry import CHECKS
+from tests.conftest import TestPki
 
 DEAD = "https://127.0.0.1:1/hooks/"  # nothing listens on port 1
 
@@ -64,6 +65,39 @@ def test_usage_errors_exit_2(
 ) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--cert", "{garbage}", "--key", "{key}"], "--cert/--key"),
+        (["--cert", "{cert}", "--key", "{other_key}"], "--cert/--key"),  # not the cert's own key
+        (["--mint-ca", "{cert}", "--mint-key", "{other_key}"], "--mint-ca/--mint-key"),
+        (["--signing-secret", "whsec_not*base64"], "--signing-secret"),
+        (["--payload", "{directory}"], "--payload"),
+    ],
+)
+def test_unusable_credentials_and_inputs_exit_2(
+    flags: list[str],
+    message: str,
+    pki: TestPki,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    cert, key = pki.files("allowed")
+    files = {
+        "garbage": garbage,
+        "cert": cert,
+        "key": key,
+        "other_key": pki.files("other")[1],
+        "directory": tmp_path,
+    }
+    assert main(["scan", DEAD, *(flag.format(**files) for flag in flags)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "not*base64" not in err  # a secret is never echoed
 
 
 def test_bad_flag_values_exit_2() -> None:

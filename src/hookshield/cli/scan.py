@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -15,6 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from hookshield.cli.exit_codes import ExitCode
+from hookshield.core.certs import load_chain
+from hookshield.core.errors import HookshieldError
+from hookshield.core.signatures import sign_v1
+from hookshield.pki import CertificateAuthority
 from hookshield.scanner.context import ScanConfig
 from hookshield.scanner.engine import Unreachable, run_scan, selected_checks
 from hookshield.scanner.formats import OutputFormat
@@ -120,7 +125,9 @@ class UsageError(Exception):
     pass
 
 
-def _pair(cert: Path | None, key: Path | None, what: str) -> ClientFiles | None:
+def _pair(
+    cert: Path | None, key: Path | None, what: str, *, authority: bool = False
+) -> ClientFiles | None:
     if cert is None and key is None:
         return None
     if cert is None or key is None:
@@ -128,7 +135,28 @@ def _pair(cert: Path | None, key: Path | None, what: str) -> ClientFiles | None:
     for path in (cert, key):
         if not path.is_file():
             raise UsageError(f"{what}: cannot read {path}")
+    # Loaded now as the scan will load them, so a bad file is a usage error (exit 2) rather than
+    # a crash or an "unreachable" target halfway through the scan.
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key)  # parses, and matches
+        if authority:
+            CertificateAuthority.load(cert, key)
+        else:
+            load_chain(cert.read_bytes(), str(cert))
+    except (OSError, ValueError, HookshieldError) as exc:
+        raise UsageError(f"{what}: {exc}") from exc
     return ClientFiles(cert, key)
+
+
+def _signing_secret(secret: str | None) -> str | None:
+    if secret is not None:
+        try:
+            sign_v1(secret, "msg_check", 0, b"")  # what every signed probe does with it
+        except ValueError as exc:
+            raise UsageError(
+                "--signing-secret: not a base64 Standard Webhooks secret (value not shown)"
+            ) from exc
+    return secret
 
 
 def _config(
@@ -141,6 +169,10 @@ def _config(
     if urlsplit(url).scheme not in ("https", "http") or not urlsplit(url).hostname:
         raise UsageError(f"not an http(s) URL: {url!r}")
     payload_path = path("payload")
+    try:
+        payload = payload_path.read_bytes() if payload_path else None
+    except OSError as exc:
+        raise UsageError(f"--payload: {exc}") from exc
     ca = path("ca")
     if ca is not None and not ca.is_file():
         raise UsageError(f"--ca: cannot read {ca}")
@@ -153,10 +185,10 @@ def _config(
         url=url,
         legit=_pair(path("cert"), path("key"), "--cert/--key"),
         foreign=_pair(path("foreign_cert"), path("foreign_key"), "--foreign-cert/--foreign-key"),
-        mint_ca=_pair(path("mint_ca"), path("mint_key"), "--mint-ca/--mint-key"),
+        mint_ca=_pair(path("mint_ca"), path("mint_key"), "--mint-ca/--mint-key", authority=True),
         ca=str(ca) if ca else None,
-        signing_secret=overrides.get("signing_secret", args.signing_secret),
-        payload=payload_path.read_bytes() if payload_path else None,
+        signing_secret=_signing_secret(overrides.get("signing_secret", args.signing_secret)),
+        payload=payload,
         budget=args.budget,
         burst=args.burst,
         timeout=args.timeout,

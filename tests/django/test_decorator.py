@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 
+from hookshield.core.errors import Rejection
+from hookshield.django.guard import check_request
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, VIA_INTERMEDIATE, TestPki, guard_config
 
@@ -164,6 +166,23 @@ def test_unreadable_trust_anchors_give_503_json(settings: Any, pki: TestPki, tmp
     assert response.status_code == 503
     assert error_code(response) == "guard_unavailable"
     assert response["Retry-After"] == "60"
+
+
+def test_proxy_secret_is_dropped_while_the_guard_is_unavailable(
+    settings: Any, pki: TestPki, tmp_path: Any
+) -> None:
+    # Django reports the 503 with the request attached: the secret must be gone from it too.
+    settings.HOOKSHIELD = guard_config(
+        pki,
+        TRUST_ANCHORS=[str(tmp_path / "missing.pem")],
+        PROXY_SECRET=SECRET,
+        PROXY_SECRET_HEADER="X-Edge-Token",
+    )
+    request = RequestFactory().post("/hooks/", headers={"X-Edge-Token": SECRET})
+    refused = check_request(request, "payments")
+    assert isinstance(refused, Rejection)
+    assert refused.code == "guard_unavailable"
+    assert "HTTP_X_EDGE_TOKEN" not in request.META
 
 
 def test_only_guarded_views_are_csrf_exempt(guarded: dict[str, Any], pki: TestPki) -> None:

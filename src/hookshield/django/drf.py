@@ -29,7 +29,7 @@ from hookshield.core.errors import Code, Rejection
 from hookshield.core.identity import ClientIdentity
 from hookshield.core.pipeline import Guard, reject
 from hookshield.core.sources import Inbound
-from hookshield.django.guard import get_guard
+from hookshield.django.guard import forget_proxy_secret, get_guard, inbound_of
 
 __all__ = [
     "WebhookAuthentication",
@@ -55,19 +55,11 @@ class WebhookCaller:
         return self.identity.name
 
 
-def _inbound(request: HttpRequest) -> Inbound:
-    return Inbound(
-        peer=request.META.get("REMOTE_ADDR") or "",
-        meta=request.META,
-        scope=getattr(request, "scope", None),
-        method=request.method or "",
-    )
-
-
 def _guard(request: HttpRequest, endpoint: str) -> Guard:
     guard = get_guard()
     if isinstance(guard, Rejection):
-        reject(_inbound(request), endpoint, guard, level=logging.ERROR)
+        forget_proxy_secret(request, guard)
+        reject(inbound_of(request), endpoint, guard, level=logging.ERROR)
         raise AuthenticationFailed(guard.message, code=str(guard.code))
     return guard
 
@@ -89,12 +81,12 @@ class WebhookAuthentication(BaseAuthentication):
         view = request.parser_context.get("view") if request.parser_context else None
         endpoint = getattr(view, "hookshield_endpoint", None) or "drf"
         guard = _guard(django_request, endpoint)
-        inbound = _inbound(django_request)
+        inbound = inbound_of(django_request)
         try:
             chain = guard.take_certificate(inbound)
             verified = chain if isinstance(chain, Rejection) else guard.verifier.verify(chain)
         finally:
-            django_request.META.pop(guard.trust.secret_key, None)
+            forget_proxy_secret(django_request, guard)
         if isinstance(verified, Rejection):
             reject(inbound, endpoint, verified)
             raise AuthenticationFailed(verified.message, code=str(verified.code))
@@ -115,7 +107,7 @@ class WebhookPermission(BasePermission):
             return False  # not authenticated by WebhookAuthentication
         endpoint = _endpoint(self, view)
         guard = _guard(request._request, endpoint)
-        inbound = _inbound(request._request)
+        inbound = inbound_of(request._request)
         policy = guard.endpoints.get(endpoint)
         if policy is None:
             reject(
@@ -159,10 +151,10 @@ class WebhookRateThrottle(BaseThrottle):
         guard = _guard(request._request, endpoint)
         policy = guard.endpoints.get(endpoint)
         if policy is None or not policy.rates:
-            _accepted(_inbound(request._request), endpoint, identity, identity.name)
+            _accepted(inbound_of(request._request), endpoint, identity, identity.name)
             return True
         key = getattr(request, "hookshield_matched", None) or identity.name
-        inbound = _inbound(request._request)
+        inbound = inbound_of(request._request)
         refused = guard.limiter.hit(endpoint, key, policy.rates)
         if refused is None:
             _accepted(inbound, endpoint, identity, key)

@@ -18,18 +18,27 @@ from django.http import HttpRequest
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import Code, ConfigurationError, HookshieldError, Rejection
 from hookshield.core.pipeline import Accepted, DecisionObserver, Guard, reject
-from hookshield.core.proxies import ProxyTrust
+from hookshield.core.proxies import DEFAULT_SECRET_HEADER, ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
 from hookshield.core.redact import install as install_redaction
 from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 from hookshield.core.revocation import RevocationLists
-from hookshield.core.sources import Inbound, build_source
+from hookshield.core.sources import Inbound, build_source, meta_key
 from hookshield.core.verify import Verifier
 from hookshield.django.cache_replay import CacheReplayStore
 from hookshield.django.conf import Settings, get_settings
 from hookshield.django.inventory import InventoryRecorder
 
-__all__ = ["build_guard", "check_request", "get_guard", "guard_does_io", "release", "reset_guard"]
+__all__ = [
+    "build_guard",
+    "check_request",
+    "forget_proxy_secret",
+    "get_guard",
+    "guard_does_io",
+    "inbound_of",
+    "release",
+    "reset_guard",
+]
 
 logger = logging.getLogger("hookshield.guard")
 
@@ -118,23 +127,42 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
             install_redaction(get_settings().redact)
 
 
-def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
-    """Run the guard on a Django request; on acceptance the body stays readable for the view."""
-    guard = get_guard()
-    inbound = Inbound(
+def inbound_of(request: HttpRequest) -> Inbound:
+    """The parts of a Django request the guard reads."""
+    return Inbound(
         peer=request.META.get("REMOTE_ADDR") or "",
         meta=request.META,
         scope=getattr(request, "scope", None),
         method=request.method or "",
         read=request.read,
     )
-    if isinstance(guard, Rejection):
-        return reject(inbound, endpoint, guard, level=logging.ERROR)
+
+
+def forget_proxy_secret(request: HttpRequest, guard: Guard | Rejection) -> None:
+    """The proxy's secret never reaches the view, error reports or anything downstream.
+
+    Also while the guard is unavailable: Django reports a 503 with the request attached.
+    """
+    if isinstance(guard, Guard):
+        key = guard.trust.secret_key
+    else:
+        try:
+            key = meta_key(get_settings().proxy_secret_header)
+        except ImproperlyConfigured:
+            key = meta_key(DEFAULT_SECRET_HEADER)
+    request.META.pop(key, None)
+
+
+def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
+    """Run the guard on a Django request; on acceptance the body stays readable for the view."""
+    guard = get_guard()
+    inbound = inbound_of(request)
     try:
+        if isinstance(guard, Rejection):
+            return reject(inbound, endpoint, guard, level=logging.ERROR)
         result = guard.check(inbound, endpoint)
     finally:
-        # The proxy's secret never reaches the view, error reports or anything downstream.
-        request.META.pop(guard.trust.secret_key, None)
+        forget_proxy_secret(request, guard)
     if isinstance(result, Accepted):
         # The guard consumed the stream; hand the body back the way HttpRequest.body caches it,
         # so request.body and request.POST work in the view as usual. The stream itself stays

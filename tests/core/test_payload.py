@@ -84,6 +84,16 @@ def test_reading_stops_one_byte_past_the_limit() -> None:
     assert read_body(io.BytesIO(b"x" * 1024).read, 1024) == b"x" * 1024
 
 
+def test_a_client_gone_mid_body_is_a_400_not_an_error() -> None:
+    def gone(size: int) -> bytes:
+        raise ConnectionResetError("peer went away")
+
+    refused = read_body(gone, 1024)
+    assert isinstance(refused, Rejection)
+    assert refused.code is Code.MALFORMED_BODY
+    assert refused.status == 400
+
+
 def parse(
     body: bytes, rules: InputRules = RULES, ctype: str = "application/json"
 ) -> tuple[Any, Rejection | None]:

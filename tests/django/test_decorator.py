@@ -185,6 +185,27 @@ def test_proxy_secret_is_dropped_while_the_guard_is_unavailable(
     assert "HTTP_X_EDGE_TOKEN" not in request.META
 
 
+def test_a_body_cut_off_by_the_client_is_a_400(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki)
+
+    class Cut:
+        def read(self, size: int = -1) -> bytes:
+            raise OSError("connection reset by peer")
+
+    request = RequestFactory().post(
+        "/hooks/",
+        data=b"{}",
+        content_type="application/json",
+        headers=headers_for(pki.allowed.certificate),
+        REMOTE_ADDR="127.0.0.1",
+    )
+    request._stream = Cut()  # type: ignore[assignment]
+    refused = check_request(request, "payments")
+    assert isinstance(refused, Rejection)
+    assert refused.status == 400
+    assert refused.code == "malformed_body"
+
+
 def test_only_guarded_views_are_csrf_exempt(guarded: dict[str, Any], pki: TestPki) -> None:
     plain = post("/plain/", {}, csrf=True)
     assert plain.status_code == 403  # Django's CSRF failure: the plain view is still protected

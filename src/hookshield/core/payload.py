@@ -162,7 +162,10 @@ def read_body(read: Callable[[int], bytes], max_body: int) -> bytes | Rejection:
     chunks: list[bytes] = []
     total = 0
     while True:
-        chunk = read(min(CHUNK, max_body + 1 - total))
+        try:
+            chunk = read(min(CHUNK, max_body + 1 - total))
+        except OSError:  # the client went away mid-body (Django: UnreadablePostError)
+            return _refuse(Code.MALFORMED_BODY, "the body could not be read to its end")
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from hookshield.core.redact import DEFAULT_KEYS, RedactingFilter, install, redact_text
+from hookshield.core import redact
+from hookshield.core.redact import (
+    DEFAULT_KEYS,
+    HOOKSHIELD_LOGGERS,
+    RedactingFilter,
+    install,
+    redact_text,
+    without_credentials,
+)
 from tests.conftest import PLANTED
 
 PRIVATE_KEY = (
@@ -106,18 +115,38 @@ def test_configured_keys_add_to_the_defaults() -> None:
 
 
 def test_hookshield_loggers_redact_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    # Every logger hookshield's code names is in the list (a parent's filter skips children).
+    source = Path(redact.__file__).parents[1]
+    named = {
+        name
+        for path in source.rglob("*.py")
+        for name in re.findall(r'getLogger\("(hookshield[\w.]*)"\)', path.read_text())
+    }
+    assert "hookshield.inventory" in named
+    assert named <= set(HOOKSHIELD_LOGGERS)
     caplog.set_level(logging.DEBUG, logger="hookshield")
-    for name in ("hookshield.guard", "hookshield.ratelimit", "hookshield.replay"):
+    for name in HOOKSHIELD_LOGGERS:
         logging.getLogger(name).warning(
             "leaked %s %s",
             PLANTED["card"],
             PLANTED["whsec"],
             extra={"body": {"password": PLANTED["redact_key_value"]}},
         )
+    assert len(caplog.records) == len(HOOKSHIELD_LOGGERS)
     for rec in caplog.records:
         assert PLANTED["card"] not in rec.getMessage()
         assert PLANTED["whsec"] not in rec.getMessage()
         assert PLANTED["redact_key_value"] not in repr(rec.body)  # type: ignore[attr-defined]
+
+
+def test_passwords_in_urls() -> None:
+    text = "storage redis://:s3cret-pw@redis.internal:6379/0 and https://bot:tok3n@h.example/x"
+    assert redact_text(text) == (
+        "storage redis://[REDACTED]@redis.internal:6379/0 and https://[REDACTED]@h.example/x"
+    )
+    assert without_credentials("rediss://user:s3cret-pw@r:6380") == "rediss://[REDACTED]@r:6380"
+    assert without_credentials("redis://r:6379/0") == "redis://r:6379/0"
+    assert redact_text("mail ops@example.com at 10:30") == "mail ops@example.com at 10:30"
 
 
 def test_usable_on_any_logger_through_dict_config() -> None:

@@ -61,6 +61,8 @@ def test_defaults_fail_closed() -> None:
         ({"RATE_LIMIT_STORAGE": "memcached://x"}, "HOOKSHIELD['RATE_LIMIT_STORAGE']"),
         ({"RATE_LIMIT_FAILURE": "ignore"}, "HOOKSHIELD['RATE_LIMIT_FAILURE'] must be one of"),
         ({"REPLAY_STORAGE": ""}, "HOOKSHIELD['REPLAY_STORAGE']"),
+        # redis-py's from_url cannot follow sentinels: refused here, not a 503 at the first request.
+        ({"REPLAY_STORAGE": "redis+sentinel://s:26379/m"}, "HOOKSHIELD['REPLAY_STORAGE']"),
         ({"REDACT": "card_number"}, "HOOKSHIELD['REDACT'] must be a list"),
         ({"ENDPOINTS": []}, "HOOKSHIELD['ENDPOINTS'] must be a dict"),
         ({"ENDPOINTS": {"pay ments": {}}}, "key 'pay ments'"),
@@ -111,6 +113,14 @@ def test_the_proxy_secret_is_never_echoed() -> None:
     with pytest.raises(ConfigurationError) as info:
         load({"PROXY_SECRET": {"leaky": "value"}})
     assert "leaky" not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["RATE_LIMIT_STORAGE", "REPLAY_STORAGE"])
+def test_storage_passwords_are_never_echoed(key: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load({key: "memcached://:pw-in-url@cache:11211"})
+    assert "pw-in-url" not in str(info.value)
+    assert "memcached://[REDACTED]@cache:11211" in str(info.value)
 
 
 def test_cn_entries_need_allow_cn() -> None:

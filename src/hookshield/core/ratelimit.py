@@ -34,6 +34,7 @@ from limits.storage import MemoryStorage, MovingWindowSupport, storage_from_stri
 from limits.strategies import MovingWindowRateLimiter
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
+from hookshield.core.redact import without_credentials
 
 __all__ = ["RateLimitFailure", "RateLimiter", "parse_rates"]
 
@@ -141,8 +142,9 @@ def parse_rates(value: str | Sequence[str], where: str) -> tuple[RateLimitItem, 
 def check_storage_uri(uri: str, where: str) -> None:
     scheme = urlparse(uri).scheme
     if scheme != "memory" and scheme not in _REDIS_SCHEMES:
+        shown = without_credentials(uri)
         raise ConfigurationError(
-            f"{where} = {uri!r}: use memory:// or a redis:// (rediss://, redis+cluster://, "
+            f"{where} = {shown!r}: use memory:// or a redis:// (rediss://, redis+cluster://, "
             "redis+sentinel://, valkey://) URI"
         )
 
@@ -211,7 +213,8 @@ class RateLimiter:
                 else memory_storage()
             )
         except LimitsConfigurationError as exc:
-            raise ConfigurationError(f"RATE_LIMIT_STORAGE = {uri!r}: {exc}") from exc
+            shown = without_credentials(uri)
+            raise ConfigurationError(f"RATE_LIMIT_STORAGE = {shown!r}: {exc}") from exc
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = MovingWindowRateLimiter(memory_storage()) if self.shared else self._limiter
         self._down_until = -math.inf
@@ -260,7 +263,7 @@ class RateLimiter:
         self._down_until = self._monotonic() + RETRY_STORAGE_AFTER
         self._notice(
             "rate limit storage %s unreachable (%s); RATE_LIMIT_FAILURE=%s",
-            self.uri,
+            without_credentials(self.uri),
             type(exc).__name__,
             self.failure.value,
         )

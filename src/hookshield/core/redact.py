@@ -30,6 +30,7 @@ __all__ = [
     "active",
     "install",
     "redact_text",
+    "without_credentials",
 ]
 
 MAX_TEXT = 64 * 1024
@@ -63,12 +64,15 @@ DEFAULT_KEYS = frozenset(
 HOOKSHIELD_LOGGERS = (
     "hookshield",
     "hookshield.guard",
+    "hookshield.inventory",
     "hookshield.source",
     "hookshield.revocation",
     "hookshield.ratelimit",
     "hookshield.replay",
 )
 
+# A password in a URL's user info: redis://:password@host, https://user:token@host.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]*:[^\s/@]*@")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
@@ -80,6 +84,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(?:whsec|whsk)_[A-Za-z0-9+/=]+"), "[REDACTED:webhook-secret]"),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*"), "Bearer [REDACTED]"),
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "[REDACTED:aws-key]"),
+    (_URL_CREDENTIALS, r"\1[REDACTED]@"),
 )
 # Word boundaries keep hex digests and identifiers (fingerprints, ids) from looking like cards.
 _CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
@@ -113,7 +118,7 @@ def _key_pattern(keys: Iterable[str]) -> re.Pattern[str]:
 
 
 _NOT_DIGITS = str.maketrans("", "", "0123456789")
-_SHAPE_MARKERS = ("private key", "whsec_", "whsk_", "bearer", "akia", "asia")
+_SHAPE_MARKERS = ("private key", "whsec_", "whsk_", "bearer", "akia", "asia", "@")
 
 
 def redact_text(
@@ -136,6 +141,11 @@ def redact_text(
     if named:
         text = (key_pattern or _key_pattern(keys)).sub(lambda m: m.group(1) + MASK, text)
     return text
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with the password of its user info masked, for messages that name a storage."""
+    return _URL_CREDENTIALS.sub(r"\1[REDACTED]@", url)
 
 
 class RedactingFilter(logging.Filter):

@@ -16,7 +16,30 @@ from typing import Protocol
 
 import redis
 
-__all__ = ["MemoryReplayStore", "RedisReplayStore", "ReplayStore", "StoreUnavailable", "replay_key"]
+from hookshield.core.errors import ConfigurationError
+from hookshield.core.redact import without_credentials
+
+__all__ = [
+    "REPLAY_SCHEMES",
+    "MemoryReplayStore",
+    "RedisReplayStore",
+    "ReplayStore",
+    "StoreUnavailable",
+    "check_replay_uri",
+    "replay_key",
+]
+
+# memory:// and what redis-py's from_url takes; anything else without "://" is a cache alias.
+REPLAY_SCHEMES = ("memory", "redis", "rediss", "unix")
+
+
+def check_replay_uri(value: str, where: str) -> None:
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme not in REPLAY_SCHEMES:
+        raise ConfigurationError(
+            f"{where} = {without_credentials(value)!r}: use a Django cache alias, memory://, "
+            "redis://, rediss:// or unix:// (sentinel and cluster URIs are for rate limits only)"
+        )
 
 
 class StoreUnavailable(Exception):

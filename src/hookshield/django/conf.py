@@ -27,6 +27,7 @@ from hookshield.core.pipeline import Endpoint
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER, parse_networks
 from hookshield.core.ratelimit import RateLimitFailure, check_storage_uri, parse_rates
+from hookshield.core.replay import check_replay_uri
 from hookshield.core.signatures import DEFAULT_TOLERANCE, SignatureVerifier
 from hookshield.core.sources import HEADER_SOURCES, SOURCE_NAMES
 from hookshield.core.verify import LongLived
@@ -321,6 +322,8 @@ def load(raw: Any) -> Settings:
         raise r.bad("ENDPOINTS", "a dict of endpoint name to settings", endpoints_raw)
     storage = r.text("RATE_LIMIT_STORAGE", "memory://")
     check_storage_uri(storage, r.at("RATE_LIMIT_STORAGE"))
+    replay = r.text("REPLAY_STORAGE", "default")
+    check_replay_uri(replay, r.at("REPLAY_STORAGE"))
     return Settings(
         cert_source=source,
         cert_header=r.header("CERT_HEADER", None),
@@ -341,7 +344,7 @@ def load(raw: Any) -> Settings:
         rate_limit_failure=RateLimitFailure(
             r.choice("RATE_LIMIT_FAILURE", tuple(m.value for m in RateLimitFailure), "local")
         ),
-        replay_storage=r.text("REPLAY_STORAGE", "default"),
+        replay_storage=replay,
         redact=r.strings("REDACT"),
         endpoints={name: _endpoint(name, value) for name, value in endpoints_raw.items()},
         inventory=r.boolean("INVENTORY", False),

@@ -21,7 +21,12 @@ from hookshield.core.pipeline import Accepted, DecisionObserver, Guard, reject
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER, ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
 from hookshield.core.redact import install as install_redaction
-from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
+from hookshield.core.replay import (
+    REPLAY_SCHEMES,
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStore,
+)
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.sources import Inbound, build_source, meta_key
 from hookshield.core.verify import Verifier
@@ -85,11 +90,11 @@ def build_guard(conf: Settings) -> Guard:
 
 
 def replay_store(name: str) -> ReplayStore:
-    """``memory://``, ``redis://…`` / ``rediss://…``, or else a Django cache alias."""
+    """``memory://``, ``redis://…`` (``REPLAY_SCHEMES``), or else a Django cache alias."""
     scheme = urlparse(name).scheme
     if scheme == "memory":
         return MemoryReplayStore()
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in REPLAY_SCHEMES:
         return RedisReplayStore(name)
     try:
         return CacheReplayStore(name)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from hookshield.core import redact
+from hookshield.core.audit import log_decision
 from hookshield.core.redact import (
     DEFAULT_KEYS,
     HOOKSHIELD_LOGGERS,
@@ -171,6 +172,29 @@ def test_usable_on_any_logger_through_dict_config() -> None:
     # The suite-wide scan checks the logger's own output too.
     logger.warning("charged %s", PLANTED["card"])
     logger.filters.clear()
+
+
+def test_a_handlers_own_filter_still_redacts_decision_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # hookshield's logger filter skips the decision records it redacted; a handler's filter with
+    # keys of its own must not.
+    caplog.set_level(logging.INFO, logger="hookshield")
+    caplog.handler.addFilter(RedactingFilter(["peer"]))
+    try:
+        log_decision(
+            endpoint="payments",
+            outcome="rejected",
+            code=None,
+            reason="test",
+            identity=None,
+            peer="192.0.2.7",
+        )
+    finally:
+        caplog.handler.filters.clear()
+    (rec,) = [r for r in caplog.records if r.name == "hookshield.guard"]
+    assert "peer=[REDACTED]" in rec.getMessage()
+    assert "192.0.2.7" not in rec.getMessage()
 
 
 def test_install_replaces_the_filter_with_the_configured_keys() -> None:

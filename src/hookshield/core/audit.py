@@ -104,7 +104,8 @@ def _emit(
             fields[key] = redactor.text(value)
     # makeRecord + handle is Logger.log without findCaller's stack walk, which would cost more
     # than the rest of the guard on a cache hit; the caller's location says nothing here anyway.
-    # The record is marked as redacted so the filter on the logger does not scan it twice.
+    # The record names the filter that redacted its fields, so that filter (on hookshield's
+    # loggers) does not scan it twice; any other, with other keys, still does.
     record = logger.makeRecord(
         logger.name,
         level,
@@ -113,6 +114,6 @@ def _emit(
         _Line(event, fields),
         (),
         None,
-        extra={"hookshield": fields, "hookshield_redacted": True},
+        extra={"hookshield": fields, "hookshield_redacted": id(redactor)},
     )
     logger.handle(record)

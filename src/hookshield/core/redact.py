@@ -159,7 +159,7 @@ class RedactingFilter(logging.Filter):
         self._short_texts = functools.lru_cache(maxsize=1024)(self._redact)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "hookshield_redacted", False):
+        if getattr(record, "hookshield_redacted", None) == id(self):
             return True  # built by hookshield's audit from fields this filter already redacted
         try:
             message = record.getMessage()

@@ -176,6 +176,16 @@ def test_schema_violations_name_the_path_never_the_value() -> None:
     assert secret_value not in refused.reason
 
 
+def test_schema_paths_keep_sender_chosen_keys_short() -> None:
+    schema = Schema({"type": "object", "additionalProperties": {"type": "integer"}}, "SCHEMA")
+    key = "k" * 10_000
+    _, refused = parse(json.dumps({key: "x"}).encode(), InputRules(schema=schema))
+    assert refused is not None
+    assert refused.code is Code.SCHEMA_VIOLATION
+    assert f"$['{'k' * 64}...']" in refused.reason
+    assert len(refused.reason) < 200
+
+
 def test_schema_from_a_file(tmp_path: Any) -> None:
     path = tmp_path / "event.json"
     path.write_text(json.dumps(SCHEMA))

@@ -27,16 +27,22 @@ install_redaction()
 _BARE = re.compile(r"[A-Za-z0-9._:/@-]+")
 
 
-# Decision lines repeat the same endpoints, identities, peers and reasons: each value is quoted
-# once (values are plain strings and codes, all hashable).
-@functools.lru_cache(maxsize=1024)
 def _quoted(value: object) -> str:
     text = str(value)
+    # Decision lines repeat the same endpoints, identities, peers and reasons: short values are
+    # quoted once; long ones (a hostile certificate's name) are not kept.
+    return _quoted_short(text) if len(text) <= 256 else _quote(text)
+
+
+def _quote(text: str) -> str:
     if _BARE.fullmatch(text):
         return text
     # unicode_escape turns control characters (and backslashes) into escapes: no log injection.
     escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+_quoted_short = functools.lru_cache(maxsize=1024)(_quote)
 
 
 def _line(event: str, fields: Mapping[str, object]) -> str:

@@ -40,6 +40,11 @@ def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
     return media.strip().lower(), params
 
 
+def _shortened(key: str, limit: int = 64) -> str:
+    # A path names keys the sender chose; a reason quoting one stays short all the same.
+    return key if len(key) <= limit else key[:limit] + "..."
+
+
 def is_json(media: str) -> bool:
     return media in _JSON_TYPES or media.endswith("+json")
 
@@ -74,7 +79,7 @@ class Schema:
         if error is None:
             return None
         path = "$" + "".join(
-            f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path
+            f"[{_shortened(p)!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path
         )
         # The validator keyword says what rule failed; the message would quote the value.
         return f"{path} fails '{error.validator}'"

@@ -100,10 +100,24 @@ def test_unusable_credentials_and_inputs_exit_2(
     assert "not*base64" not in err  # a secret is never echoed
 
 
-def test_bad_flag_values_exit_2() -> None:
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--format", "xml"],
+        ["--concurrency", "0"],  # would wait forever for a free slot
+        ["--budget", "0"],
+        ["--budget", "-5"],
+        ["--burst", "0"],
+        ["--timeout", "0"],
+        ["--max-duration", "-1"],
+        ["--timeout", "nan"],
+    ],
+)
+def test_bad_flag_values_exit_2(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["scan", DEAD, "--format", "xml"])
+        main(["scan", DEAD, *flags])
     assert exit_.value.code == 2
+    assert flags[0] in capsys.readouterr().err
 
 
 def test_an_unreachable_target_exits_3(capsys: pytest.CaptureFixture[str]) -> None:

@@ -120,6 +120,7 @@ def test_an_unknown_endpoint_fails_closed(pki: TestPki) -> None:
     assert isinstance(result, Rejection)
     assert result.code is Code.GUARD_UNAVAILABLE
     assert result.status == 503
+    assert ("Retry-After", "60") in result.headers
 
 
 def test_log_lines_escape_hostile_identities(

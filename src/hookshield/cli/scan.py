@@ -7,8 +7,9 @@ import asyncio
 import json
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -87,13 +88,13 @@ def add_parser(subparsers: Any) -> None:
         help="a legitimate payload (default: a small JSON event with a canary)",
     )
     limits = p.add_argument_group("safety")
-    limits.add_argument("--budget", type=int, default=500, help="most requests per target (500)")
-    limits.add_argument("--burst", type=int, default=120, help="rate-limit burst size (120)")
-    limits.add_argument("--timeout", type=float, default=10.0, help="per request, seconds (10)")
-    limits.add_argument("--concurrency", type=int, default=4, help="requests in flight (4)")
+    limits.add_argument("--budget", type=_count, default=500, help="most requests per target (500)")
+    limits.add_argument("--burst", type=_count, default=120, help="rate-limit burst size (120)")
+    limits.add_argument("--timeout", type=_seconds, default=10.0, help="per request, seconds (10)")
+    limits.add_argument("--concurrency", type=_count, default=4, help="requests in flight (4)")
     limits.add_argument(
         "--max-duration",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="hard cap on a scan's wall time; checks not reached are skipped",
     )
@@ -119,6 +120,28 @@ def add_parser(subparsers: Any) -> None:
     )
     report.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
     p.set_defaults(handler=run)
+
+
+Number = TypeVar("Number", int, float)
+
+
+def positive(kind: Callable[[str], Number]) -> Callable[[str], Number]:
+    """An argparse type for a number above zero (a safety limit of 0 would never finish)."""
+
+    def parse(text: str) -> Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, not {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_count, _seconds = positive(int), positive(float)
 
 
 class UsageError(Exception):

@@ -115,6 +115,11 @@ class Rejection:
     # value, a certificate detail or a secret); it is then appended to the message.
     public: bool = False
 
+    @classmethod
+    def guard_unavailable(cls, reason: str) -> Rejection:
+        """A 503 asking the sender to retry in a minute, by when the configuration may be fixed."""
+        return cls(Code.GUARD_UNAVAILABLE, reason, headers=(("Retry-After", "60"),))
+
     @property
     def status(self) -> int:
         return CODES[self.code][0]

@@ -28,7 +28,15 @@ from hookshield.core.signatures import SignatureVerifier
 from hookshield.core.sources import Inbound, Source
 from hookshield.core.verify import Verifier
 
-__all__ = ["Accepted", "Decision", "DecisionObserver", "Endpoint", "Guard", "reject"]
+__all__ = [
+    "Accepted",
+    "Decision",
+    "DecisionObserver",
+    "Endpoint",
+    "Guard",
+    "reject",
+    "unknown_endpoint",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +176,7 @@ class Guard:
     def _check(self, inbound: Inbound, name: str, trace: _Trace) -> Accepted | Rejection:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
-            return reject(
-                inbound,
-                name,
-                Rejection(
-                    Code.GUARD_UNAVAILABLE, f"endpoint {name!r} is not in HOOKSHIELD['ENDPOINTS']"
-                ),
-                level=logging.ERROR,
-            )
+            return reject(inbound, name, unknown_endpoint(name), level=logging.ERROR)
         chain = self.take_certificate(inbound)
         if isinstance(chain, Rejection):
             return reject(inbound, name, chain)
@@ -258,6 +259,10 @@ class Guard:
         if not first:
             return Rejection(Code.DELIVERY_REPLAYED, "webhook-id seen within the replay window")
         return delivery_id
+
+
+def unknown_endpoint(name: str) -> Rejection:
+    return Rejection.guard_unavailable(f"endpoint {name!r} is not in HOOKSHIELD['ENDPOINTS']")
 
 
 def reject(

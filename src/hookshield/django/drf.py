@@ -27,7 +27,7 @@ from rest_framework.throttling import BaseThrottle
 from hookshield.core.audit import log_decision
 from hookshield.core.errors import Code, Rejection
 from hookshield.core.identity import ClientIdentity
-from hookshield.core.pipeline import Guard, reject
+from hookshield.core.pipeline import Guard, reject, unknown_endpoint
 from hookshield.core.sources import Inbound
 from hookshield.django.guard import forget_proxy_secret, get_guard, inbound_of
 
@@ -110,16 +110,7 @@ class WebhookPermission(BasePermission):
         inbound = inbound_of(request._request)
         policy = guard.endpoints.get(endpoint)
         if policy is None:
-            reject(
-                inbound,
-                endpoint,
-                Rejection(
-                    Code.GUARD_UNAVAILABLE,
-                    f"endpoint {endpoint!r} is not in HOOKSHIELD['ENDPOINTS']",
-                ),
-                identity,
-                logging.ERROR,
-            )
+            reject(inbound, endpoint, unknown_endpoint(endpoint), identity, logging.ERROR)
             raise PermissionDenied(
                 "This webhook is not configured.", code=str(Code.GUARD_UNAVAILABLE)
             )

@@ -16,7 +16,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from hookshield.core.certs import load_chain
-from hookshield.core.errors import Code, ConfigurationError, HookshieldError, Rejection
+from hookshield.core.errors import ConfigurationError, HookshieldError, Rejection
 from hookshield.core.pipeline import Accepted, DecisionObserver, Guard, reject
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER, ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
@@ -114,9 +114,7 @@ def get_guard() -> Guard | Rejection:
         # Unreadable anchors and the like: refuse every webhook (fail closed) with a 503 rather
         # than a 500, and say why in the log; `manage.py check` reports the same problem.
         logger.error("hookshield guard unavailable: %s", exc)
-        return Rejection(
-            Code.GUARD_UNAVAILABLE, f"guard unavailable: {exc}", headers=(("Retry-After", "60"),)
-        )
+        return Rejection.guard_unavailable(f"guard unavailable: {exc}")
 
 
 def reset_guard() -> None:

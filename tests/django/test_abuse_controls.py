@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from typing import Any
@@ -227,23 +228,35 @@ def test_an_unknown_cache_alias_makes_the_guard_unavailable(settings: Any, pki: 
 
 
 async def test_async_view_with_redis_limits_leaves_the_event_loop(
-    settings: Any, pki: TestPki, redis_url: str, unique: str
+    settings: Any, pki: TestPki, redis_url: str, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.HOOKSHIELD = guard_config(
         pki,
         ENDPOINTS={unique: {"ALLOW": [ALLOWED], "RATE": "2/minute"}},
         RATE_LIMIT_STORAGE=redis_url,
     )
+    from django.http import JsonResponse
     from django.urls import path
 
-    from hookshield.django import webhook
+    from hookshield.django import decorators, guard, webhook
     from tests import urls
+
+    ran_in: list[tuple[str, int]] = []  # (guard step, thread) for each call
+
+    def recorded(step: Any) -> Any:
+        def run(*args: Any) -> Any:
+            ran_in.append((step.__name__, threading.get_ident()))
+            return step(*args)
+
+        run.__name__ = step.__name__
+        return run
+
+    monkeypatch.setattr(decorators, "check_request", recorded(guard.check_request))
+    monkeypatch.setattr(decorators, "release", recorded(guard.release))
 
     @webhook(unique)
     async def view(request: Any) -> Any:
-        from django.http import JsonResponse
-
-        return JsonResponse({"json": request.webhook.json})
+        return JsonResponse({"json": request.webhook.json}, status=500)  # a failing view
 
     settings.ROOT_URLCONF = type("Urls", (), {"urlpatterns": [path("h/", view), *urls.urlpatterns]})
     client = AsyncClient(REMOTE_ADDR="127.0.0.1")
@@ -253,7 +266,11 @@ async def test_async_view_with_redis_limits_leaves_the_event_loop(
             "/h/", data=b"{}", content_type="application/json", headers=cert_headers(pki)
         )
         statuses.append(response.status_code)
-    assert statuses == [200, 200, 429]
+    assert statuses == [500, 500, 429]
+    # Every Redis-bound step (the check, and the release after the view's 500s) left the loop.
+    loop_thread = threading.get_ident()
+    assert [name for name, _ in ran_in].count("release") == 2
+    assert all(thread != loop_thread for _, thread in ran_in)
 
 
 def test_planted_secrets_in_deliveries_never_reach_the_logs(

@@ -17,6 +17,7 @@ from hookshield.django.responses import rejection_response
 __all__ = ["webhook"]
 
 View = TypeVar("View", bound=Callable[..., Any])
+Result = TypeVar("Result")
 
 
 def webhook(endpoint: str) -> Callable[[View], View]:
@@ -37,22 +38,18 @@ def webhook(endpoint: str) -> Callable[[View], View]:
             async def guarded_async(
                 request: HttpRequest, *args: Any, **kwargs: Any
             ) -> HttpResponseBase:
-                if guard_does_io():
-                    # Redis or a network cache is in the way: leave the event loop for it.
-                    result = await sync_to_async(check_request, thread_sensitive=False)(
-                        request, endpoint
-                    )
-                else:
-                    result = check_request(request, endpoint)
+                result = await _off_the_loop(check_request, request, endpoint)
                 if isinstance(result, Rejection):
                     return rejection_response(result)
                 request.webhook = result  # type: ignore[attr-defined]
                 try:
                     response = await async_view(request, *args, **kwargs)
                 except BaseException:
-                    release(result)
+                    await _off_the_loop(release, result)
                     raise
-                return _released_on_failure(response, result)
+                if response.status_code >= 500:
+                    await _off_the_loop(release, result)
+                return response
 
             guarded: Callable[..., Any] = guarded_async
         else:
@@ -77,6 +74,13 @@ def webhook(endpoint: str) -> Callable[[View], View]:
         return cast(View, guarded)
 
     return decorate
+
+
+async def _off_the_loop(step: Callable[..., Result], *args: Any) -> Result:
+    """Run a guard step in a worker thread when it talks to Redis or a network cache."""
+    if guard_does_io():
+        return await sync_to_async(step, thread_sensitive=False)(*args)
+    return step(*args)
 
 
 def _released_on_failure(response: HttpResponseBase, accepted: Accepted) -> HttpResponseBase:

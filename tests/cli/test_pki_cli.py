@@ -16,8 +16,7 @@ from hookshield.core.certs import PresentedChain, load_chain
 from hookshield.core.errors import Code, Rejection
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.verify import Verified, Verifier
-
-SPIFFE = "spiffe://corp.example/payments-gateway"
+from tests.conftest import ALLOWED, require_service
 
 
 def der_chain(path: Path) -> PresentedChain:
@@ -44,7 +43,7 @@ def test_init_issue_and_verify(ca_dir: Path) -> None:
                 str(ca_dir),
                 "payments",
                 "--spiffe-id",
-                SPIFFE,
+                ALLOWED,
                 "--via-intermediate",
                 "--days",
                 "10",
@@ -75,7 +74,7 @@ def test_init_issue_and_verify(ca_dir: Path) -> None:
     anchors = load_chain((ca_dir / "ca.pem").read_bytes())
     verified = Verifier(anchors).verify(der_chain(leaf))
     assert isinstance(verified, Verified)
-    assert verified.identity.spiffe_id == SPIFFE
+    assert verified.identity.spiffe_id == ALLOWED
     server = load_chain((ca_dir / "server.pem").read_bytes())[0]
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(n.value) for n in names] == ["127.0.0.1", "localhost"]
@@ -83,9 +82,10 @@ def test_init_issue_and_verify(ca_dir: Path) -> None:
     assert [e["name"] for e in index] == ["payments", "server"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 def test_openssl_accepts_what_it_issues(ca_dir: Path) -> None:
-    main(["pki", "issue", str(ca_dir), "payments", "--spiffe-id", SPIFFE, "--via-intermediate"])
+    if shutil.which("openssl") is None:
+        require_service("the openssl command is not installed")
+    main(["pki", "issue", str(ca_dir), "payments", "--spiffe-id", ALLOWED, "--via-intermediate"])
     main(["pki", "issue", str(ca_dir), "server", "--server", "127.0.0.1"])
     for name, purpose in (("payments", "sslclient"), ("server", "sslserver")):
         result = subprocess.run(
@@ -110,7 +110,7 @@ def test_openssl_accepts_what_it_issues(ca_dir: Path) -> None:
 
 
 def test_revoke_rewrites_the_crl(ca_dir: Path) -> None:
-    main(["pki", "issue", str(ca_dir), "payments", "--spiffe-id", SPIFFE, "--via-intermediate"])
+    main(["pki", "issue", str(ca_dir), "payments", "--spiffe-id", ALLOWED, "--via-intermediate"])
     main(["pki", "issue", str(ca_dir), "billing", "--spiffe-id", "spiffe://corp.example/billing"])
     assert main(["pki", "revoke", str(ca_dir), "payments"]) == 0
     anchors = load_chain((ca_dir / "ca.pem").read_bytes())

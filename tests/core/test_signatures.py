@@ -91,8 +91,13 @@ def test_rotation_with_several_secrets() -> None:
 
 
 def test_unpadded_secrets_are_the_same_key() -> None:
-    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    assert sign_v1(secret.rstrip("="), SW1["id"], SW1["ts"], SW1["body"]) == SW1["sig"]
+    padded = "whsec_c2VjcmV0LWtleS1mb3ItdGhlLXRlc3QtMTIzNDU2Nzg="
+    unpadded = padded.rstrip("=")
+    assert unpadded != padded
+    signature = sign_v1(unpadded, SW1["id"], SW1["ts"], SW1["body"])
+    assert signature == sign_v1(padded, SW1["id"], SW1["ts"], SW1["body"])
+    v = verifier(padded, at=SW1["ts"])
+    assert v.verify(meta(SW1, signature), SW1["body"]) == SW1["id"]
 
 
 def test_the_body_is_the_raw_bytes() -> None:

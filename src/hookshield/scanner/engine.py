@@ -17,7 +17,7 @@ from hookshield.scanner import checks as _checks  # noqa: F401  (registers every
 from hookshield.scanner.context import BudgetExhausted, ScanConfig, ScanContext, Throttled
 from hookshield.scanner.model import CheckResult, Finding, Outcome, Report
 from hookshield.scanner.profiles import Profile, Profiles
-from hookshield.scanner.registry import CHECKS, Check, CheckSkipped, Need
+from hookshield.scanner.registry import CHECKS, Check, CheckSkipped, Inconclusive, Need
 from hookshield.scanner.scoring import grade, score
 
 __all__ = ["Observer", "Unreachable", "run_scan", "scan", "selected_checks"]
@@ -84,6 +84,8 @@ async def _run_one(check: Check, ctx: ScanContext, deadline: float | None) -> Ch
         return result(Outcome.SKIPPED, str(exc))
     except Throttled as exc:
         return result(Outcome.INCONCLUSIVE, f"throttled: {exc}")
+    except Inconclusive as exc:
+        return result(Outcome.INCONCLUSIVE, str(exc))
     except TimeoutError:
         return result(Outcome.SKIPPED, "not finished within --max-duration")
     except Exception as exc:  # one broken check never sinks the scan; its outcome says why

@@ -26,11 +26,15 @@ from hookshield.scanner.model import Category, Evidence, Finding, Severity
 if TYPE_CHECKING:
     from hookshield.scanner.context import Reply, ScanContext
 
-__all__ = ["CHECKS", "Check", "CheckSkipped", "Need", "register"]
+__all__ = ["CHECKS", "Check", "CheckSkipped", "Inconclusive", "Need", "register"]
 
 
 class CheckSkipped(Exception):
     """Raised by a check that finds, once running, that it cannot probe (the message says why)."""
+
+
+class Inconclusive(Exception):
+    """Raised by a check whose probes were answered but prove neither a flaw nor its absence."""
 
 
 class Need(StrEnum):

@@ -7,7 +7,7 @@ import time
 
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
-from hookshield.scanner.registry import Check, CheckSkipped, Need, register
+from hookshield.scanner.registry import Check, CheckSkipped, Inconclusive, Need, register
 
 _BURST = "rate.burst"
 
@@ -51,11 +51,21 @@ class NoLimit(Check):
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         replies = await burst(ctx)
-        if any(r.throttled for r in replies) or len(replies) < ctx.config.burst:
+        if any(r.throttled for r in replies):
             return []
+        if len(replies) < ctx.config.burst:
+            # Only the budget ends a burst early without a 429: too short to say anything.
+            raise CheckSkipped(
+                f"the request budget left room for {len(replies)} of the {ctx.config.burst} "
+                "burst deliveries"
+            )
         accepted = sum(r.accepted for r in replies)
         if accepted < len(replies):
-            return []  # refusals of another kind: not a proof of "no limit"
+            statuses = sorted({str(r.status or r.error) for r in replies if not r.accepted})
+            raise Inconclusive(
+                f"{len(replies) - accepted} burst deliveries were refused, but not as throttled "
+                f"({', '.join(statuses)}): no proof of a limit either way"
+            )
         return [
             self.finding(
                 Evidence(

@@ -6,7 +6,7 @@ import time
 
 from hookshield.scanner.context import ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
-from hookshield.scanner.registry import Check, Need, register
+from hookshield.scanner.registry import Check, Inconclusive, Need, register
 
 _NEEDS = frozenset({Need.ACCEPTED_BASELINE, Need.SIGNING_SECRET})
 
@@ -44,7 +44,8 @@ class DuplicateAccepted(Check):
         headers = ctx.signed_headers(ctx.payload)
         first = await ctx.deliver(headers=headers, sign=False, label="signed delivery")
         if not first.accepted:
-            return []
+            why = first.error or f"answered {first.status}"
+            raise Inconclusive(f"the first signed delivery was refused ({why}): nothing to repeat")
         again = await ctx.deliver(headers=headers, sign=False, label="the same delivery again")
         return self.if_accepted(again)
 

@@ -39,6 +39,7 @@ class Targets:
     bare_limit: str
     plain_http: str
     strict_handshake: str  # HAProxy aborting handshakes without a client certificate
+    any_valid: str  # HAProxy requiring a client certificate, the naive view taking any valid one
     files: dict[str, ClientFiles]
     ca: str
 
@@ -103,6 +104,9 @@ def targets(
         haproxy(
             base / "strict", combined, pki.ca_file, hardened.port, "verify required"
         ) as strict_port,
+        haproxy(
+            base / "required", combined, pki.ca_file, naive.port, "verify required"
+        ) as required_port,
     ):
         yield Targets(
             hardened=f"https://127.0.0.1:{hardened_port}/hooks/strict/",
@@ -112,6 +116,7 @@ def targets(
             bare_limit=f"https://127.0.0.1:{plain_nginx_port}/hooks/bare-limit/",
             plain_http=f"http://127.0.0.1:{naive.port}/hooks/naive/",
             strict_handshake=f"https://127.0.0.1:{strict_port}/hooks/strict/",
+            any_valid=f"https://127.0.0.1:{required_port}/hooks/naive/",
             files={
                 "legit": ClientFiles(*pki.files("allowed")),
                 "mint": ClientFiles(pki.ca_file, ca_key),
@@ -217,6 +222,20 @@ async def test_a_legacy_trust_fallback_is_a_spoofing_path(targets: Targets) -> N
     assert outcome(report, "auth.spoofed-identity-header") is Outcome.FAILED
     (finding,) = [f for f in report.findings if f.id == "auth.spoofed-identity-header"]
     assert "gcp" in finding.evidence.request
+
+
+async def test_header_spoofing_is_not_blamed_on_a_foreign_certificate_let_in_anyway(
+    targets: Targets,
+) -> None:
+    # The handshake demands a certificate and the naive app lets any valid one in: a foreign
+    # certificate carrying forged headers is accepted whatever the headers say.
+    report = await scan(
+        targets,
+        targets.any_valid,
+        checks=("auth.spoofed-identity-header", "authz.foreign-identity"),
+    )
+    assert outcome(report, "authz.foreign-identity") is Outcome.FAILED
+    assert outcome(report, "auth.spoofed-identity-header") is Outcome.INCONCLUSIVE
 
 
 async def test_a_429_without_retry_after(targets: Targets) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from hookshield.core.certs import load_chain
 from hookshield.pki import encodings
-from hookshield.scanner.context import ScanContext
+from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
 from hookshield.scanner.profiles import Profile
-from hookshield.scanner.registry import Check, Need, register
+from hookshield.scanner.registry import Check, Inconclusive, Need, register
 
 _DECORATE = (
     "Decorate the view with @webhook('<endpoint>') from hookshield.django and list its callers "
@@ -174,10 +173,10 @@ class SpoofedIdentityHeader(Check):
     needs = frozenset({Need.ACCEPTED_BASELINE, Need.CLIENT_CERT})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        replies = []
-        files = ctx.profiles.files(Profile.LEGIT)
-        assert files is not None  # Need.CLIENT_CERT
-        legit = load_chain(files.cert.read_bytes())[0]
+        legit = ctx.profiles.legit_cert
+        assert legit is not None  # Need.CLIENT_CERT
+        replies: list[Reply] = []
+        foreign_alone: Reply | None = None
         for style, headers in forged_headers(legit):
             # No certificate at all; if the handshake demands one, a foreign valid one carries
             # the headers instead (the server must then not take the header's word for the name).
@@ -185,10 +184,19 @@ class SpoofedIdentityHeader(Check):
                 Profile.NO_CERT, headers=headers, label=f"no cert, forged {style} headers"
             )
             if reply.status is None and ctx.profiles.files(Profile.FOREIGN) is not None:
+                if foreign_alone is None:
+                    foreign_alone = await ctx.deliver(Profile.FOREIGN, label="foreign cert alone")
+                if foreign_alone.accepted:
+                    continue  # let in without any header: its deliveries cannot show them believed
                 reply = await ctx.deliver(
                     Profile.FOREIGN, headers=headers, label=f"foreign cert, forged {style} headers"
                 )
             replies.append(reply)
+        if not replies:
+            raise Inconclusive(
+                "the handshake demands a certificate and the foreign one is accepted by itself "
+                "(see authz.foreign-identity): no delivery can isolate the forged headers"
+            )
         return self.if_accepted(*replies)
 
 

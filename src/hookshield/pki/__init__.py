@@ -24,6 +24,7 @@ __all__ = [
     "IssuedCertificate",
     "name",
     "self_signed_copy",
+    "subject_alt_names",
 ]
 
 # Keys hookshield makes are P-256; a CA loaded from files (the scanner's --mint-ca) may be RSA.
@@ -56,6 +57,14 @@ def name(common_name: str | None = None, **attributes: str) -> x509.Name:
     if common_name is not None:
         rdns.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     return x509.Name(rdns)
+
+
+def subject_alt_names(cert: x509.Certificate) -> list[x509.GeneralName]:
+    """The certificate's SAN entries, none when it has no SAN extension."""
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
 
 
 def _pem(cert: x509.Certificate) -> bytes:

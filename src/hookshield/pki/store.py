@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from hookshield.pki import CertificateAuthority, IssuedCertificate
+from hookshield.pki import CertificateAuthority, IssuedCertificate, subject_alt_names
 
 __all__ = ["CaDirectory", "PkiError"]
 
@@ -120,7 +119,7 @@ class CaDirectory:
                 "name": name,
                 "serial": f"{issued.certificate.serial_number:x}",
                 "issuer": "intermediate" if via_intermediate else "root",
-                "names": [str(v.value) for v in _sans(issued.certificate)],
+                "names": [str(v.value) for v in subject_alt_names(issued.certificate)],
                 "not_after": issued.certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "revoked": False,
             }
@@ -153,10 +152,3 @@ class CaDirectory:
             path.write_bytes(crl.public_bytes(Encoding.PEM))
             written.append(path)
         return written
-
-
-def _sans(cert: x509.Certificate) -> list[x509.GeneralName]:
-    try:
-        return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        return []

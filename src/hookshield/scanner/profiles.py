@@ -21,7 +21,12 @@ from cryptography.x509.oid import NameOID
 
 from hookshield.core.certs import load_chain
 from hookshield.core.identity import ClientIdentity
-from hookshield.pki import CertificateAuthority, IssuedCertificate, self_signed_copy
+from hookshield.pki import (
+    CertificateAuthority,
+    IssuedCertificate,
+    self_signed_copy,
+    subject_alt_names,
+)
 
 __all__ = ["ClientFiles", "LookAlike", "Profile", "Profiles", "look_alikes"]
 
@@ -204,7 +209,7 @@ class Profiles:
             now = dt.datetime.now(dt.UTC)
             expired = self.mint.issue(
                 subject=self.legit_cert.subject,
-                sans=_copy_sans(self.legit_cert),
+                sans=subject_alt_names(self.legit_cert),
                 not_before=now - dt.timedelta(days=30),
                 lifetime=dt.timedelta(days=1),
             )
@@ -230,10 +235,3 @@ class Profiles:
             (alike, self._write(f"lookalike-{alike.kind}", alike.issued))
             for alike in look_alikes(self.legit_cert, self.mint)
         ]
-
-
-def _copy_sans(cert: x509.Certificate) -> list[x509.GeneralName]:
-    try:
-        return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        return []

@@ -100,9 +100,11 @@ class Reply:
     def throttled(self) -> bool:
         return self.status == 429 or (self.status == 503 and "retry-after" in self.headers)
 
-    def evidence(self) -> Evidence:
+    def evidence(self, note: str = "") -> Evidence:
+        """The reply as a finding's evidence; ``note`` says what about it is the flaw."""
         excerpt = self.body[:EXCERPT] if self.status is not None else (self.error or "")
-        return Evidence(self.request, self.status, excerpt, self.elapsed_ms)
+        request = f"{self.request}: {note}" if note else self.request
+        return Evidence(request, self.status, excerpt, self.elapsed_ms)
 
 
 class ScanContext:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hookshield.scanner.context import ScanContext
-from hookshield.scanner.model import Category, Evidence, Finding, Severity
+from hookshield.scanner.model import Category, Finding, Severity
 from hookshield.scanner.profiles import Profile
 from hookshield.scanner.registry import Check, Need, register
 
@@ -45,15 +45,5 @@ class IdentityConfusion(Check):
         for alike, files in ctx.profiles.look_alikes():
             reply = await ctx.deliver(files, label=f"look-alike: {alike.kind}")
             if reply.accepted:
-                evidence = reply.evidence()
-                findings.append(
-                    self.finding(
-                        Evidence(
-                            f"{evidence.request}: {alike.description}",
-                            evidence.status,
-                            evidence.excerpt,
-                            evidence.elapsed_ms,
-                        )
-                    )
-                )
+                findings.append(self.finding(reply.evidence(alike.description)))
         return findings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
@@ -74,15 +75,7 @@ class ServerBanner(Check):
             for name in ("server", "x-powered-by"):
                 value = reply.headers.get(name, "")
                 if _VERSIONED.search(value):
-                    evidence = reply.evidence()
-                    return [
-                        self.finding(
-                            type(evidence)(
-                                f"{evidence.request}: {name}: {value}",
-                                evidence.status,
-                                "",
-                                evidence.elapsed_ms,
-                            )
-                        )
-                    ]
+                    # The header is the evidence; the body is beside the point.
+                    evidence = replace(reply.evidence(f"{name}: {value}"), excerpt="")
+                    return [self.finding(evidence)]
         return []

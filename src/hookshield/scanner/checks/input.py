@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hookshield.scanner.context import ScanContext
-from hookshield.scanner.model import Category, Evidence, Finding, Severity
+from hookshield.scanner.model import Category, Finding, Severity
 from hookshield.scanner.registry import Check, Need, register
 
 OVERSIZED = 8 * 1024 * 1024
@@ -91,16 +91,8 @@ class DeepNesting(Check):
         baseline = ctx.baseline.elapsed_ms if ctx.baseline else 0.0
         slow = reply.status is not None and reply.elapsed_ms > max(2000.0, 20 * baseline)
         if _is_5xx(reply.status) or slow:
-            evidence = reply.evidence()
-            if slow:
-                evidence = Evidence(
-                    f"{evidence.request}: {reply.elapsed_ms:.0f} ms against a "
-                    f"{baseline:.0f} ms baseline",
-                    evidence.status,
-                    evidence.excerpt,
-                    evidence.elapsed_ms,
-                )
-            return [self.finding(evidence)]
+            note = f"{reply.elapsed_ms:.0f} ms against a {baseline:.0f} ms baseline" if slow else ""
+            return [self.finding(reply.evidence(note))]
         return []
 
 

@@ -64,5 +64,4 @@ def report() -> Report:
         grade=grade(overall),
         categories=categories,
         throttled=1,
-        budget=500,
     )

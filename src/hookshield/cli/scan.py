@@ -257,36 +257,25 @@ def _targets(args: argparse.Namespace) -> list[ScanConfig]:
     return configs
 
 
-class _ProgressObserver:
-    """A rich progress bar on stderr, one task per target."""
+class _TargetProgress:
+    """One target's task on a rich progress bar (stderr)."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.tasks: dict[str, Any] = {}
-
-    def for_target(self, url: str) -> _TargetObserver:
-        return _TargetObserver(self, url)
-
-
-class _TargetObserver:
-    def __init__(self, parent: _ProgressObserver, url: str) -> None:
-        self.parent, self.url = parent, url
 
     def scan_started(self, target: str, checks: int) -> None:
-        self.task = self.parent.progress.add_task(target, total=checks)
+        self.task = self.progress.add_task(target, total=checks)
 
     def check_done(self, result: CheckResult) -> None:
-        self.parent.progress.advance(self.task)
+        self.progress.advance(self.task)
 
 
 async def _scan_all(
     configs: list[ScanConfig], progress: Progress | None
 ) -> list[Report | Unreachable]:
-    observer = _ProgressObserver(progress) if progress else None
-
     async def one(config: ScanConfig) -> Report | Unreachable:
         try:
-            return await run_scan(config, observer.for_target(config.url) if observer else None)
+            return await run_scan(config, _TargetProgress(progress) if progress else None)
         except Unreachable as exc:
             return exc
 

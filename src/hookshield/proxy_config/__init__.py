@@ -10,8 +10,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from hookshield.core.proxies import DEFAULT_SECRET_HEADER
-
 __all__ = ["FORWARDED_CERT_HEADERS", "ProxyOptions", "new_secret"]
 
 # Every header some terminator uses to forward a client certificate or its verdict: the
@@ -44,7 +42,6 @@ FORWARDED_CERT_HEADERS = (
     "cf-cert-presented",
     "cf-cert-subject-dn",
 )
-SECRET_HEADER = DEFAULT_SECRET_HEADER
 
 
 def new_secret() -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import yaml
 
-from hookshield.proxy_config import FORWARDED_CERT_HEADERS, SECRET_HEADER, ProxyOptions
+from hookshield.core.proxies import DEFAULT_SECRET_HEADER
+from hookshield.proxy_config import FORWARDED_CERT_HEADERS, ProxyOptions
 
 __all__ = ["render"]
 
@@ -39,7 +40,7 @@ def document(options: ProxyOptions) -> dict[str, object]:
             "request_headers_to_remove": removed,
             "request_headers_to_add": [
                 {
-                    "header": {"key": SECRET_HEADER, "value": options.secret},
+                    "header": {"key": DEFAULT_SECRET_HEADER, "value": options.secret},
                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                 }
             ],

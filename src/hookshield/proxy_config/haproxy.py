@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hookshield.proxy_config import FORWARDED_CERT_HEADERS, SECRET_HEADER, ProxyOptions
+from hookshield.core.proxies import DEFAULT_SECRET_HEADER
+from hookshield.proxy_config import FORWARDED_CERT_HEADERS, ProxyOptions
 
 __all__ = ["render"]
 
@@ -41,7 +42,7 @@ frontend webhooks
     # ...then set from this connection's certificate.
     http-request set-header X-SSL-Client-Cert %[ssl_c_der,base64] if {{ ssl_c_used }}
     http-request set-header X-SSL-Client-Verify %[ssl_c_verify] if {{ ssl_c_used }}
-    http-request set-header {SECRET_HEADER} "{options.secret}"
+    http-request set-header {DEFAULT_SECRET_HEADER} "{options.secret}"
     http-response del-header Server
     default_backend django
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hookshield.proxy_config import FORWARDED_CERT_HEADERS, SECRET_HEADER, ProxyOptions
+from hookshield.core.proxies import DEFAULT_SECRET_HEADER
+from hookshield.proxy_config import FORWARDED_CERT_HEADERS, ProxyOptions
 
 __all__ = ["render"]
 
@@ -38,7 +39,7 @@ server {{
     # What Django believes (overwrites any copy the client sent; an empty value removes it).
     proxy_set_header X-SSL-Client-Cert   $ssl_client_escaped_cert;
     proxy_set_header X-SSL-Client-Verify $ssl_client_verify;
-    proxy_set_header {SECRET_HEADER} "{options.secret}";
+    proxy_set_header {DEFAULT_SECRET_HEADER} "{options.secret}";
     # What other terminators use: removed, so nothing can be smuggled under another name.
 {cleared}
     proxy_set_header Host              $host;

@@ -138,7 +138,6 @@ async def run_scan(config: ScanConfig, observer: Observer | None = None) -> Repo
         grade=grade(overall),
         categories=categories,
         throttled=ctx.throttled,
-        budget=config.budget,
         burst=ctx.burst,
     )
 

@@ -135,7 +135,6 @@ class Report:
     grade: str
     categories: dict[Category, CategoryScore]
     throttled: int = 0
-    budget: int = 0
     burst: tuple[int, float] | None = None  # (requests, seconds) of the rate-limit burst
 
     @property

@@ -85,7 +85,7 @@ class LegacyProtocol(Check):
         return findings
 
 
-def _certificate_problems(der: bytes, host: str) -> list[str]:
+def _certificate_problems(der: bytes) -> list[str]:
     cert = x509.load_der_x509_certificate(der)
     problems = []
     now = dt.datetime.now(dt.UTC)
@@ -122,7 +122,7 @@ class WeakServerCert(Check):
         )
         if not completed or der is None:
             raise CheckSkipped(f"no TLS handshake to inspect the certificate: {detail}")
-        problems = _certificate_problems(der, host)
+        problems = _certificate_problems(der)
         verifying = ssl.create_default_context(cafile=ctx.config.ca)
         files = ctx.profiles.files(Profile.LEGIT)
         if files is not None:

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol, assert_never
+from typing import assert_never
 
 from hookshield.scanner.model import Report
 
-__all__ = ["Format", "OutputFormat", "render"]
-
-
-class Format(Protocol):
-    def __call__(self, report: Report, *, color: bool = False, sarif_location: str = "") -> str: ...
+__all__ = ["OutputFormat", "render"]
 
 
 class OutputFormat(StrEnum):

@@ -183,7 +183,11 @@ def _signing_secret(secret: str | None) -> str | None:
 
 
 def _config(
-    args: argparse.Namespace, url: str, overrides: dict[str, Any], base: Path
+    args: argparse.Namespace,
+    url: str,
+    overrides: dict[str, Any],
+    base: Path,
+    checks: tuple[str, ...],
 ) -> ScanConfig:
     def path(name: str) -> Path | None:
         value = overrides.get(name)
@@ -199,11 +203,6 @@ def _config(
     ca = path("ca")
     if ca is not None and not ca.is_file():
         raise UsageError(f"--ca: cannot read {ca}")
-    checks = tuple(c.strip() for c in (args.checks or "").split(",") if c.strip())
-    try:
-        selected_checks(checks)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
     return ScanConfig(
         url=url,
         legit=_pair(path("cert"), path("key"), "--cert/--key"),
@@ -222,10 +221,16 @@ def _config(
 
 
 def _targets(args: argparse.Namespace) -> list[ScanConfig]:
+    # --checks is the same for every target: parsed and checked once.
+    checks = tuple(c.strip() for c in (args.checks or "").split(",") if c.strip())
+    try:
+        selected_checks(checks)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     if args.targets is None:
         if not args.url:
             raise UsageError("give a URL or --targets FILE")
-        return [_config(args, args.url, {}, Path.cwd())]
+        return [_config(args, args.url, {}, Path.cwd(), checks)]
     try:
         text = args.targets.read_text()
     except OSError as exc:
@@ -249,9 +254,9 @@ def _targets(args: argparse.Namespace) -> list[ScanConfig]:
     configs = []
     for entry in entries:
         if isinstance(entry, str):
-            configs.append(_config(args, entry, {}, base))
+            configs.append(_config(args, entry, {}, base, checks))
         elif isinstance(entry, dict) and isinstance(entry.get("url"), str):
-            configs.append(_config(args, entry["url"], entry, base))
+            configs.append(_config(args, entry["url"], entry, base, checks))
         else:
             raise UsageError(f"--targets {args.targets}: each entry needs a url")
     return configs

@@ -20,6 +20,7 @@ from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.revocation import RevocationLists
 from hookshield.django.conf import Settings, get_settings
+from hookshield.django.inventory import CACHE_ALIAS
 
 E001_ID = "hookshield.E001"
 
@@ -253,13 +254,13 @@ def check_replay_storage(conf: Settings) -> list[CheckMessage]:
 def check_inventory_cache(conf: Settings) -> list[CheckMessage]:
     if not conf.inventory:
         return []
-    return [E011] if str(_cache_backend("default")).endswith("DummyCache") else []
+    return [E011] if str(_cache_backend(CACHE_ALIAS)).endswith("DummyCache") else []
 
 
 def check_inventory_cache_shared(conf: Settings) -> list[CheckMessage]:
     if not conf.inventory:
         return []
-    return [W006] if str(_cache_backend("default")).endswith("LocMemCache") else []
+    return [W006] if str(_cache_backend(CACHE_ALIAS)).endswith("LocMemCache") else []
 
 
 def check_rate_limit_storage(conf: Settings) -> list[CheckMessage]:

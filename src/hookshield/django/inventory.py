@@ -41,6 +41,8 @@ logger = logging.getLogger("hookshield.inventory")
 
 INTERVAL = 60.0
 MAX_NETWORKS = 64
+# The counters between processes live in this cache (system checks E011 and W006 look at it).
+CACHE_ALIAS = "default"
 MAX_PENDING_CERTIFICATES = 10_000  # per interval; beyond, new certificates wait (hostile floods)
 KEEP = 7 * 24 * 3600  # cache lifetime of counters no process drained (seconds)
 ACCEPTED = "accepted"
@@ -108,17 +110,13 @@ class InventoryRecorder:
         verifier: Verifier,
         *,
         forwarded: bool,
-        cache_alias: str = "default",
         interval: float = INTERVAL,
-        clock: Callable[[], float] = time.time,
-        background: bool = True,
     ) -> None:
         self._verifier = verifier
         self._forwarded = forwarded
-        self._cache_alias = cache_alias
         self._interval = interval
-        self.clock = clock
-        self.background = background  # False: nothing moves until tick() is called (tests)
+        self.clock: Callable[[], float] = time.time
+        self.background = True  # False: nothing moves until tick() is called (tests)
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._owed: set[tuple[str, str]] = set()  # pairs pushed, not yet drained by us
@@ -213,12 +211,12 @@ class InventoryRecorder:
         with self._lock:
             taken, self._pending = self._pending, {}
             self._strangers = set()
-        cache = caches[self._cache_alias]
+        cache = caches[CACHE_ALIAS]
         for fingerprint, pending in taken.items():
             try:
                 _push(cache, fingerprint, pending, self._owed)
             except Exception:
-                logger.warning("inventory: cache %r unavailable; counts kept", self._cache_alias)
+                logger.warning("inventory: cache %r unavailable; counts kept", CACHE_ALIAS)
                 self._keep(fingerprint, pending)
         bucket = int(self.clock() // self._interval)
         written = 0

@@ -4,7 +4,6 @@ import logging
 import multiprocessing
 import pickle
 import threading
-from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -52,10 +51,6 @@ def test_keys_carry_the_endpoint_as_a_cluster_hash_tag() -> None:
     assert RateLimiter.identifiers("payments", "spiffe://corp.example/b")[1] != digest
 
 
-def storages(redis_url: str) -> list[str]:
-    return ["memory://", redis_url]
-
-
 @pytest.fixture(params=["memory", "redis"])
 def storage(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
@@ -98,11 +93,6 @@ def test_several_limits_the_tightest_refuses(storage: str, unique: str) -> None:
 
 def test_no_rate_means_no_limit(unique: str) -> None:
     assert burst(RateLimiter(), unique, "id", 50, ()) == [None] * 50
-
-
-def clock() -> Callable[[], float]:
-    ticks = [0.0]
-    return lambda: ticks[0]
 
 
 def test_unreachable_storage_local_counts_per_process(

@@ -32,11 +32,10 @@ from hookshield.django.insight import Flag
 from hookshield.django.inventory import InventoryRecorder
 from hookshield.django.models import Certificate, Sighting
 from hookshield.pki import IssuedCertificate, encodings, self_signed_copy
-from tests.conftest import ALLOWED, TestPki, guard_config
+from tests.conftest import ALLOWED, DAY, TestPki, guard_config
 
 pytestmark = pytest.mark.django_db
 
-DAY = dt.timedelta(days=1)
 NOW = dt.datetime.now(dt.UTC)
 SVC = "spiffe://corp.example/"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from hookshield.demo import processes
 from hookshield.demo.processes import free_port
@@ -69,12 +70,19 @@ def project_env(config: Path, log: Path, *, debug: bool = False) -> dict[str, st
     }
 
 
-def mtls_client(pki: TestPki, cert: str | None) -> httpx.Client:
+def mtls_client(pki: TestPki, cert: str | None, *, timeout: float = 10) -> httpx.Client:
     """A client trusting the test CA, presenting the test PKI's certificate `cert` (or none)."""
     context = ssl.create_default_context(cafile=str(pki.ca_file))
     if cert is not None:
         context.load_cert_chain(*pki.files(cert))
-    return httpx.Client(verify=context, timeout=10)
+    return httpx.Client(verify=context, timeout=timeout)
+
+
+def forget_counts(redis_url: str, endpoint: str) -> None:
+    """Delete an endpoint's rate-limit keys left by an earlier run (never FLUSHALL)."""
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"hookshield*{{{endpoint}}}*"):
+        client.delete(key)
 
 
 def post_json(

@@ -15,11 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from hookshield.core.signatures import sign_v1
 from tests.conftest import ALLOWED, PLANTED, TestPki, guard_config
-from tests.integration.servers import App, NginxServer, gunicorn_app, nginx
+from tests.integration.servers import (
+    App,
+    NginxServer,
+    forget_counts,
+    gunicorn_app,
+    mtls_client,
+    nginx,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,18 +47,11 @@ class Stack:
         return f"https://127.0.0.1:{self.port}{path}"
 
 
-def forget_counts(redis_url: str) -> None:
-    """Delete this suite's rate-limit keys from an earlier run (never FLUSHALL)."""
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match="hookshield*{limited}*"):
-        client.delete(key)
-
-
 @pytest.fixture(scope="module")
 def stack(
     pki: TestPki, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    forget_counts(redis_url)
+    forget_counts(redis_url, "limited")
     base = tmp_path_factory.mktemp("abuse-stack")
     config = guard_config(
         pki,
@@ -78,12 +77,6 @@ def stack(
         ),
     ):
         yield Stack(app, port, pki)
-
-
-def tls(pki: TestPki) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(pki.ca_file))
-    context.load_cert_chain(*pki.files("allowed"))
-    return context
 
 
 def _flood(url: str, ca: str, cert: str, key: str, count: int, results: Any) -> None:
@@ -150,7 +143,7 @@ def deliver(
             }
         )
         all_headers.update(headers or {})
-    with httpx.Client(verify=tls(stack.pki), timeout=30) as client:
+    with mtls_client(stack.pki, "allowed", timeout=30) as client:
         return client.request(
             method, stack.url("/hooks/strict/"), content=body, headers=all_headers
         )
@@ -234,7 +227,7 @@ def test_a_chunked_body_over_the_limit(stack: Stack) -> None:
             yield b"y" * 1024
         yield b'"}'
 
-    with httpx.Client(verify=tls(stack.pki), timeout=30) as client:
+    with mtls_client(stack.pki, "allowed", timeout=30) as client:
         response = client.post(
             stack.url("/hooks/strict/"),
             content=chunks(),

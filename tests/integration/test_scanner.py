@@ -23,7 +23,7 @@ from hookshield.scanner.model import Outcome, Report, Severity
 from hookshield.scanner.profiles import ClientFiles
 from hookshield.scanner.registry import CHECKS
 from tests.conftest import ALLOWED, TestPki, guard_config
-from tests.integration.servers import NginxServer, gunicorn_app, haproxy, nginx
+from tests.integration.servers import NginxServer, forget_counts, gunicorn_app, haproxy, nginx
 
 pytestmark = pytest.mark.integration
 
@@ -64,12 +64,7 @@ def targets(
             "strict": {"ALLOW": [ALLOWED], "RATE": "40/minute", "SIGNING_SECRETS": [SECRET]}
         },
     )
-    # Every run scans as the same identity: forget the last run's counts.
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match="hookshield*{strict}*"):
-        client.delete(key)
+    forget_counts(redis_url, "strict")  # every run scans as the same identity
     server_cert, server_key = pki.files("server")
     with (
         gunicorn_app(base / "hardened", hardened_config) as hardened,

@@ -1,6 +1,8 @@
-"""Views the tests call: the same webhook guarded as a sync, async and class-based view."""
+"""Views the tests call: the same webhook guarded as every kind of Django view."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -12,7 +14,8 @@ from hookshield.django import webhook
 from hookshield.django.metrics import metrics_view
 
 
-def _echo(request: HttpRequest) -> JsonResponse:
+def echo(request: HttpRequest, data: Any = None) -> JsonResponse:
+    """What the view saw of the accepted delivery (``data``: what DRF parsed, if DRF)."""
     accepted = request.webhook  # type: ignore[attr-defined]
     payload = accepted.json
     return JsonResponse(
@@ -27,6 +30,7 @@ def _echo(request: HttpRequest) -> JsonResponse:
             "body_length": len(request.body),
             # What the view could see of the proxy secret (it must see nothing).
             "secret_header_visible": "HTTP_X_HOOKSHIELD_PROXY_SECRET" in request.META,
+            "drf_data": data,
         },
         # A payload asking for it makes the view fail, as a broken handler would.
         status=500 if isinstance(payload, dict) and payload.get("fail") else 200,
@@ -35,18 +39,36 @@ def _echo(request: HttpRequest) -> JsonResponse:
 
 @webhook("payments")
 def payments(request: HttpRequest) -> JsonResponse:
-    return _echo(request)
+    return echo(request)
 
 
 @webhook("payments")
 async def payments_async(request: HttpRequest) -> JsonResponse:
-    return _echo(request)
+    return echo(request)
 
 
 @method_decorator(webhook("payments"), name="dispatch")
 class PaymentsView(View):
     def post(self, request: HttpRequest) -> JsonResponse:
-        return _echo(request)
+        return echo(request)
+
+
+@webhook("payments")
+class PaymentsClassDecorated(View):
+    def post(self, request: HttpRequest) -> JsonResponse:
+        return echo(request)
+
+
+@webhook("payments")
+class PaymentsAsyncView(View):
+    async def post(self, request: HttpRequest) -> JsonResponse:
+        return echo(request)
+
+
+@method_decorator(webhook("payments"), name="dispatch")
+class PaymentsAsyncViewByMethod(View):
+    async def post(self, request: HttpRequest) -> JsonResponse:
+        return echo(request)
 
 
 def plain(request: HttpRequest) -> HttpResponse:
@@ -59,5 +81,8 @@ urlpatterns = [
     path("hooks/payments/", payments),
     path("hooks/payments-async/", payments_async),
     path("hooks/payments-cbv/", PaymentsView.as_view()),
+    path("hooks/payments-class/", PaymentsClassDecorated.as_view()),
+    path("hooks/payments-async-class/", PaymentsAsyncView.as_view()),
+    path("hooks/payments-async-cbv/", PaymentsAsyncViewByMethod.as_view()),
     path("plain/", plain),
 ]

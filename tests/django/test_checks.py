@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
 import django
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from hookshield.django import checks
 from hookshield.django.conf import get_settings
+from tests import urls_drf  # noqa: F401  (its views are decorated while 'payments' is configured)
 from tests.conftest import ALLOWED, TestPki, guard_config
 
 
@@ -75,12 +79,36 @@ def test_e006_empty_allowlist(settings: Any, pki: TestPki) -> None:
     assert "'payments'" in messages[0].msg
 
 
-def test_e007_webhook_names_missing_from_endpoints(settings: Any, pki: TestPki) -> None:
+def test_a_webhook_naming_an_unconfigured_endpoint_stops_the_urlconf_import(
+    settings: Any, pki: TestPki
+) -> None:
     settings.HOOKSHIELD = guard_config(pki)
-    settings.ROOT_URLCONF = "tests.urls_misnamed"
+    sys.modules.pop("tests.urls_misnamed", None)
+    with pytest.raises(ImproperlyConfigured) as raised:
+        importlib.import_module("tests.urls_misnamed")
+    assert str(raised.value) == (
+        "@webhook('ghost'): HOOKSHIELD['ENDPOINTS'] has no 'ghost' (configured: 'payments')"
+    )
+
+
+def test_e007_webhook_names_missing_from_endpoints(settings: Any, pki: TestPki) -> None:
+    # Views decorated while 'payments' was configured; the settings have changed since.
+    settings.HOOKSHIELD = guard_config(pki, ENDPOINTS={"orders": {"ALLOW": [ALLOWED]}})
+    settings.ROOT_URLCONF = "tests.urls_drf"
     messages = checks.check_unknown_endpoints(get_settings())
     assert ids(messages) == ["hookshield.E007"]
-    assert "@webhook('ghost')" in messages[0].msg
+    assert "@webhook('payments')" in messages[0].msg
+
+
+def test_e012_a_drf_view_with_webhook_authentication_but_no_guard(
+    settings: Any, guarded: dict[str, Any]
+) -> None:
+    settings.ROOT_URLCONF = "tests.urls_drf"
+    messages = checks.check_unguarded_drf_views(get_settings())
+    assert ids(messages) == ["hookshield.E012"]
+    assert "tests.urls_drf.Unguarded" in messages[0].msg
+    settings.ROOT_URLCONF = "tests.urls"
+    assert checks.check_unguarded_drf_views(get_settings()) == []
 
 
 def test_w001_debug_only_with_deploy(settings: Any, guarded: dict[str, Any]) -> None:

@@ -1,8 +1,12 @@
-"""The guard: the fixed order of steps a webhook request goes through, one call per step.
+"""The guard: the request's fixed way through named steps, and the one record of its decision.
 
-    source -> verify -> policy -> limits -> input -> signature -> (decision logged)
+    take_certificate -> verify -> authorize -> throttle -> admit_input -> verify_signature
+                                                                    -> record (log, observers)
 
 Each step returns a value for the next or a ``Rejection``; the first rejection ends the way.
+Every decision, accepted or not, goes through ``record`` exactly once: the decision log line
+first, then each observer (inventory, metrics). Adapters (the Django decorator, DRF) call
+``Guard.check`` and nothing else; none of them takes a step or logs a decision itself.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from hookshield.core.ratelimit import RateLimiter
 from hookshield.core.replay import ReplayStore, StoreUnavailable, replay_key
 from hookshield.core.signatures import SignatureVerifier
 from hookshield.core.sources import Inbound, Source
-from hookshield.core.verify import Verifier
+from hookshield.core.verify import Verified, Verifier
 
 __all__ = [
     "Accepted",
@@ -34,7 +38,7 @@ __all__ = [
     "DecisionObserver",
     "Endpoint",
     "Guard",
-    "reject",
+    "record",
     "unknown_endpoint",
 ]
 
@@ -90,9 +94,47 @@ class Decision:
 
 DecisionObserver = Callable[[Decision], None]
 
+logger = logging.getLogger("hookshield.guard")
+
+
+def record(decision: Decision, observers: Sequence[DecisionObserver] = ()) -> None:
+    """The one place a decision goes: its log line, then every observer, each exactly once."""
+    result = decision.result
+    if isinstance(result, Accepted):
+        reason = f"matched {result.matched}"
+        if result.long_lived:
+            reason += f"; long-lived certificate ({result.identity.lifetime.days} days)"
+        log_decision(
+            endpoint=decision.endpoint,
+            outcome="accepted",
+            code=None,
+            reason=reason,
+            identity=result.identity,
+            peer=decision.inbound.peer,
+            level=logging.WARNING if result.long_lived else logging.INFO,
+        )
+    else:
+        log_decision(
+            endpoint=decision.endpoint,
+            outcome="rejected",
+            code=result.code,
+            reason=result.reason,
+            identity=decision.identity,
+            peer=decision.inbound.peer,
+            # The guard's own failure (a configuration problem) is an operator's error.
+            level=logging.ERROR if result.code is Code.GUARD_UNAVAILABLE else logging.WARNING,
+        )
+    for observer in observers:
+        try:
+            observer(decision)
+        except Exception:  # an observer's failure must never fail a webhook
+            logger.exception("decision observer failed")
+
 
 @dataclass(slots=True)
 class _Trace:
+    """What the steps learned on the way, for the decision record (also on a refusal)."""
+
     chain: PresentedChain | None = None
     identity: ClientIdentity | None = None
 
@@ -125,41 +167,20 @@ class Guard:
         return self.limiter.shared or (self.replay is not None and self.replay.networked)
 
     def check(self, inbound: Inbound, endpoint: str) -> Accepted | Rejection:
+        """Run every step for ``endpoint`` and record the decision."""
         started = time.perf_counter()
         trace = _Trace()
-        result = self._check(inbound, endpoint, trace)
-        if isinstance(result, Accepted):
-            reason = f"matched {result.matched}"
-            if result.long_lived:
-                reason += f"; long-lived certificate ({result.identity.lifetime.days} days)"
-            log_decision(
-                endpoint=endpoint,
-                outcome="accepted",
-                code=None,
-                reason=reason,
-                identity=result.identity,
-                peer=inbound.peer,
-                level=logging.WARNING if result.long_lived else logging.INFO,
-            )
-        if self.observers:
-            self._observe(
-                Decision(
-                    endpoint,
-                    result,
-                    inbound,
-                    trace.chain,
-                    trace.identity,
-                    time.perf_counter() - started,
-                )
-            )
+        result = self._steps(inbound, endpoint, trace)
+        decision = Decision(
+            endpoint,
+            result,
+            inbound,
+            trace.chain,
+            trace.identity,
+            time.perf_counter() - started,
+        )
+        record(decision, self.observers)
         return result
-
-    def _observe(self, decision: Decision) -> None:
-        for observer in self.observers:
-            try:
-                observer(decision)
-            except Exception:  # an observer's failure must never fail a webhook
-                logging.getLogger("hookshield.guard").exception("decision observer failed")
 
     def release(self, accepted: Accepted) -> None:
         """Give a delivery id back after the view failed, so the sender's retry is not a replay."""
@@ -173,43 +194,35 @@ class Guard:
                 accepted.endpoint,
             )
 
-    def _check(self, inbound: Inbound, name: str, trace: _Trace) -> Accepted | Rejection:
+    def _steps(self, inbound: Inbound, name: str, trace: _Trace) -> Accepted | Rejection:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
-            return reject(inbound, name, unknown_endpoint(name), level=logging.ERROR)
+            return unknown_endpoint(name)
         chain = self.take_certificate(inbound)
         if isinstance(chain, Rejection):
-            return reject(inbound, name, chain)
+            return chain
         trace.chain = chain
-        verified = self.verifier.verify(chain)
+        verified = self.verify(chain)
         if isinstance(verified, Rejection):
-            return reject(inbound, name, verified)
+            return verified
         identity = trace.identity = verified.identity
-        matched = endpoint.allow.match(identity)
-        if matched is None:
-            return reject(
-                inbound,
-                name,
-                Rejection(Code.IDENTITY_NOT_ALLOWED, "identity matches no ALLOW entry"),
-                identity,
-            )
-        refused = self.limiter.hit(name, matched, endpoint.rates)
+        matched = self.authorize(endpoint, identity)
+        if isinstance(matched, Rejection):
+            return matched
+        refused = self.throttle(endpoint, matched)
         if refused is not None:
-            return reject(inbound, name, refused, identity)
-        payload = self.take_payload(inbound, endpoint.rules)
+            return refused
+        payload = self.admit_input(inbound, endpoint.rules)
         if isinstance(payload, Rejection):
-            return reject(inbound, name, payload, identity)
+            return payload
         document, body = payload
-        delivery_id = None
-        if endpoint.signatures is not None:
-            signed = self.check_signature(inbound.meta, endpoint, body)
-            if isinstance(signed, Rejection):
-                return reject(inbound, name, signed, identity)
-            delivery_id = signed
+        delivery_id = self.verify_signature(inbound.meta, endpoint, body)
+        if isinstance(delivery_id, Rejection):
+            return delivery_id
         return Accepted(name, identity, matched, verified.long_lived, document, body, delivery_id)
 
     def take_certificate(self, inbound: Inbound) -> PresentedChain | Rejection:
-        """The source step: believe forwarded headers only from a trusted proxy."""
+        """Believe forwarded headers only from a trusted proxy; then let the source parse."""
         if self.source.forwarded:
             distrust = self.trust.distrust(inbound)
             if distrust is not None:
@@ -226,9 +239,25 @@ class Guard:
             return Rejection(Code.CLIENT_CERT_MISSING, "no client certificate presented")
         return chain
 
+    def verify(self, chain: PresentedChain) -> Verified | Rejection:
+        """Re-verify the chain in process (cached by fingerprint)."""
+        return self.verifier.verify(chain)
+
     @staticmethod
-    def take_payload(inbound: Inbound, rules: InputRules) -> tuple[Any, bytes] | Rejection:
-        """The input step: method, type and size before reading; then read, then parse once."""
+    def authorize(endpoint: Endpoint, identity: ClientIdentity) -> str | Rejection:
+        """The ALLOW entry that admits ``identity`` (exact matching only)."""
+        matched = endpoint.allow.match(identity)
+        if matched is None:
+            return Rejection(Code.IDENTITY_NOT_ALLOWED, "identity matches no ALLOW entry")
+        return matched
+
+    def throttle(self, endpoint: Endpoint, matched: str) -> Rejection | None:
+        """The endpoint's RATE for the matched identity."""
+        return self.limiter.hit(endpoint.name, matched, endpoint.rates)
+
+    @staticmethod
+    def admit_input(inbound: Inbound, rules: InputRules) -> tuple[Any, bytes] | Rejection:
+        """Method, type and size before reading; then read, then parse once."""
         meta = inbound.meta
         content_type = str(meta.get("CONTENT_TYPE") or "")
         refused = rules.check_head(inbound.method, content_type, meta.get("CONTENT_LENGTH"))
@@ -240,11 +269,12 @@ class Guard:
         document, refused = rules.parse(content_type, body)
         return refused if refused is not None else (document, body)
 
-    def check_signature(
+    def verify_signature(
         self, meta: Mapping[str, Any], endpoint: Endpoint, body: bytes
-    ) -> str | Rejection:
-        """The signature step: a matching signature in time, then a first-time delivery id."""
-        assert endpoint.signatures is not None
+    ) -> str | Rejection | None:
+        """A matching signature in time, then a first-time delivery id (signed endpoints)."""
+        if endpoint.signatures is None:
+            return None
         delivery_id = endpoint.signatures.verify(meta, body)
         if isinstance(delivery_id, Rejection):
             return delivery_id
@@ -263,23 +293,3 @@ class Guard:
 
 def unknown_endpoint(name: str) -> Rejection:
     return Rejection.guard_unavailable(f"endpoint {name!r} is not in HOOKSHIELD['ENDPOINTS']")
-
-
-def reject(
-    inbound: Inbound,
-    endpoint: str,
-    rejection: Rejection,
-    identity: ClientIdentity | None = None,
-    level: int = logging.WARNING,
-) -> Rejection:
-    """Log the refusal's decision line and hand the rejection back."""
-    log_decision(
-        endpoint=endpoint,
-        outcome="rejected",
-        code=rejection.code,
-        reason=rejection.reason,
-        identity=identity,
-        peer=inbound.peer,
-        level=level,
-    )
-    return rejection

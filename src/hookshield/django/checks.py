@@ -57,6 +57,7 @@ W004_ID = "hookshield.W004"
 W005_ID = "hookshield.W005"
 E009_ID = "hookshield.E009"
 E010_ID = "hookshield.E010"
+E012_ID = "hookshield.E012"
 E011 = Error(
     "HOOKSHIELD['INVENTORY'] is on but the default cache is a DummyCache: the inventory counts "
     "through the cache, so nothing would ever be recorded.",
@@ -178,11 +179,42 @@ def check_unknown_endpoints(conf: Settings) -> list[CheckMessage]:
     return [
         Error(
             f"A view is decorated with @webhook({name!r}) but HOOKSHIELD['ENDPOINTS'] has no "
-            f"{name!r}: it answers 503 to every request.",
+            f"{name!r} (any more): it answers 503 to every request.",
             hint=f"Add HOOKSHIELD['ENDPOINTS'][{name!r}] with its ALLOW list, or fix the name.",
             id=E007_ID,
         )
         for name in named
+    ]
+
+
+def check_unguarded_drf_views(conf: Settings) -> list[CheckMessage]:
+    """DRF views listing WebhookAuthentication without @webhook refuse every request (503)."""
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return []
+    try:
+        from hookshield.django.drf import WebhookAuthentication
+    except ImportError:  # DRF is not installed
+        return []
+    unguarded = sorted(
+        {
+            f"{cls.__module__}.{cls.__qualname__}"
+            for view in _views(get_resolver().url_patterns)
+            if (cls := getattr(view, "cls", None)) is not None
+            and getattr(view, "hookshield_endpoint", None) is None
+            and any(
+                isinstance(a, type) and issubclass(a, WebhookAuthentication)
+                for a in getattr(cls, "authentication_classes", ())
+            )
+        }
+    )
+    return [
+        Error(
+            f"{name} lists WebhookAuthentication but is not decorated with @webhook: every "
+            "request to it is refused with 503, since nothing guards it.",
+            hint="Decorate the class: @webhook('<endpoint>') above 'class ...'.",
+            id=E012_ID,
+        )
+        for name in unguarded
     ]
 
 
@@ -292,6 +324,7 @@ def hookshield_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         *check_crl_files(conf),
         *check_empty_allowlists(conf),
         *check_unknown_endpoints(conf),
+        *check_unguarded_drf_views(conf),
         *check_django_version(conf),
         *check_replay_storage(conf),
         *check_inventory_cache(conf),

@@ -32,7 +32,7 @@ from hookshield.core.signatures import DEFAULT_TOLERANCE, SignatureVerifier
 from hookshield.core.sources import HEADER_SOURCES, SOURCE_NAMES
 from hookshield.core.verify import LongLived
 
-__all__ = ["Settings", "get_settings", "load"]
+__all__ = ["Settings", "get_settings", "load", "require_endpoint"]
 
 _TOP = "HOOKSHIELD"
 _ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -371,6 +371,18 @@ def get_settings() -> Settings:
         return load(getattr(django_settings, _TOP, {}))
     except ConfigurationError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
+
+
+def require_endpoint(name: str, where: str) -> None:
+    """Refuse code that names an endpoint the settings do not configure, naming those that are."""
+    if not django_settings.configured:
+        return  # imported before Django is set up: the system check E007 reports it later
+    endpoints = get_settings().endpoints
+    if name not in endpoints:
+        known = ", ".join(repr(n) for n in sorted(endpoints)) or "none"
+        raise ImproperlyConfigured(
+            f"{where}: HOOKSHIELD['ENDPOINTS'] has no {name!r} (configured: {known})"
+        )
 
 
 @receiver(setting_changed)

@@ -1,4 +1,10 @@
-"""``@webhook("name")``: the view runs only for the identities the endpoint allows."""
+"""``@webhook("name")``: the view runs only for the identities the endpoint allows.
+
+The one adapter between Django's views and the core guard: function views (sync and async),
+class-based views (decorate the class, or its ``dispatch`` with ``method_decorator``) and Django
+REST framework views and viewsets (decorate the class) all go through the same two functions
+below, so every protection answers the same way on every kind of view.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 from hookshield.core.errors import Rejection
 from hookshield.core.pipeline import Accepted
+from hookshield.django.conf import require_endpoint
 from hookshield.django.guard import check_request, guard_does_io, release
 from hookshield.django.responses import rejection_response
 
@@ -18,62 +25,132 @@ __all__ = ["webhook"]
 
 View = TypeVar("View", bound=Callable[..., Any])
 Result = TypeVar("Result")
+Handler = Callable[[], HttpResponseBase]
+AsyncHandler = Callable[[], Awaitable[HttpResponseBase]]
 
 
 def webhook(endpoint: str) -> Callable[[View], View]:
-    """Guard a function view (sync or async); for class-based views use ``method_decorator``.
+    """Guard a view: a function (sync or async) or a class-based view (Django, DRF, viewsets).
 
-    The view receives ``request.webhook`` (the accepted delivery: identity, parsed JSON, delivery
-    id). The guarded view, and only it, is CSRF-exempt: its callers are machines authenticated by
+    The view receives ``request.webhook`` (a ``Webhook``: identity, parsed JSON, delivery id).
+    The guarded view, and only it, is CSRF-exempt: its callers are machines authenticated by
     their certificate, not browsers. When the view fails (an exception or a 5xx), a signed
     delivery's id is released so the sender's retry is not refused as a replay.
+
+    An endpoint name that ``HOOKSHIELD['ENDPOINTS']`` does not configure is refused here, when
+    the URLconf is imported, rather than answered 503 at the first delivery.
     """
     if not isinstance(endpoint, str) or not endpoint:
         raise TypeError("webhook() takes the endpoint's name, e.g. @webhook('payments')")
+    require_endpoint(endpoint, f"@webhook({endpoint!r})")
 
     def decorate(view: View) -> View:
-        if iscoroutinefunction(view):
+        if isinstance(view, type):
+            return cast(View, _guard_class(view, endpoint))
+        if _is_async(view):
             async_view = cast(Callable[..., Awaitable[HttpResponseBase]], view)
 
             async def guarded_async(
                 request: HttpRequest, *args: Any, **kwargs: Any
             ) -> HttpResponseBase:
-                result = await _off_the_loop(check_request, request, endpoint)
-                if isinstance(result, Rejection):
-                    return rejection_response(result)
-                request.webhook = result  # type: ignore[attr-defined]
-                try:
-                    response = await async_view(request, *args, **kwargs)
-                except BaseException:
-                    await _off_the_loop(release, result)
-                    raise
-                if response.status_code >= 500:
-                    await _off_the_loop(release, result)
-                return response
+                return await run_async(
+                    request, endpoint, lambda: async_view(request, *args, **kwargs)
+                )
 
             guarded: Callable[..., Any] = guarded_async
         else:
 
-            def guarded_sync(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-                result = check_request(request, endpoint)
-                if isinstance(result, Rejection):
-                    return rejection_response(result)
-                request.webhook = result  # type: ignore[attr-defined]
-                try:
-                    response = cast(HttpResponseBase, view(request, *args, **kwargs))
-                except BaseException:
-                    release(result)
-                    raise
-                return _released_on_failure(response, result)
+            def guarded_sync(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                return run_sync(request, endpoint, lambda: view(request, *args, **kwargs))
 
             guarded = guarded_sync
         functools.update_wrapper(guarded, view)
-        # Set after update_wrapper, which copies the view's __dict__ over ours.
-        guarded.hookshield_endpoint = endpoint  # type: ignore[attr-defined]
-        guarded.csrf_exempt = True  # type: ignore[attr-defined]
+        _mark(guarded, endpoint)
         return cast(View, guarded)
 
     return decorate
+
+
+def _is_async(view: Callable[..., Any]) -> bool:
+    if iscoroutinefunction(view):
+        return True
+    # method_decorator hands over dispatch bound to the view instance, wrapped in a partial:
+    # an async class-based view's dispatch is a plain function whose result Django awaits.
+    bound = getattr(view, "func", None)
+    return isinstance(view, functools.partial) and bool(
+        getattr(getattr(bound, "__self__", None), "view_is_async", False)
+    )
+
+
+def _mark(target: Any, endpoint: str) -> None:
+    # Set after update_wrapper, which copies the view's __dict__ over ours. Django's and DRF's
+    # as_view() copy dispatch's attributes onto the view function, so URL patterns show both.
+    target.hookshield_endpoint = endpoint
+    target.csrf_exempt = True
+
+
+def _guard_class(cls: type, endpoint: str) -> type:
+    """Guard a class-based view's ``dispatch``, which every method and action goes through."""
+    dispatch = getattr(cls, "dispatch", None)
+    if not callable(dispatch):
+        raise TypeError(f"@webhook({endpoint!r}) decorates a view function or a View class")
+    if getattr(cls, "view_is_async", False):
+
+        async def guarded_async(self: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            return await run_async(
+                request, endpoint, lambda: dispatch(self, request, *args, **kwargs)
+            )
+
+        guarded: Callable[..., Any] = guarded_async
+    else:
+
+        def guarded_sync(self: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            return run_sync(request, endpoint, lambda: dispatch(self, request, *args, **kwargs))
+
+        guarded = guarded_sync
+    functools.update_wrapper(guarded, dispatch)
+    _mark(guarded, endpoint)
+    cls.dispatch = guarded  # type: ignore[attr-defined]
+    cls.hookshield_endpoint = endpoint  # type: ignore[attr-defined]
+    return cls
+
+
+def run_sync(request: HttpRequest, endpoint: str, view: Handler) -> HttpResponseBase:
+    """Guard, then the view; its delivery id released if it fails."""
+    result = check_request(request, endpoint)
+    if isinstance(result, Rejection):
+        return rejection_response(result)
+    request.webhook = result  # type: ignore[attr-defined]
+    try:
+        response = view()
+    except BaseException:
+        release(result)
+        raise
+    if response.status_code >= 500:
+        release(result)
+    return response
+
+
+async def run_async(request: HttpRequest, endpoint: str, view: AsyncHandler) -> HttpResponseBase:
+    """``run_sync`` for async views: the guard's network steps run off the event loop."""
+    result = await _off_the_loop(check_request, request, endpoint)
+    if isinstance(result, Rejection):
+        return rejection_response(result)
+    request.webhook = result  # type: ignore[attr-defined]
+    return await _released_on_failure_async(view(), result)
+
+
+async def _released_on_failure_async(
+    pending: Awaitable[HttpResponseBase], accepted: Accepted
+) -> HttpResponseBase:
+    try:
+        response = await pending
+    except BaseException:
+        await _off_the_loop(release, accepted)
+        raise
+    if response.status_code >= 500:
+        await _off_the_loop(release, accepted)
+    return response
 
 
 async def _off_the_loop(step: Callable[..., Result], *args: Any) -> Result:
@@ -81,9 +158,3 @@ async def _off_the_loop(step: Callable[..., Result], *args: Any) -> Result:
     if guard_does_io():
         return await sync_to_async(step, thread_sensitive=False)(*args)
     return step(*args)
-
-
-def _released_on_failure(response: HttpResponseBase, accepted: Accepted) -> HttpResponseBase:
-    if response.status_code >= 500:
-        release(accepted)
-    return response

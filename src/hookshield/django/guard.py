@@ -17,7 +17,7 @@ from django.http import HttpRequest
 
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import ConfigurationError, HookshieldError, Rejection
-from hookshield.core.pipeline import Accepted, DecisionObserver, Guard, reject
+from hookshield.core.pipeline import Accepted, Decision, DecisionObserver, Guard, record
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER, ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
 from hookshield.core.redact import install as install_redaction
@@ -162,7 +162,8 @@ def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
     inbound = inbound_of(request)
     try:
         if isinstance(guard, Rejection):
-            return reject(inbound, endpoint, guard, level=logging.ERROR)
+            record(Decision(endpoint, guard, inbound, None, None, 0.0))
+            return guard
         result = guard.check(inbound, endpoint)
     finally:
         forget_proxy_secret(request, guard)

@@ -14,6 +14,12 @@ DEBUG = os.environ.get("HOOKSHIELD_TEST_DEBUG") == "1"
 ROOT_URLCONF = "tests.integration.project.urls"
 with open(os.environ["HOOKSHIELD_TEST_CONFIG"], encoding="utf-8") as config:
     HOOKSHIELD = json.load(config)
+# The URLconf names these endpoints, and @webhook refuses a name the settings lack: a test's
+# configuration sets the ones it exercises, the others admit the usual caller only.
+HOOKSHIELD["ENDPOINTS"] = {
+    name: {"ALLOW": ["spiffe://corp.example/payments-gateway"]}
+    for name in ("payments", "limited", "strict")
+} | HOOKSHIELD.get("ENDPOINTS", {})
 
 LOGGING = {
     "version": 1,

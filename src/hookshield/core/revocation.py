@@ -22,7 +22,7 @@ from cryptography import x509
 
 from hookshield.core.errors import Code, Rejection
 
-__all__ = ["RevocationLists"]
+__all__ = ["RevocationLists", "load_crl"]
 
 logger = logging.getLogger("hookshield.revocation")
 
@@ -46,16 +46,20 @@ def _stamp(paths: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple(stamp)
 
 
+def load_crl(path: Path) -> x509.CertificateRevocationList:
+    """One CRL file, PEM or DER; raises ``OSError`` or ``ValueError``."""
+    data = path.read_bytes()
+    if data.lstrip().startswith(b"-----"):
+        return x509.load_pem_x509_crl(data)
+    return x509.load_der_x509_crl(data)
+
+
 def _load(paths: Sequence[Path]) -> _Loaded:
     stamp = _stamp(paths)
     by_issuer: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
     for path in paths:
         try:
-            data = path.read_bytes()
-            if data.lstrip().startswith(b"-----"):
-                crl = x509.load_pem_x509_crl(data)
-            else:
-                crl = x509.load_der_x509_crl(data)
+            crl = load_crl(path)
         except (OSError, ValueError) as exc:
             logger.error("CRL %s could not be loaded: %s", path, exc)
             return _Loaded({}, f"CRL {path} could not be loaded: {exc}", stamp)

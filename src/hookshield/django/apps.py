@@ -13,6 +13,10 @@ class HookshieldConfig(AppConfig):
         from hookshield.core.redact import install
         from hookshield.django import checks  # noqa: F401  (registers the system checks)
         from hookshield.django.conf import get_settings
+        from hookshield.django.guard import start_guard
 
-        # Invalid settings stop the process at startup, with the key named.
+        # Invalid settings and unusable files (anchors, intermediates, CRLs) stop the process
+        # here, with the key named: get_wsgi_application() and get_asgi_application() fail
+        # rather than a server starting that answers every webhook 503.
         install(get_settings().redact)
+        start_guard()

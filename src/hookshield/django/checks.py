@@ -121,7 +121,7 @@ def check_anchor_files(conf: Settings) -> list[CheckMessage]:
     return [
         Error(
             f"Certificate file {path} (TRUST_ANCHORS/INTERMEDIATES) cannot be used: {why}. "
-            "Every webhook answers 503 until it can.",
+            "hookshield refuses to start until it can.",
             hint="Check the path, the file's permissions for the app's user, and that it is PEM.",
             id=E004_ID,
         )
@@ -136,8 +136,8 @@ def check_crl_files(conf: Settings) -> list[CheckMessage]:
         if refused is not None:
             errors.append(
                 Error(
-                    f"HOOKSHIELD['CRLS'] file {path}: {refused.reason}. Every webhook answers 401 "
-                    "while a configured CRL cannot be read (revocation status unknown).",
+                    f"HOOKSHIELD['CRLS'] file {path}: {refused.reason}. hookshield refuses to "
+                    "start with it, and answers 401 while a CRL it reloads cannot be read.",
                     hint="Check the path and permissions; the file must be a PEM or DER CRL.",
                     id=E005_ID,
                 )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import logging
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from cryptography import x509
 from django.core.cache.backends.base import InvalidCacheBackendError
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -27,7 +28,7 @@ from hookshield.core.replay import (
     RedisReplayStore,
     ReplayStore,
 )
-from hookshield.core.revocation import RevocationLists
+from hookshield.core.revocation import RevocationLists, load_crl
 from hookshield.core.sources import Inbound, build_source, meta_key
 from hookshield.core.verify import Verifier
 from hookshield.django.cache_replay import CacheReplayStore
@@ -43,19 +44,28 @@ __all__ = [
     "inbound_of",
     "release",
     "reset_guard",
+    "start_guard",
 ]
 
 logger = logging.getLogger("hookshield.guard")
 
 
 def build_guard(conf: Settings) -> Guard:
-    """Load anchors, intermediates and CRLs from disk and assemble the steps."""
-    anchors = [c for p in conf.trust_anchors for c in load_chain(p.read_bytes(), str(p))]
-    intermediates = [c for p in conf.intermediates for c in load_chain(p.read_bytes(), str(p))]
+    """Load anchors, intermediates and CRLs from disk and assemble the steps.
+
+    Raises ``ConfigurationError`` naming the key of a file that cannot be used.
+    """
     lifetime = conf.max_cert_lifetime_days
+    for index, path in enumerate(conf.crls):
+        try:
+            load_crl(path)
+        except OSError as exc:
+            raise _unusable("CRLS", index, path, exc) from exc
+        except ValueError as exc:
+            raise _unusable("CRLS", index, path, "not a PEM or DER CRL") from exc
     verifier = Verifier(
-        anchors,
-        intermediates=intermediates,
+        _certificates("TRUST_ANCHORS", conf.trust_anchors),
+        intermediates=_certificates("INTERMEDIATES", conf.intermediates),
         revocation=RevocationLists(conf.crls, reload_interval=conf.crl_reload_interval),
         max_lifetime=dt.timedelta(days=lifetime) if lifetime is not None else None,
         long_lived=conf.long_lived,
@@ -89,6 +99,22 @@ def build_guard(conf: Settings) -> Guard:
     )
 
 
+def _certificates(key: str, paths: tuple[Path, ...]) -> list[x509.Certificate]:
+    certificates: list[x509.Certificate] = []
+    for index, path in enumerate(paths):
+        try:
+            certificates += load_chain(path.read_bytes(), str(path))
+        except (OSError, HookshieldError) as exc:
+            raise _unusable(key, index, path, exc) from exc
+    return certificates
+
+
+def _unusable(key: str, index: int, path: Path, why: Exception | str) -> ConfigurationError:
+    if isinstance(why, OSError) and why.strerror:
+        why = why.strerror
+    return ConfigurationError(f"HOOKSHIELD[{key!r}][{index}] = {str(path)!r} cannot be used: {why}")
+
+
 def replay_store(name: str) -> ReplayStore:
     """``memory://``, ``redis://…`` (``REPLAY_SCHEMES``), or else a Django cache alias."""
     scheme = urlparse(name).scheme
@@ -105,20 +131,42 @@ def replay_store(name: str) -> ReplayStore:
         ) from exc
 
 
-@functools.cache
-def get_guard() -> Guard | Rejection:
-    """The process's guard, or the rejection every request gets while it cannot be built."""
+_current: Guard | Rejection | None = None
+
+
+def start_guard() -> Guard:
+    """Build the process's guard now (Django's start-up), or raise naming the key at fault."""
+    global _current
     try:
-        return build_guard(get_settings())
-    except (OSError, HookshieldError, ImproperlyConfigured) as exc:
-        # Unreadable anchors and the like: refuse every webhook (fail closed) with a 503 rather
-        # than a 500, and say why in the log; `manage.py check` reports the same problem.
-        logger.error("hookshield guard unavailable: %s", exc)
-        return Rejection.guard_unavailable(f"guard unavailable: {exc}")
+        guard = build_guard(get_settings())
+    except HookshieldError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    _current = guard
+    return guard
+
+
+def get_guard() -> Guard | Rejection:
+    """The process's guard, or the rejection every request gets while it cannot be built.
+
+    Built when Django starts (``start_guard``); rebuilt after a settings change (tests).
+    """
+    global _current
+    current = _current
+    if current is None:
+        try:
+            current = build_guard(get_settings())
+        except (HookshieldError, ImproperlyConfigured) as exc:
+            # Refuse every webhook (fail closed) with a 503 rather than a 500, say why in the
+            # log; `manage.py check` reports the same problem.
+            logger.error("hookshield guard unavailable: %s", exc)
+            current = Rejection.guard_unavailable(f"guard unavailable: {exc}")
+        _current = current
+    return current
 
 
 def reset_guard() -> None:
-    get_guard.cache_clear()
+    global _current
+    _current = None
 
 
 @receiver(setting_changed)

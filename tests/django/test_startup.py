@@ -1,0 +1,71 @@
+"""A configuration that cannot work stops Django's start-up, naming the key at fault."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+
+from hookshield.core.pipeline import Guard
+from hookshield.django.guard import get_guard
+from tests.conftest import TestPki, guard_config
+from tests.integration.servers import REPO, project_env
+
+
+def start() -> None:
+    apps.get_app_config("hookshield").ready()
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "why"),
+    [
+        ("TRUST_ANCHORS", "missing.pem", "No such file or directory"),
+        ("TRUST_ANCHORS", "garbage.pem", "holds no valid PEM or DER certificate"),
+        ("INTERMEDIATES", "garbage.pem", "holds no valid PEM or DER certificate"),
+        ("CRLS", "missing.crl", "No such file or directory"),
+        ("CRLS", "garbage.pem", "not a PEM or DER CRL"),
+    ],
+)
+def test_unusable_files_stop_the_start_naming_the_key(
+    settings: Any, pki: TestPki, tmp_path: Path, key: str, bad: str, why: str
+) -> None:
+    (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnope\n")
+    good = {"TRUST_ANCHORS": pki.ca_file, "INTERMEDIATES": pki.ca_file, "CRLS": pki.crl_file}
+    settings.HOOKSHIELD = guard_config(pki, **{key: [str(good[key]), str(tmp_path / bad)]})
+    with pytest.raises(ImproperlyConfigured) as raised:
+        start()
+    message = str(raised.value)
+    assert message.startswith(f"HOOKSHIELD[{key!r}][1] = {str(tmp_path / bad)!r} cannot be used")
+    assert why in message
+
+
+def test_a_sound_configuration_starts_with_its_guard_built(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, CRLS=[str(pki.crl_file)])
+    start()
+    assert isinstance(get_guard(), Guard)
+
+
+def test_get_wsgi_application_fails_before_any_request(pki: TestPki, tmp_path: Path) -> None:
+    """What gunicorn does when it loads the project: the process exits with the key named."""
+    config = tmp_path / "hookshield.json"
+    config.write_text(json.dumps(guard_config(pki, TRUST_ANCHORS=[str(tmp_path / "gone.pem")])))
+    env = project_env(config, tmp_path / "hookshield.log")
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import tests.integration.project.wsgi"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert loaded.returncode == 1
+    assert "django.core.exceptions.ImproperlyConfigured: HOOKSHIELD['TRUST_ANCHORS'][0]" in (
+        loaded.stderr
+    )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -7,8 +8,14 @@ from urllib.parse import quote
 import pytest
 
 from hookshield.core.certs import PresentedChain, fingerprint, pem_blocks
-from hookshield.core.errors import CertificateParseError, ConfigurationError, ProxyVerifyError
+from hookshield.core.errors import (
+    CertificateParseError,
+    Code,
+    ConfigurationError,
+    ProxyVerifyError,
+)
 from hookshield.core.sources import HEADER_SOURCES, Inbound, build_source, meta_key
+from hookshield.core.sources.asgi_tls import NoTlsChannel
 from hookshield.core.sources.base import Inbound as BaseInbound
 from hookshield.pki import encodings
 from tests.conftest import TestPki, der
@@ -244,11 +251,29 @@ def test_asgi_tls_chain(pki: TestPki) -> None:
     assert chain.ders == (der(leaf.certificate), *(der(c) for c in leaf.intermediates))
 
 
-def test_asgi_tls_absent_or_empty() -> None:
+def test_asgi_tls_without_a_client_certificate() -> None:
+    assert build_source("asgi-tls").take(asgi({"client_cert_chain": []})) is None
+
+
+@pytest.mark.parametrize(
+    ("inbound", "why"),
+    [
+        (asgi(None), "the ASGI server passed no TLS extension"),
+        (BaseInbound(peer="", meta={}), "this request came through a WSGI server"),
+    ],
+)
+def test_asgi_tls_where_no_server_can_hand_over_a_certificate(
+    inbound: BaseInbound, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
     source = build_source("asgi-tls")
-    assert source.take(asgi(None)) is None
-    assert source.take(asgi({"client_cert_chain": []})) is None
-    assert source.take(BaseInbound(peer="", meta={})) is None
+    for _ in range(3):
+        with pytest.raises(NoTlsChannel) as raised:
+            source.take(inbound)
+        assert raised.value.rejection().code is Code.CLIENT_CERT_MISSING
+        assert why in str(raised.value)
+    # The deployment's mistake, not the caller's: one ERROR naming the fix, not one per request.
+    (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "set HOOKSHIELD['CERT_SOURCE']" in error.getMessage()
 
 
 def test_asgi_tls_error_means_unverified(pki: TestPki) -> None:

@@ -39,6 +39,57 @@ def test_e002_header_source_without_trusted_proxies(settings: Any, pki: TestPki)
     assert checks.check_trusted_proxies(get_settings()) == []
 
 
+class ServerVariables:
+    """A custom source reading what the server itself set (nothing a client can send)."""
+
+    name = "server-variables"
+    forwarded = False
+
+    def meta_keys(self) -> tuple[str, ...]:
+        return ()
+
+    def take(self, inbound: Any) -> None:
+        return None
+
+
+def test_e002_asks_the_source_whether_it_reads_forwarded_headers(
+    settings: Any, pki: TestPki
+) -> None:
+    custom = "tests.django.test_checks.ServerVariables"
+    settings.HOOKSHIELD = guard_config(pki, CERT_SOURCE=custom, TRUSTED_PROXIES=[])
+    assert checks.check_trusted_proxies(get_settings()) == []
+    assert checks.check_proxy_secret(get_settings()) == []
+    ServerVariables.forwarded = True
+    try:
+        assert checks.check_trusted_proxies(get_settings()) == [checks.E002]
+    finally:
+        ServerVariables.forwarded = False
+
+
+def test_w007_the_default_source_needs_a_server_that_terminates_tls(
+    settings: Any, pki: TestPki
+) -> None:
+    config = guard_config(pki)
+    del config["CERT_SOURCE"]
+    settings.HOOKSHIELD = config
+    assert checks.W007 in checks.hookshield_checks()
+    assert "every delivery is refused with 401" in checks.W007.msg
+    settings.HOOKSHIELD = guard_config(pki, CERT_SOURCE="asgi-tls")  # chosen, not defaulted
+    assert checks.W007 not in checks.hookshield_checks()
+
+
+def test_w008_a_header_source_without_a_proxy_secret_with_deploy(
+    settings: Any, pki: TestPki
+) -> None:
+    settings.HOOKSHIELD = guard_config(pki)
+    assert checks.W008 in checks.hookshield_deploy_checks()
+    assert checks.W008 not in checks.hookshield_checks()
+    settings.HOOKSHIELD = guard_config(pki, PROXY_SECRET="a-proxy-secret-of-some-length")
+    assert checks.W008 not in checks.hookshield_deploy_checks()
+    settings.HOOKSHIELD = guard_config(pki, CERT_SOURCE="asgi-tls")
+    assert checks.W008 not in checks.hookshield_deploy_checks()
+
+
 def test_e008_trusting_every_address(settings: Any, pki: TestPki) -> None:
     settings.HOOKSHIELD = guard_config(pki, TRUSTED_PROXIES=["0.0.0.0/0"])
     assert ids(checks.check_trusted_proxies(get_settings())) == ["hookshield.E008"]
@@ -179,6 +230,15 @@ def test_e009_unknown_cache_alias(settings: Any, pki: TestPki) -> None:
     assert checks.check_replay_storage(get_settings()) == []
     settings.HOOKSHIELD = guard_config(pki, REPLAY_STORAGE="webhooks")  # nothing is signed
     assert checks.check_replay_storage(get_settings()) == []
+
+
+def test_w009_a_per_process_replay_store_for_signed_endpoints(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = signed_config(pki, REPLAY_STORAGE="memory://")
+    assert checks.W009 in checks.hookshield_deploy_checks()
+    settings.HOOKSHIELD = guard_config(pki, REPLAY_STORAGE="memory://")  # nothing is signed
+    assert checks.W009 not in checks.hookshield_deploy_checks()
+    settings.HOOKSHIELD = signed_config(pki, REPLAY_STORAGE="redis://127.0.0.1:6379/15")
+    assert checks.W009 not in checks.hookshield_deploy_checks()
 
 
 def test_w003_memory_rate_limits_in_production(settings: Any, pki: TestPki) -> None:

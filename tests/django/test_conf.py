@@ -22,7 +22,7 @@ def test_a_full_configuration_loads(pki: TestPki) -> None:
         )
     )
     assert conf.cert_source == "nginx"
-    assert conf.header_source
+    assert conf.cert_source_set
     assert conf.proxy_secrets == ("x" * 32,)
     assert conf.endpoints["payments"].allow.spiffe_ids >= {ALLOWED}
     assert conf.max_cert_lifetime_days == 30

@@ -311,3 +311,20 @@ async def test_asgi_tls_source_reads_the_scope(settings: Any, pki: TestPki, url:
     # Headers are no way in for this source, whoever sends them.
     forged = headers_for(pki.allowed.certificate)
     assert await asgi_post(url, tls=None, headers=forged) == 401
+
+
+def test_the_default_source_under_wsgi_says_why_every_delivery_is_refused(
+    settings: Any, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = guard_config(pki)
+    del config["CERT_SOURCE"]  # asgi-tls, while the test client is a WSGI server
+    settings.HOOKSHIELD = config
+    caplog.set_level(logging.INFO, logger="hookshield")
+    for _ in range(2):
+        response = post(URLS[0], headers_for(pki.allowed.certificate))
+        assert response.status_code == 401
+        assert error_code(response) == "client_cert_missing"
+    decisions = [r.hookshield for r in caplog.records if r.name == "hookshield.guard"]  # type: ignore[attr-defined]
+    assert all("came through a WSGI server" in d["reason"] for d in decisions)
+    (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "set HOOKSHIELD['CERT_SOURCE']" in error.getMessage()

@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.revocation import RevocationLists
+from hookshield.core.sources import build_source
 from hookshield.django.conf import Settings, get_settings
 from hookshield.django.inventory import CACHE_ALIAS
 
@@ -72,6 +73,31 @@ W006 = Warning(
     id="hookshield.W006",
 )
 
+W007 = Warning(
+    "HOOKSHIELD['CERT_SOURCE'] is not set, so the guard reads client certificates from the ASGI "
+    "TLS extension (asgi-tls), which only an ASGI server that terminates TLS itself provides "
+    "(hookshield serve). Under a WSGI server (gunicorn, uWSGI, mod_wsgi, runserver), or behind "
+    "a proxy that terminates TLS, every delivery is refused with 401 client_cert_missing.",
+    hint="Set CERT_SOURCE to your terminator's source ('nginx', 'haproxy', 'envoy-xfcc', ...), "
+    "'wsgi-environ' under Apache mod_wsgi with mod_ssl, or 'asgi-tls' explicitly when hookshield "
+    "serve terminates TLS.",
+    id="hookshield.W007",
+)
+W008 = Warning(
+    "HOOKSHIELD['CERT_SOURCE'] reads a certificate header but PROXY_SECRET is not set: anything "
+    "that reaches the app from a TRUSTED_PROXIES address (another service or sidecar on the "
+    "proxy's host, a second proxy route that does not overwrite the header) can claim any "
+    "identity.",
+    hint="Set PROXY_SECRET and have the terminator send it: `hookshield proxy-config` writes both.",
+    id="hookshield.W008",
+)
+W009 = Warning(
+    "HOOKSHIELD['REPLAY_STORAGE'] is memory://, which each worker process keeps on its own: a "
+    "signed delivery replayed to another worker, or another host, is accepted again.",
+    hint="Unless one process serves webhooks, use redis://... or a shared cache alias.",
+    id="hookshield.W009",
+)
+
 # Django releases that map `x_foo` and `x-foo` headers to one META key (CVE-2026-3902), so a
 # client's underscore copy of a certificate header can slip past a proxy that strips the other.
 _FIXED = {(4, 2): (4, 2, 30), (5, 2): (5, 2, 13), (6, 0): (6, 0, 4)}
@@ -84,8 +110,22 @@ def _settings_or_error() -> tuple[Settings | None, list[CheckMessage]]:
         return None, [Error(str(exc), hint="Fix the named key in settings.HOOKSHIELD.", id=E001_ID)]
 
 
+def _forwarded(conf: Settings) -> bool:
+    """Whether the configured source reads what a client could also send (its own word)."""
+    try:
+        source = build_source(
+            conf.cert_source,
+            cert_header=conf.cert_header,
+            verify_header=conf.cert_verify_header,
+            chain_header=conf.cert_chain_header,
+        )
+    except HookshieldError:
+        return True  # a dotted path that cannot be loaded: assume the worse case
+    return bool(source.forwarded)
+
+
 def check_trusted_proxies(conf: Settings) -> list[CheckMessage]:
-    if not conf.header_source:
+    if not _forwarded(conf):
         return []
     if not conf.trusted_proxies:
         return [E002]
@@ -219,7 +259,7 @@ def check_unguarded_drf_views(conf: Settings) -> list[CheckMessage]:
 
 
 def check_django_version(conf: Settings) -> list[CheckMessage]:
-    if not conf.header_source:
+    if not _forwarded(conf):
         return []
     version = django.VERSION[:3]
     fixed = _FIXED.get(version[:2])
@@ -300,6 +340,19 @@ def check_rate_limit_storage(conf: Settings) -> list[CheckMessage]:
     return [W003] if rated and not conf.rate_limit_storage.startswith(("redis", "valkey")) else []
 
 
+def check_default_source(conf: Settings) -> list[CheckMessage]:
+    return [] if conf.cert_source_set else [W007]
+
+
+def check_proxy_secret(conf: Settings) -> list[CheckMessage]:
+    return [W008] if _forwarded(conf) and not conf.proxy_secrets else []
+
+
+def check_per_process_replay(conf: Settings) -> list[CheckMessage]:
+    per_process = conf.replay_storage.startswith("memory://")
+    return [W009] if conf.signed_endpoints and per_process else []
+
+
 def check_unlimited_endpoints(conf: Settings) -> list[CheckMessage]:
     return [
         Warning(
@@ -323,6 +376,7 @@ def hookshield_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         *check_anchor_files(conf),
         *check_crl_files(conf),
         *check_empty_allowlists(conf),
+        *check_default_source(conf),
         *check_unknown_endpoints(conf),
         *check_unguarded_drf_views(conf),
         *check_django_version(conf),
@@ -338,6 +392,8 @@ def hookshield_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[Che
     if conf is not None:
         messages += [
             *check_rate_limit_storage(conf),
+            *check_proxy_secret(conf),
+            *check_per_process_replay(conf),
             *check_unlimited_endpoints(conf),
             *check_inventory_cache_shared(conf),
         ]

@@ -108,11 +108,7 @@ class Settings:
     endpoints: Mapping[str, Endpoint]
     inventory: bool = False
     metrics: bool = False
-
-    @property
-    def header_source(self) -> bool:
-        """True when the certificate arrives in a header a client could also send."""
-        return self.cert_source not in ("asgi-tls", "wsgi-environ")
+    cert_source_set: bool = True  # False when CERT_SOURCE is the default (asgi-tls)
 
     @property
     def allow_cn(self) -> bool:
@@ -349,6 +345,7 @@ def load(raw: Any) -> Settings:
         endpoints={name: _endpoint(name, value) for name, value in endpoints_raw.items()},
         inventory=r.boolean("INVENTORY", False),
         metrics=_metrics(r),
+        cert_source_set="CERT_SOURCE" in raw,
     )
 
 

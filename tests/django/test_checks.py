@@ -219,7 +219,7 @@ def test_replay_storage_cache_backends(
     settings: Any, pki: TestPki, backend: str, expected: list[str]
 ) -> None:
     settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:6379/15"}}
-    settings.HOOKSHIELD = signed_config(pki)
+    settings.HOOKSHIELD = signed_config(pki, REPLAY_STORAGE="default")
     assert ids(checks.check_replay_storage(get_settings())) == expected
 
 

@@ -60,8 +60,7 @@ def every_protection(settings: Any, pki: TestPki) -> Clock:
         PROXY_SECRET=PROXY_SECRET,
         MAX_CERT_LIFETIME_DAYS=90,
         LONG_LIVED="reject",
-        REPLAY_STORAGE="memory://",
-        INVENTORY=True,
+        INVENTORY=True,  # REPLAY_STORAGE: the default, the database
         METRICS=True,
         ENDPOINTS={
             "payments": {

@@ -104,7 +104,12 @@ def post_json(
 
 @contextmanager
 def gunicorn_app(
-    directory: Path, hookshield: dict[str, Any], *, workers: int = 2, debug: bool = False
+    directory: Path,
+    hookshield: dict[str, Any],
+    *,
+    workers: int = 2,
+    debug: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[App]:
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "hookshield.json"
@@ -113,7 +118,7 @@ def gunicorn_app(
     server_log = directory / "gunicorn.log"
     LOG_FILES.extend((log, server_log))
     port = free_port()
-    env = project_env(config, log, debug=debug)
+    env = project_env(config, log, debug=debug) | (env or {})
     command = [
         sys.executable,
         "-m",

@@ -94,7 +94,8 @@ W008 = Warning(
 W009 = Warning(
     "HOOKSHIELD['REPLAY_STORAGE'] is memory://, which each worker process keeps on its own: a "
     "signed delivery replayed to another worker, or another host, is accepted again.",
-    hint="Unless one process serves webhooks, use redis://... or a shared cache alias.",
+    hint="Unless one process serves webhooks, use the default (the database, db://default), "
+    "redis://... or a shared cache alias.",
     id="hookshield.W009",
 )
 

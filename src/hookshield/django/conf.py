@@ -40,6 +40,9 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,128}")
 _METHOD = re.compile(r"[A-Z]{1,16}")
 _MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 MIN_PROXY_SECRET = 16
+# Shared by every worker and host of a deployment, as a replay store must be.
+DEFAULT_REPLAY_STORAGE = "db://default"
+_DB_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 _KNOWN = frozenset(
@@ -318,8 +321,12 @@ def load(raw: Any) -> Settings:
         raise r.bad("ENDPOINTS", "a dict of endpoint name to settings", endpoints_raw)
     storage = r.text("RATE_LIMIT_STORAGE", "memory://")
     check_storage_uri(storage, r.at("RATE_LIMIT_STORAGE"))
-    replay = r.text("REPLAY_STORAGE", "default")
-    check_replay_uri(replay, r.at("REPLAY_STORAGE"))
+    replay = r.text("REPLAY_STORAGE", DEFAULT_REPLAY_STORAGE)
+    if replay.startswith("db://"):
+        if not _DB_ALIAS.fullmatch(replay.removeprefix("db://")):
+            raise r.bad("REPLAY_STORAGE", "db://<an alias of DATABASES>", replay)
+    else:
+        check_replay_uri(replay, r.at("REPLAY_STORAGE"))
     return Settings(
         cert_source=source,
         cert_header=r.header("CERT_HEADER", None),

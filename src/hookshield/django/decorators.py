@@ -154,7 +154,11 @@ async def _released_on_failure_async(
 
 
 async def _off_the_loop(step: Callable[..., Result], *args: Any) -> Result:
-    """Run a guard step in a worker thread when it talks to Redis or a network cache."""
+    """Run a guard step in a worker thread when it talks to Redis, a cache or the database.
+
+    Thread-sensitive: Django runs it in the request's own sync thread, where it also opens and
+    closes that thread's database connections (the default replay store is the database).
+    """
     if guard_does_io():
-        return await sync_to_async(step, thread_sensitive=False)(*args)
+        return await sync_to_async(step, thread_sensitive=True)(*args)
     return step(*args)

@@ -7,9 +7,9 @@ import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from cryptography import x509
+from django.conf import settings
 from django.core.cache.backends.base import InvalidCacheBackendError
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -116,8 +116,18 @@ def _unusable(key: str, index: int, path: Path, why: Exception | str) -> Configu
 
 
 def replay_store(name: str) -> ReplayStore:
-    """``memory://``, ``redis://…`` (``REPLAY_SCHEMES``), or else a Django cache alias."""
-    scheme = urlparse(name).scheme
+    """``db://alias`` (the default), ``memory://``, ``redis://…``, or else a Django cache alias."""
+    scheme, _, rest = name.partition("://")
+    if scheme == "db":
+        if rest not in settings.DATABASES:
+            raise ConfigurationError(
+                f"HOOKSHIELD['REPLAY_STORAGE'] = {name!r} names no alias of DATABASES "
+                f"({', '.join(sorted(settings.DATABASES)) or 'none'})"
+            )
+        # Imported here: it needs the app registry, which is not ready when this module loads.
+        from hookshield.django.db_replay import DatabaseReplayStore
+
+        return DatabaseReplayStore(rest)
     if scheme == "memory":
         return MemoryReplayStore()
     if scheme in REPLAY_SCHEMES:
@@ -126,8 +136,8 @@ def replay_store(name: str) -> ReplayStore:
         return CacheReplayStore(name)
     except InvalidCacheBackendError as exc:
         raise ConfigurationError(
-            f"HOOKSHIELD['REPLAY_STORAGE'] = {name!r} is neither memory://, redis:// nor a "
-            f"cache alias in CACHES ({exc})"
+            f"HOOKSHIELD['REPLAY_STORAGE'] = {name!r} is neither db://, memory://, redis:// nor "
+            f"a cache alias in CACHES ({exc})"
         ) from exc
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db import models
 
-__all__ = ["Certificate", "Sighting"]
+__all__ = ["Certificate", "Delivery", "Sighting"]
 
 
 class Certificate(models.Model):
@@ -65,3 +65,16 @@ class Sighting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint}: {self.outcome} {self.code} x{self.count}"
+
+
+class Delivery(models.Model):
+    """A claimed signed delivery id (the replay store on the database, ``db://<alias>``)."""
+
+    key = models.CharField(max_length=160, primary_key=True, help_text="endpoint and id digest")
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+
+    def __str__(self) -> str:
+        return self.key

@@ -234,3 +234,19 @@ def test_issued_by_anchor_tells_our_expired_certificates_from_minted_ones(pki: T
     assert not v.issued_by_anchor(presented(copy))
     assert not v.issued_by_anchor(presented(pki.foreign))
     assert not Verifier([]).issued_by_anchor(presented(pki.expired))
+
+
+def test_a_path_that_cannot_be_built_names_the_missing_issuer(pki: TestPki) -> None:
+    leaf_only = verifier(pki).verify(presented(pki.via_intermediate, with_chain=False))
+    assert isinstance(leaf_only, Rejection)
+    assert leaf_only.reason == (
+        "issuer CN=hookshield test intermediate CA,O=hookshield of the client certificate is in "
+        "neither TRUST_ANCHORS nor INTERMEDIATES, nor in the chain the client presented"
+    )
+    foreign = verifier(pki).verify(presented(pki.foreign))
+    assert isinstance(foreign, Rejection)
+    assert foreign.reason.startswith("issuer CN=someone else's CA,O=hookshield of the client")
+    rogue = verifier(pki).verify(presented(pki.rogue))
+    assert isinstance(rogue, Rejection)
+    assert rogue.reason.startswith("self-signed certificate ")
+    assert rogue.reason.endswith(" is not a trust anchor")

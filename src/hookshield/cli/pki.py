@@ -85,7 +85,11 @@ def _init(args: argparse.Namespace) -> int:
     ca.init(args.name, days=args.days, intermediate=args.intermediate, force=args.force)
     print(
         f"CA in {args.dir}: ca.pem (trust anchor), ca.key (keep private), crl.pem"
-        + (", intermediate.pem" if args.intermediate else "")
+        + (
+            ", intermediate.pem (for INTERMEDIATES: proxy-config --intermediates)"
+            if args.intermediate
+            else ""
+        )
     )
     return ExitCode.OK
 

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from hookshield.cli.exit_codes import ExitCode
+from hookshield.core.certs import load_chain
+from hookshield.core.errors import HookshieldError
 from hookshield.proxy_config import ProxyOptions, django_settings, envoy, haproxy, new_secret, nginx
 
 __all__ = ["add_parser"]
@@ -33,6 +37,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("proxy", choices=sorted(_RENDER))
     p.add_argument("--upstream", default="127.0.0.1:8000", help="the Django app (host:port)")
     p.add_argument("--client-ca", type=Path, required=True, help="CA of the client certificates")
+    p.add_argument(
+        "--intermediates",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="intermediate CA certificates that issue client certificates under --client-ca "
+        "(repeatable); printed as INTERMEDIATES, since the proxy forwards only the leaf",
+    )
     p.add_argument("--cert", type=Path, required=True, help="the proxy's server certificate")
     p.add_argument("--key", type=Path, required=True, help="its private key")
     p.add_argument("--listen", type=int, default=443)
@@ -53,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
     ):
         sys.stderr.write("hookshield proxy-config: --secret needs 16+ characters, no quotes\n")
         return ExitCode.USAGE
+    for path in (args.client_ca, *args.intermediates):
+        problem = _unusable(path)
+        if problem is not None:
+            sys.stderr.write(f"hookshield proxy-config: {path}: {problem}\n")
+            return ExitCode.USAGE
     options = ProxyOptions(
         upstream=args.upstream,
         client_ca=args.client_ca.resolve(),
@@ -62,8 +80,27 @@ def run(args: argparse.Namespace) -> int:
         listen=args.listen,
         server_name=args.server_name,
         max_body=args.max_body,
+        intermediates=tuple(path.resolve() for path in args.intermediates),
     )
     sys.stdout.write(_RENDER[args.proxy](options))
     source, verify = _SOURCES[args.proxy]
     sys.stderr.write(django_settings(source, options, verify_header=verify))
     return ExitCode.OK
+
+
+def _unusable(path: Path) -> str | None:
+    """Why a certificate file cannot serve as a CA file, or None."""
+    try:
+        certificates = load_chain(path.read_bytes(), str(path))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except HookshieldError as exc:
+        return str(exc)
+    for certificate in certificates:
+        try:
+            is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            return f"{certificate.subject.rfc4514_string()} is not a CA certificate"
+    return None

@@ -58,6 +58,11 @@ class _Entry:
     generation: int
 
 
+def _name(name: x509.Name) -> str:
+    text = name.rfc4514_string()
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _san_rules(policy: Policy, cert: x509.Certificate, san: object | None) -> None:
     """RFC 5280 4.2.1.6 for certificates that may omit the SAN (CN-only, by explicit opt-in)."""
     del policy
@@ -86,6 +91,7 @@ class Verifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = Store(list(anchors)) if anchors else None
+        self._anchor_names = frozenset(anchor.subject for anchor in anchors)
         self._intermediates = list(intermediates)
         self._revocation = revocation if revocation else None
         self._max_lifetime = max_lifetime
@@ -160,6 +166,33 @@ class Verifier:
             )
         return builder.build_client_verifier().verify(leaf, presented + self._intermediates)
 
+    def _missing_issuer(
+        self, leaf: x509.Certificate, presented: list[x509.Certificate]
+    ) -> str | None:
+        """Name the first issuer on the way up that no configured or presented certificate is.
+
+        The path builder only says "candidates exhausted"; an operator needs to know which CA
+        certificate to add (INTERMEDIATES, most often). None when every issuer is at hand and
+        the path failed for another reason (signature, constraints, key usage, validity).
+        """
+        pool = [*presented, *self._intermediates]
+        current = leaf
+        for _ in range(len(pool) + 1):
+            if current.issuer in self._anchor_names:
+                return None
+            if current.issuer == current.subject:
+                subject = _name(current.subject) or "(no subject)"
+                return f"self-signed certificate {subject} is not a trust anchor"
+            issuer = next((c for c in pool if c.subject == current.issuer and c != current), None)
+            if issuer is None:
+                of = "the client certificate" if current is leaf else _name(current.subject)
+                return (
+                    f"issuer {_name(current.issuer)} of {of} is in neither TRUST_ANCHORS nor "
+                    "INTERMEDIATES, nor in the chain the client presented"
+                )
+            current = issuer
+        return None
+
     def _verify_uncached(
         self, chain: PresentedChain, now_ts: float
     ) -> tuple[Verified | Rejection, float]:
@@ -190,7 +223,8 @@ class Verifier:
         try:
             verified = self._path(self._store, leaf, presented, now)
         except VerificationError as exc:
-            return Rejection(Code.CLIENT_CERT_UNTRUSTED, str(exc)), negative
+            why = self._missing_issuer(leaf, presented) or str(exc)
+            return Rejection(Code.CLIENT_CERT_UNTRUSTED, why), negative
         path = verified.chain
         expires = min(cert.not_valid_after_utc for cert in path)
         if self._revocation is not None:

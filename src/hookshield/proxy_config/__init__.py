@@ -58,6 +58,9 @@ class ProxyOptions:
     listen: int = 443
     server_name: str = "_"
     max_body: int = 262144  # bytes; the guard's MAX_BODY default
+    # CA certificates between the client CA and the clients, for the guard's path building:
+    # terminators verify with the chain a client sends, but most forward only the leaf.
+    intermediates: tuple[Path, ...] = ()
 
     @property
     def max_body_kib(self) -> str:
@@ -73,12 +76,19 @@ def django_settings(
 ) -> str:
     """The HOOKSHIELD settings that go with a generated configuration."""
     verify = f'\n    "CERT_VERIFY_HEADER": "{verify_header}",' if verify_header else ""
+    intermediates = ""
+    if options.intermediates:
+        files = ", ".join(f'"{path}"' for path in options.intermediates)
+        intermediates = (
+            f"\n    # the proxy forwards the client's leaf only: the guard finds its issuers here"
+            f'\n    "INTERMEDIATES": [{files}],'
+        )
     return f'''# settings.py: what this proxy configuration expects of Django
 HOOKSHIELD = {{
     "CERT_SOURCE": "{source}",{verify}
     "TRUSTED_PROXIES": ["{proxy_addresses}"],  # the proxy's address as Django sees it
     "PROXY_SECRET": "{options.secret}",  # keep it out of version control (env var, vault)
-    "TRUST_ANCHORS": ["{options.client_ca}"],
+    "TRUST_ANCHORS": ["{options.client_ca}"],{intermediates}
     "ENDPOINTS": {{...}},
 }}
 # Bind Django ({options.upstream}) where only the proxy can reach it (loopback, a private

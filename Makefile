@@ -24,9 +24,10 @@ $(STAMP42): pyproject.toml
 	$(VENV42)/bin/python -m pip install --quiet -e '.[dev]' 'django>=4.2.30,<5'
 	touch $(STAMP42)
 
-lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+lint: install  ## ruff, and no function in src/ above cyclomatic complexity 12 (radon)
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/python tools/complexity.py src --max 12
 
 typecheck: install
 	$(BIN)/mypy

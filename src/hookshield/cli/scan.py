@@ -220,46 +220,60 @@ def _config(
     )
 
 
-def _targets(args: argparse.Namespace) -> list[ScanConfig]:
-    # --checks is the same for every target: parsed and checked once.
-    checks = tuple(c.strip() for c in (args.checks or "").split(",") if c.strip())
+def _check_ids(spec: str | None) -> tuple[str, ...]:
+    checks = tuple(c.strip() for c in (spec or "").split(",") if c.strip())
     try:
         selected_checks(checks)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    return checks
+
+
+def _structured_entries(targets: Path, text: str) -> list[Any]:
+    try:
+        loaded = json.loads(text) if targets.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise UsageError(f"--targets {targets}: {exc}") from exc
+    entries: list[Any] = loaded if isinstance(loaded, list) else []
+    if not entries:
+        raise UsageError(f"--targets {targets}: expected a non-empty list")
+    return entries
+
+
+def _entries(targets: Path) -> list[Any]:
+    """The --targets file's entries: URLs (plain text) or objects (YAML/JSON), unchecked."""
+    try:
+        text = targets.read_text()
+    except OSError as exc:
+        raise UsageError(f"--targets: {exc}") from exc
+    if targets.suffix in (".yaml", ".yml", ".json"):
+        return _structured_entries(targets, text)
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def _entry_config(
+    args: argparse.Namespace, entry: Any, base: Path, checks: tuple[str, ...]
+) -> ScanConfig:
+    if isinstance(entry, str):
+        return _config(args, entry, {}, base, checks)
+    if isinstance(entry, dict) and isinstance(entry.get("url"), str):
+        return _config(args, entry["url"], entry, base, checks)
+    raise UsageError(f"--targets {args.targets}: each entry needs a url")
+
+
+def _targets(args: argparse.Namespace) -> list[ScanConfig]:
+    # --checks is the same for every target: parsed and checked once.
+    checks = _check_ids(args.checks)
     if args.targets is None:
         if not args.url:
             raise UsageError("give a URL or --targets FILE")
         return [_config(args, args.url, {}, Path.cwd(), checks)]
-    try:
-        text = args.targets.read_text()
-    except OSError as exc:
-        raise UsageError(f"--targets: {exc}") from exc
     base = args.targets.parent
-    entries: list[Any]
-    if args.targets.suffix in (".yaml", ".yml", ".json"):
-        try:
-            loaded = json.loads(text) if args.targets.suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise UsageError(f"--targets {args.targets}: {exc}") from exc
-        entries = loaded if isinstance(loaded, list) else []
-        if not entries:
-            raise UsageError(f"--targets {args.targets}: expected a non-empty list")
-    else:
-        entries = [
-            line.strip()
-            for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")
-        ]
-    configs = []
-    for entry in entries:
-        if isinstance(entry, str):
-            configs.append(_config(args, entry, {}, base, checks))
-        elif isinstance(entry, dict) and isinstance(entry.get("url"), str):
-            configs.append(_config(args, entry["url"], entry, base, checks))
-        else:
-            raise UsageError(f"--targets {args.targets}: each entry needs a url")
-    return configs
+    return [_entry_config(args, entry, base, checks) for entry in _entries(args.targets)]
 
 
 class _TargetProgress:
@@ -293,40 +307,58 @@ def run(
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     if args.list_checks:
-        for cls in selected_checks():
-            stdout.write(f"{cls.id:34} {cls.severity:8} {cls.title}\n")
-        return ExitCode.OK
+        return _list_checks(stdout)
     try:
         configs = _targets(args)
     except UsageError as exc:
         stderr.write(f"hookshield scan: {exc}\n")
         return ExitCode.USAGE
     interactive = stderr.isatty() and not args.format.machine_readable
-    if interactive:
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=Console(file=stderr),
-            transient=True,
-        )
-        with progress:
-            outcomes = asyncio.run(_scan_all(configs, progress))
-    else:
-        outcomes = asyncio.run(_scan_all(configs, None))
+    outcomes = _run_scans(configs, stderr if interactive else None)
+    reports = _reports(outcomes, stderr)
+    if reports:
+        _write_reports(reports, args, stdout, color=interactive and args.output is None)
+    return _exit_code(reports, len(reports) < len(outcomes), args)
+
+
+def _list_checks(stdout: TextIO) -> int:
+    for cls in selected_checks():
+        stdout.write(f"{cls.id:34} {cls.severity:8} {cls.title}\n")
+    return ExitCode.OK
+
+
+def _run_scans(configs: list[ScanConfig], progress_to: TextIO | None) -> list[Report | Unreachable]:
+    """Scan every target; with a terminal to draw on, under a transient progress bar."""
+    if progress_to is None:
+        return asyncio.run(_scan_all(configs, None))
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(file=progress_to),
+        transient=True,
+    )
+    with progress:
+        return asyncio.run(_scan_all(configs, progress))
+
+
+def _reports(outcomes: list[Report | Unreachable], stderr: TextIO) -> list[Report]:
+    """The reports; each unreachable target is named on stderr instead."""
     reports = [o for o in outcomes if isinstance(o, Report)]
     for failure in (o for o in outcomes if isinstance(o, Unreachable)):
         stderr.write(f"hookshield scan: unreachable: {failure}\n")
+    return reports
+
+
+def _write_reports(
+    reports: list[Report], args: argparse.Namespace, stdout: TextIO, *, color: bool
+) -> None:
     location = args.sarif_location or (str(args.targets) if args.targets else "hookshield-scan.txt")
-    if reports:
-        text = render_many(
-            reports, args.format, color=interactive and args.output is None, sarif_location=location
-        )
-        if args.output:
-            args.output.write_text(text)
-        else:
-            stdout.write(text)
-    return _exit_code(reports, len(reports) < len(outcomes), args)
+    text = render_many(reports, args.format, color=color, sarif_location=location)
+    if args.output:
+        args.output.write_text(text)
+    else:
+        stdout.write(text)
 
 
 def _exit_code(reports: list[Report], unreachable: bool, args: argparse.Namespace) -> int:

@@ -129,24 +129,9 @@ class InputRules:
         """The parsed JSON (None for other media types), or why the body is refused."""
         if not is_json(_media_type(content_type)[0]):
             return None, None
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return None, _refuse(Code.MALFORMED_BODY, f"body is not UTF-8 (byte {exc.start})")
-        # Keys cannot outnumber the body's colons: below the limit the shared decoder, which only
-        # refuses repeated keys, does; above it, a decoder of its own counts them.
-        decoder = _DECODER if body.count(b":") <= self.max_keys else _counting(self.max_keys)
-        try:
-            document = decoder.decode(text)
-        except RecursionError:
-            return None, _refuse(Code.MALFORMED_BODY, "JSON nesting exceeds the parser's limit")
-        except _TooManyKeys:
-            return None, _refuse(Code.MALFORMED_BODY, f"JSON has more than {self.max_keys} keys")
-        except _DuplicateKey as exc:
-            return None, _refuse(Code.MALFORMED_BODY, f"JSON object repeats a key ({exc})")
-        except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers of huge length
-            where = f" at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-            return None, _refuse(Code.MALFORMED_BODY, f"body is not valid JSON{where}")
+        document, refused = self._decode(body)
+        if refused is not None:
+            return None, refused
         # Depth cannot exceed the number of '{' and '[' in the body: counting them is C-speed and
         # spares the walk for the usual small payloads.
         openers = body.count(b"{") + body.count(b"[")
@@ -160,6 +145,27 @@ class InputRules:
             if failure is not None:
                 return None, _refuse(Code.SCHEMA_VIOLATION, failure)
         return document, None
+
+    def _decode(self, body: bytes) -> tuple[Any, Rejection | None]:
+        """Strict JSON: UTF-8, no repeated keys, at most ``max_keys`` keys, no NaN/Infinity."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, _refuse(Code.MALFORMED_BODY, f"body is not UTF-8 (byte {exc.start})")
+        # Keys cannot outnumber the body's colons: below the limit the shared decoder, which only
+        # refuses repeated keys, does; above it, a decoder of its own counts them.
+        decoder = _DECODER if body.count(b":") <= self.max_keys else _counting(self.max_keys)
+        try:
+            return decoder.decode(text), None
+        except RecursionError:
+            return None, _refuse(Code.MALFORMED_BODY, "JSON nesting exceeds the parser's limit")
+        except _TooManyKeys:
+            return None, _refuse(Code.MALFORMED_BODY, f"JSON has more than {self.max_keys} keys")
+        except _DuplicateKey as exc:
+            return None, _refuse(Code.MALFORMED_BODY, f"JSON object repeats a key ({exc})")
+        except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers of huge length
+            where = f" at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+            return None, _refuse(Code.MALFORMED_BODY, f"body is not valid JSON{where}")
 
 
 def read_body(read: Callable[[int], bytes], max_body: int) -> bytes | Rejection:

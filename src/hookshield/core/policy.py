@@ -53,32 +53,7 @@ class Allowlist:
             "cn": set(),
         }
         for index, entry in enumerate(entries):
-            at = f"{where}[{index}]"
-            if not isinstance(entry, str) or not entry:
-                raise ConfigurationError(f"{at} must be a non-empty string, not {entry!r}")
-            if entry.startswith("spiffe://"):
-                if not is_spiffe_id(entry):
-                    raise ConfigurationError(
-                        f"{at} = {entry!r} is not a valid SPIFFE ID with a workload path "
-                        "(lowercase trust domain, segments of [A-Za-z0-9._-], no trailing '/')"
-                    )
-                sets["spiffe"].add(entry)
-                continue
-            kind, sep, value = entry.partition(":")
-            if not sep or kind not in sets or kind == "spiffe" or not value:
-                raise ConfigurationError(
-                    f"{at} = {entry!r} has no known form; use spiffe://..., dns:NAME, uri:URI, "
-                    "sha256:FINGERPRINT or cn:NAME"
-                )
-            if kind == "sha256":
-                value = value.replace(":", "").lower()
-                if not _HEX_FINGERPRINT.fullmatch(value):
-                    raise ConfigurationError(f"{at} = {entry!r}: a SHA-256 pin is 64 hex digits")
-            if kind == "cn" and not allow_cn:
-                raise ConfigurationError(
-                    f"{at} = {entry!r} matches on a subject CN; set ALLOW_CN to True on the "
-                    "endpoint to opt in (SPIFFE IDs or SANs are preferred)"
-                )
+            kind, value = _entry(f"{where}[{index}]", entry, allow_cn)
             sets[kind].add(value)
         return cls(
             spiffe_ids=frozenset(sets["spiffe"]),
@@ -103,3 +78,35 @@ class Allowlist:
         if len(identity.common_names) == 1 and identity.common_names[0] in self.common_names:
             return f"cn:{identity.common_names[0]}"
         return None
+
+
+_KINDS = ("dns", "uri", "sha256", "cn")
+
+
+def _entry(at: str, entry: object, allow_cn: bool) -> tuple[str, str]:
+    """One ALLOW entry as (kind, normalised value); ``ConfigurationError`` names it if bad."""
+    if not isinstance(entry, str) or not entry:
+        raise ConfigurationError(f"{at} must be a non-empty string, not {entry!r}")
+    if entry.startswith("spiffe://"):
+        if not is_spiffe_id(entry):
+            raise ConfigurationError(
+                f"{at} = {entry!r} is not a valid SPIFFE ID with a workload path "
+                "(lowercase trust domain, segments of [A-Za-z0-9._-], no trailing '/')"
+            )
+        return "spiffe", entry
+    kind, sep, value = entry.partition(":")
+    if not sep or kind not in _KINDS or not value:
+        raise ConfigurationError(
+            f"{at} = {entry!r} has no known form; use spiffe://..., dns:NAME, uri:URI, "
+            "sha256:FINGERPRINT or cn:NAME"
+        )
+    if kind == "sha256":
+        value = value.replace(":", "").lower()
+        if not _HEX_FINGERPRINT.fullmatch(value):
+            raise ConfigurationError(f"{at} = {entry!r}: a SHA-256 pin is 64 hex digits")
+    if kind == "cn" and not allow_cn:
+        raise ConfigurationError(
+            f"{at} = {entry!r} matches on a subject CN; set ALLOW_CN to True on the "
+            "endpoint to opt in (SPIFFE IDs or SANs are preferred)"
+        )
+    return kind, value

@@ -117,22 +117,10 @@ class SignatureVerifier:
         values = [meta.get(k) for k in (_ID_KEY, _TIMESTAMP_KEY, _SIGNATURE_KEY)]
         if all(v is None for v in values):
             return Rejection(Code.SIGNATURE_MISSING, "no webhook-id/-timestamp/-signature headers")
-        msg_id, stamp, signatures = values
-        if (
-            not isinstance(msg_id, str)
-            or not _ID.fullmatch(msg_id)
-            or "." in msg_id
-            or "," in msg_id
-        ):
-            return _malformed("webhook-id is missing, too long or holds '.', ',' or spaces")
-        if not isinstance(stamp, str) or not _TIMESTAMP.fullmatch(stamp):
-            return _malformed("webhook-timestamp is not whole Unix seconds")
-        if (
-            not isinstance(signatures, str)
-            or not signatures
-            or len(signatures) > MAX_SIGNATURE_HEADER
-        ):
-            return _malformed("webhook-signature is missing or too long")
+        headers = _well_formed(*values)
+        if isinstance(headers, Rejection):
+            return headers
+        msg_id, stamp, signatures = headers
         skew = abs(self._clock() - int(stamp))
         if skew > self.tolerance:
             return Rejection(
@@ -156,14 +144,33 @@ class SignatureVerifier:
             if version == "v1" and len(candidate) == hashlib.sha256().digest_size:
                 if any(hmac.compare_digest(candidate, mac) for mac in macs):
                     return True
-            elif version == "v1a" and len(candidate) == 64:
-                for public_key in self._keys.public_keys:
-                    try:
-                        public_key.verify(candidate, signed)
-                    except InvalidSignature:
-                        continue
-                    return True
+            elif (
+                version == "v1a"
+                and len(candidate) == 64
+                and self._signed_by_a_key(candidate, signed)
+            ):
+                return True
         return False
+
+    def _signed_by_a_key(self, signature: bytes, signed: bytes) -> bool:
+        for public_key in self._keys.public_keys:
+            try:
+                public_key.verify(signature, signed)
+            except InvalidSignature:
+                continue
+            return True
+        return False
+
+
+def _well_formed(msg_id: Any, stamp: Any, signatures: Any) -> tuple[str, str, str] | Rejection:
+    """The three headers, each of the form Standard Webhooks gives it, or what is wrong."""
+    if not isinstance(msg_id, str) or not _ID.fullmatch(msg_id) or "." in msg_id or "," in msg_id:
+        return _malformed("webhook-id is missing, too long or holds '.', ',' or spaces")
+    if not isinstance(stamp, str) or not _TIMESTAMP.fullmatch(stamp):
+        return _malformed("webhook-timestamp is not whole Unix seconds")
+    if not isinstance(signatures, str) or not signatures or len(signatures) > MAX_SIGNATURE_HEADER:
+        return _malformed("webhook-signature is missing or too long")
+    return msg_id, stamp, signatures
 
 
 def _malformed(reason: str) -> Rejection:

@@ -58,6 +58,20 @@ class _Entry:
     generation: int
 
 
+def _out_of_validity(
+    leaf: x509.Certificate, now: dt.datetime, negative: float
+) -> tuple[Rejection, float] | None:
+    """An expired or not yet valid leaf's refusal and how long to cache it, else None."""
+    if now > leaf.not_valid_after_utc:
+        expired = f"expired at {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+        return Rejection(Code.CLIENT_CERT_EXPIRED, expired), negative
+    if now < leaf.not_valid_before_utc:
+        starts = leaf.not_valid_before_utc
+        early = f"valid from {starts:%Y-%m-%dT%H:%M:%SZ}"
+        return Rejection(Code.CLIENT_CERT_NOT_YET_VALID, early), min(negative, starts.timestamp())
+    return None
+
+
 def _name(name: x509.Name) -> str:
     text = name.rfc4514_string()
     return text if len(text) <= 200 else text[:200] + "..."
@@ -166,6 +180,18 @@ class Verifier:
             )
         return builder.build_client_verifier().verify(leaf, presented + self._intermediates)
 
+    def _revocation_status(
+        self, path: Sequence[x509.Certificate], now: dt.datetime
+    ) -> tuple[Rejection | None, dt.datetime]:
+        """A revoked (or unknown) certificate on the path, and until when the verdict holds."""
+        expires = min(cert.not_valid_after_utc for cert in path)
+        if self._revocation is None:
+            return None, expires
+        refused, next_update = self._revocation.check(path, now)
+        if next_update is not None:
+            expires = min(expires, next_update)
+        return refused, expires
+
     def _missing_issuer(
         self, leaf: x509.Certificate, presented: list[x509.Certificate]
     ) -> str | None:
@@ -203,19 +229,9 @@ class Verifier:
             return exc.rejection(), negative
         now = dt.datetime.fromtimestamp(now_ts, dt.UTC)
         # Validity of the leaf first, for a precise code; the verifier checks the whole path too.
-        if now > leaf.not_valid_after_utc:
-            return Rejection(
-                Code.CLIENT_CERT_EXPIRED,
-                f"expired at {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}",
-            ), negative
-        if now < leaf.not_valid_before_utc:
-            starts = leaf.not_valid_before_utc
-            return (
-                Rejection(
-                    Code.CLIENT_CERT_NOT_YET_VALID, f"valid from {starts:%Y-%m-%dT%H:%M:%SZ}"
-                ),
-                min(negative, starts.timestamp()),
-            )
+        out_of_time = _out_of_validity(leaf, now, negative)
+        if out_of_time is not None:
+            return out_of_time
         if self._store is None:
             return Rejection(
                 Code.CLIENT_CERT_UNTRUSTED, "no trust anchors are configured"
@@ -225,14 +241,9 @@ class Verifier:
         except VerificationError as exc:
             why = self._missing_issuer(leaf, presented) or str(exc)
             return Rejection(Code.CLIENT_CERT_UNTRUSTED, why), negative
-        path = verified.chain
-        expires = min(cert.not_valid_after_utc for cert in path)
-        if self._revocation is not None:
-            refused, next_update = self._revocation.check(path, now)
-            if refused is not None:
-                return refused, negative
-            if next_update is not None:
-                expires = min(expires, next_update)
+        refused, expires = self._revocation_status(verified.chain, now)
+        if refused is not None:
+            return refused, negative
         identity = ClientIdentity.from_certificate(leaf, chain.leaf)
         long_lived = self._max_lifetime is not None and identity.lifetime > self._max_lifetime
         if long_lived and self._long_lived is LongLived.REJECT:

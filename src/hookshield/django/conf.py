@@ -307,26 +307,13 @@ def load(raw: Any) -> Settings:
         raise ConfigurationError(f"{_TOP} must be a dict, not {type(raw).__name__}")
     r = _Reader(raw)
     r.refuse_unknown(_KNOWN)
-    source = raw.get("CERT_SOURCE", "asgi-tls")
-    if not isinstance(source, str) or not (source in SOURCE_NAMES or "." in source):
-        raise r.bad(
-            "CERT_SOURCE", "one of " + ", ".join(SOURCE_NAMES) + " or a dotted path", source
-        )
-    if source not in HEADER_SOURCES:
-        for key in ("CERT_HEADER", "CERT_VERIFY_HEADER", "CERT_CHAIN_HEADER"):
-            if key in raw:
-                raise ConfigurationError(f"{r.at(key)} has no meaning for CERT_SOURCE {source!r}")
+    source = _cert_source(r)
     endpoints_raw = raw.get("ENDPOINTS", {})
     if not isinstance(endpoints_raw, Mapping):
         raise r.bad("ENDPOINTS", "a dict of endpoint name to settings", endpoints_raw)
     storage = r.text("RATE_LIMIT_STORAGE", "memory://")
     check_storage_uri(storage, r.at("RATE_LIMIT_STORAGE"))
-    replay = r.text("REPLAY_STORAGE", DEFAULT_REPLAY_STORAGE)
-    if replay.startswith("db://"):
-        if not _DB_ALIAS.fullmatch(replay.removeprefix("db://")):
-            raise r.bad("REPLAY_STORAGE", "db://<an alias of DATABASES>", replay)
-    else:
-        check_replay_uri(replay, r.at("REPLAY_STORAGE"))
+    replay = _replay_storage(r)
     return Settings(
         cert_source=source,
         cert_header=r.header("CERT_HEADER", None),
@@ -354,6 +341,28 @@ def load(raw: Any) -> Settings:
         metrics=_metrics(r),
         cert_source_set="CERT_SOURCE" in raw,
     )
+
+
+def _cert_source(r: _Reader) -> str:
+    source = r.raw.get("CERT_SOURCE", "asgi-tls")
+    if not isinstance(source, str) or not (source in SOURCE_NAMES or "." in source):
+        raise r.bad(
+            "CERT_SOURCE", "one of " + ", ".join(SOURCE_NAMES) + " or a dotted path", source
+        )
+    if source not in HEADER_SOURCES:
+        for key in ("CERT_HEADER", "CERT_VERIFY_HEADER", "CERT_CHAIN_HEADER"):
+            if key in r.raw:
+                raise ConfigurationError(f"{r.at(key)} has no meaning for CERT_SOURCE {source!r}")
+    return source
+
+
+def _replay_storage(r: _Reader) -> str:
+    replay = r.text("REPLAY_STORAGE", DEFAULT_REPLAY_STORAGE)
+    if not replay.startswith("db://"):
+        check_replay_uri(replay, r.at("REPLAY_STORAGE"))
+    elif not _DB_ALIAS.fullmatch(replay.removeprefix("db://")):
+        raise r.bad("REPLAY_STORAGE", "db://<an alias of DATABASES>", replay)
+    return replay
 
 
 def _metrics(r: _Reader) -> bool:

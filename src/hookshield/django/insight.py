@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
@@ -96,26 +96,41 @@ def flag_rows(
     for row in rows:
         identity = row.identity()
         matches = {name: e.allow.match(identity) for name, e in conf.endpoints.items()}
-        flags: list[Flag] = []
-        if max_lifetime is not None and row.not_after - row.not_before > max_lifetime:
-            flags.append(Flag.LONG_LIVED)
-        if now <= row.not_after <= now + expiring_within:
-            flags.append(Flag.EXPIRING_SOON)
-        if row.last_seen > row.not_after:
-            flags.append(Flag.EXPIRED_BUT_SEEN)
-        # Accepted as different identities on different endpoints: one certificate serving
-        # services with different trust boundaries.
-        as_identities = {matches.get(endpoint) for endpoint in row.accepted} - {None}
-        if len(row.networks) > 1 or len(as_identities) > 1:
-            flags.append(Flag.SHARED)
-        if not any(matches.values()):
-            flags.append(Flag.UNKNOWN)
-        refused = sum(row.refused.values())
-        if refused >= REFUSED_OFTEN_MIN and refused * 2 > row.total:
-            flags.append(Flag.REFUSED_OFTEN)
-        row.flags = flags
+        row.flags = [
+            *_lifetime_flags(row, now, max_lifetime, expiring_within),
+            *_usage_flags(row, matches),
+        ]
     _stale(rows, stale_after)
     return list(rows)
+
+
+def _lifetime_flags(
+    row: Row, now: dt.datetime, max_lifetime: dt.timedelta | None, expiring_within: dt.timedelta
+) -> list[Flag]:
+    flags: list[Flag] = []
+    if max_lifetime is not None and row.not_after - row.not_before > max_lifetime:
+        flags.append(Flag.LONG_LIVED)
+    if now <= row.not_after <= now + expiring_within:
+        flags.append(Flag.EXPIRING_SOON)
+    if row.last_seen > row.not_after:
+        flags.append(Flag.EXPIRED_BUT_SEEN)
+    return flags
+
+
+def _usage_flags(row: Row, matches: Mapping[str, str | None]) -> list[Flag]:
+    """``matches``: each endpoint's ALLOW match for the row's certificate (None: no match)."""
+    flags: list[Flag] = []
+    # Accepted as different identities on different endpoints: one certificate serving
+    # services with different trust boundaries.
+    as_identities = {matches.get(endpoint) for endpoint in row.accepted} - {None}
+    if len(row.networks) > 1 or len(as_identities) > 1:
+        flags.append(Flag.SHARED)
+    if not any(matches.values()):
+        flags.append(Flag.UNKNOWN)
+    refused = sum(row.refused.values())
+    if refused >= REFUSED_OFTEN_MIN and refused * 2 > row.total:
+        flags.append(Flag.REFUSED_OFTEN)
+    return flags
 
 
 def _stale(rows: Iterable[Row], stale_after: dt.timedelta) -> None:

@@ -25,6 +25,7 @@ from hookshield.pki import CertificateAuthority, IssuedCertificate, subject_alt_
 __all__ = ["CaDirectory", "PkiError"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_RESERVED = ("ca", "intermediate", "crl", "intermediate-crl")
 
 
 class PkiError(Exception):
@@ -92,40 +93,35 @@ class CaDirectory:
         days: int = 30,
         via_intermediate: bool = False,
     ) -> IssuedCertificate:
-        if not _NAME.fullmatch(name):
-            raise PkiError(f"certificate name {name!r}: use letters, digits, '.', '_' and '-'")
-        if name in ("ca", "intermediate", "crl", "intermediate-crl"):
-            raise PkiError(f"certificate name {name!r} is reserved")
+        _check_name(name)
         ca = self.intermediate() if via_intermediate else self.root()
-        lifetime = dt.timedelta(days=days)
-        if server_hosts:
-            if spiffe_id or dns_names or uris:
-                raise PkiError("a server certificate takes --server hosts only")
-            issued = ca.issue_server(server_hosts, lifetime=lifetime)
-        else:
-            if not (spiffe_id or dns_names or uris or common_name):
-                raise PkiError("name the client: --spiffe-id, --dns, --uri or --cn")
-            issued = ca.issue_client(
-                spiffe_id=spiffe_id,
-                dns_names=dns_names,
-                uris=uris,
-                common_name=common_name,
-                lifetime=lifetime,
-            )
+        issued = _issue(
+            ca,
+            spiffe_id=spiffe_id,
+            dns_names=dns_names,
+            uris=uris,
+            common_name=common_name,
+            server_hosts=server_hosts,
+            lifetime=dt.timedelta(days=days),
+        )
         issued.write(self.path, name)
+        self._record(name, issued, "intermediate" if via_intermediate else "root")
+        return issued
+
+    def _record(self, name: str, issued: IssuedCertificate, issuer: str) -> None:
+        """Index ``issued`` under ``name``, replacing an earlier certificate of that name."""
         entries = [e for e in self._entries() if e["name"] != name]
         entries.append(
             {
                 "name": name,
                 "serial": f"{issued.certificate.serial_number:x}",
-                "issuer": "intermediate" if via_intermediate else "root",
+                "issuer": issuer,
                 "names": [str(v.value) for v in subject_alt_names(issued.certificate)],
                 "not_after": issued.certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "revoked": False,
             }
         )
         self.index.write_text(json.dumps(entries, indent=2) + "\n")
-        return issued
 
     def revoke(self, name: str) -> None:
         entries = self._entries()
@@ -152,3 +148,37 @@ class CaDirectory:
             path.write_bytes(crl.public_bytes(Encoding.PEM))
             written.append(path)
         return written
+
+
+def _check_name(name: str) -> None:
+    # Names become file names in the directory, next to the CA's own files.
+    if not _NAME.fullmatch(name):
+        raise PkiError(f"certificate name {name!r}: use letters, digits, '.', '_' and '-'")
+    if name in _RESERVED:
+        raise PkiError(f"certificate name {name!r} is reserved")
+
+
+def _issue(
+    ca: CertificateAuthority,
+    *,
+    spiffe_id: str | None,
+    dns_names: tuple[str, ...],
+    uris: tuple[str, ...],
+    common_name: str | None,
+    server_hosts: tuple[str, ...],
+    lifetime: dt.timedelta,
+) -> IssuedCertificate:
+    """A server certificate when ``server_hosts`` are given, else a client one."""
+    if server_hosts:
+        if spiffe_id or dns_names or uris:
+            raise PkiError("a server certificate takes --server hosts only")
+        return ca.issue_server(server_hosts, lifetime=lifetime)
+    if not (spiffe_id or dns_names or uris or common_name):
+        raise PkiError("name the client: --spiffe-id, --dns, --uri or --cn")
+    return ca.issue_client(
+        spiffe_id=spiffe_id,
+        dns_names=dns_names,
+        uris=uris,
+        common_name=common_name,
+        lifetime=lifetime,
+    )

@@ -185,16 +185,48 @@ class ScanContext:
     ) -> Reply:
         """Send one request like the baseline, changed only as the arguments say."""
         content = self.payload if body is None else body
+        all_headers = self._request_headers(
+            content, method=method, content_type=content_type, sign=sign, extra=headers
+        )
+        who = profile if isinstance(profile, Profile) else "minted certificate"
+        target = url or self.config.url
+        summary = f"{method} {urlsplit(target).path or '/'} ({label or who})"
+        await self._spend()
+        reply = await self._send(profile, method, target, content, all_headers, summary)
+        self.replies.append(reply)
+        if reply.throttled and not throttle_is_evidence:
+            self.throttled += 1
+            raise Throttled(f"{summary} answered {reply.status}")
+        return reply
+
+    def _request_headers(
+        self,
+        content: bytes,
+        *,
+        method: str,
+        content_type: str | None,
+        sign: bool,
+        extra: Mapping[str, str] | None,
+    ) -> dict[str, str]:
+        # Caller's headers last: a probe may replace any of the defaults, signature included.
         all_headers: dict[str, str] = {"Accept-Encoding": "identity"}
         if content_type is not None:
             all_headers["Content-Type"] = content_type
         if sign and self.config.signing_secret and method == "POST":
             all_headers.update(self.signed_headers(content))
-        all_headers.update(headers or {})
-        who = profile if isinstance(profile, Profile) else "minted certificate"
-        target = url or self.config.url
-        summary = f"{method} {urlsplit(target).path or '/'} ({label or who})"
-        await self._spend()
+        all_headers.update(extra or {})
+        return all_headers
+
+    async def _send(
+        self,
+        profile: Profile | ClientFiles,
+        method: str,
+        target: str,
+        content: bytes,
+        headers: dict[str, str],
+        summary: str,
+    ) -> Reply:
+        """One request under the concurrency limit; no HTTP answer is a reply with ``error``."""
         async with self._semaphore:
             started = time.perf_counter()
             try:
@@ -202,28 +234,22 @@ class ScanContext:
                     method,
                     target,
                     content=content if method not in ("GET", "HEAD") else None,
-                    headers=all_headers,
+                    headers=headers,
                 ) as response:
                     text = await _read_capped(response)
             except _CONNECTION_ERRORS as exc:
-                reply = Reply(
+                return Reply(
                     summary,
                     error=f"{type(exc).__name__}: {exc}"[:EXCERPT],
                     elapsed_ms=(time.perf_counter() - started) * 1000,
                 )
-            else:
-                reply = Reply(
-                    summary,
-                    response.status_code,
-                    dict(response.headers.items()),
-                    text,
-                    (time.perf_counter() - started) * 1000,
-                )
-        self.replies.append(reply)
-        if reply.throttled and not throttle_is_evidence:
-            self.throttled += 1
-            raise Throttled(f"{summary} answered {reply.status}")
-        return reply
+            return Reply(
+                summary,
+                response.status_code,
+                dict(response.headers.items()),
+                text,
+                (time.perf_counter() - started) * 1000,
+            )
 
     async def handshake(
         self, context: ssl.SSLContext, *, send_request: bool = True

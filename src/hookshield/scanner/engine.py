@@ -62,34 +62,47 @@ def _unmet(check: type[Check], ctx: ScanContext) -> list[Need]:
     return [need for need in sorted(check.needs) if not have[need]]
 
 
+def _blocked(check: Check, ctx: ScanContext) -> tuple[Outcome, str] | None:
+    """Why ``check`` cannot run against this configuration and baseline, if it cannot."""
+    unmet = _unmet(type(check), ctx)
+    if unmet:
+        return Outcome.SKIPPED, "needs " + "; ".join(n.value for n in unmet)
+    baseline = ctx.baseline
+    if Need.ACCEPTED_BASELINE in check.needs and (baseline is None or not baseline.accepted):
+        why = "not sent" if baseline is None else (baseline.error or f"answered {baseline.status}")
+        return Outcome.INCONCLUSIVE, f"the baseline delivery was refused ({why})"
+    return None
+
+
+def _interrupted(exc: Exception) -> tuple[Outcome, str]:
+    """The outcome of a check that raised ``exc``, tested in order of precedence."""
+    if isinstance(exc, BudgetExhausted | CheckSkipped):
+        return Outcome.SKIPPED, str(exc)
+    if isinstance(exc, Throttled):
+        return Outcome.INCONCLUSIVE, f"throttled: {exc}"
+    if isinstance(exc, Inconclusive):
+        return Outcome.INCONCLUSIVE, str(exc)
+    if isinstance(exc, TimeoutError):
+        return Outcome.SKIPPED, "not finished within --max-duration"
+    return Outcome.ERROR, f"{type(exc).__name__}: {exc}"
+
+
 async def _run_one(check: Check, ctx: ScanContext, deadline: float | None) -> CheckResult:
     def result(outcome: Outcome, reason: str = "", findings: Sequence[Finding] = ()) -> CheckResult:
         return CheckResult(
             check.id, check.category, check.severity, check.title, outcome, tuple(findings), reason
         )
 
-    unmet = _unmet(type(check), ctx)
-    if unmet:
-        return result(Outcome.SKIPPED, "needs " + "; ".join(n.value for n in unmet))
-    baseline = ctx.baseline
-    if Need.ACCEPTED_BASELINE in check.needs and (baseline is None or not baseline.accepted):
-        why = "not sent" if baseline is None else (baseline.error or f"answered {baseline.status}")
-        return result(Outcome.INCONCLUSIVE, f"the baseline delivery was refused ({why})")
+    blocked = _blocked(check, ctx)
+    if blocked is not None:
+        return result(*blocked)
     remaining = None if deadline is None else deadline - time.monotonic()
     if remaining is not None and remaining <= 0:
         return result(Outcome.SKIPPED, "not reached within --max-duration")
     try:
         findings = await asyncio.wait_for(check.run(ctx), remaining)
-    except (BudgetExhausted, CheckSkipped) as exc:
-        return result(Outcome.SKIPPED, str(exc))
-    except Throttled as exc:
-        return result(Outcome.INCONCLUSIVE, f"throttled: {exc}")
-    except Inconclusive as exc:
-        return result(Outcome.INCONCLUSIVE, str(exc))
-    except TimeoutError:
-        return result(Outcome.SKIPPED, "not finished within --max-duration")
     except Exception as exc:  # one broken check never sinks the scan; its outcome says why
-        return result(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
+        return result(*_interrupted(exc))
     return result(Outcome.FAILED if findings else Outcome.PASSED, findings=findings)
 
 

@@ -181,40 +181,48 @@ class Profiles:
         if profile is Profile.LEGIT:
             return self.legit
         if profile is Profile.FOREIGN:
-            if self.foreign is not None:
-                return self.foreign
-            if self.mint is None or self.legit_cert is None:
-                return None
-            kind, value = _primary(self.legit_cert)
-            foreign = (
-                "spiffe://" + value.split("/")[2] + "/hookshield-scan-foreign"
-                if kind == "spiffe"
-                else None
-            )
-            issued = self.mint.issue_client(
-                spiffe_id=foreign, dns_names=() if foreign else ["hookshield-scan-foreign.invalid"]
-            )
-            return self._write("foreign", issued)
+            return self._foreign()
         if profile is Profile.UNKNOWN_CA:
             stranger = CertificateAuthority.create("hookshield scan unknown CA")
             issued = stranger.issue_client(dns_names=["unknown.hookshield.invalid"])
             return self._write("unknown-ca", issued)
+        # The rest imitate the legitimate certificate.
         if self.legit_cert is None:
             return None
         if profile is Profile.ROGUE:
             return self._write("rogue", self_signed_copy(self.legit_cert))
         if profile is Profile.EXPIRED:
-            if self.mint is None:
-                return None
-            now = dt.datetime.now(dt.UTC)
-            expired = self.mint.issue(
-                subject=self.legit_cert.subject,
-                sans=subject_alt_names(self.legit_cert),
-                not_before=now - dt.timedelta(days=30),
-                lifetime=dt.timedelta(days=1),
-            )
-            return self._write("expired", expired)
+            return self._expired(self.legit_cert)
         raise AssertionError(profile)
+
+    def _foreign(self) -> ClientFiles | None:
+        """--foreign-cert if given, else an identity minted from --mint-ca beside the legit one."""
+        if self.foreign is not None:
+            return self.foreign
+        if self.mint is None or self.legit_cert is None:
+            return None
+        kind, value = _primary(self.legit_cert)
+        foreign = (
+            "spiffe://" + value.split("/")[2] + "/hookshield-scan-foreign"
+            if kind == "spiffe"
+            else None
+        )
+        issued = self.mint.issue_client(
+            spiffe_id=foreign, dns_names=() if foreign else ["hookshield-scan-foreign.invalid"]
+        )
+        return self._write("foreign", issued)
+
+    def _expired(self, legit_cert: x509.Certificate) -> ClientFiles | None:
+        if self.mint is None:
+            return None
+        now = dt.datetime.now(dt.UTC)
+        expired = self.mint.issue(
+            subject=legit_cert.subject,
+            sans=subject_alt_names(legit_cert),
+            not_before=now - dt.timedelta(days=30),
+            lifetime=dt.timedelta(days=1),
+        )
+        return self._write("expired", expired)
 
     def context(self, profile: Profile | ClientFiles) -> ssl.SSLContext:
         files = profile if isinstance(profile, ClientFiles) else self.files(profile)

@@ -134,14 +134,7 @@ class HeaderSource(ABC):
             verdict = self.header(inbound, self._verify_key, self.verify_header)
         if not raw:
             return None
-        if verdict is not None and verdict in self.absent_values:
-            raise ProxyVerifyError(
-                f"{self.verify_header} says no certificate was presented, "
-                f"yet {self.cert_header} is set"
-            )
-        if self.verify_header is not None and verdict not in self.verified_values:
-            shown = "absent" if verdict is None else repr(verdict[:120])
-            raise ProxyVerifyError(f"{self.verify_header} is {shown}, not a verified verdict")
+        self._check_verdict(verdict)
         if self.single_value and "," in raw:
             raise CertificateParseError(f"{self.cert_header} holds several values")
         chain_raw = ""
@@ -150,6 +143,17 @@ class HeaderSource(ABC):
         if len(raw) + len(chain_raw) > DECODE_CACHE_MAX_TEXT:
             return self._present(raw, chain_raw)
         return self._present_cached(raw, chain_raw)
+
+    def _check_verdict(self, verdict: str | None) -> None:
+        """A certificate is believed only with the terminator's "verified" (if it sends one)."""
+        if verdict is not None and verdict in self.absent_values:
+            raise ProxyVerifyError(
+                f"{self.verify_header} says no certificate was presented, "
+                f"yet {self.cert_header} is set"
+            )
+        if self.verify_header is not None and verdict not in self.verified_values:
+            shown = "absent" if verdict is None else repr(verdict[:120])
+            raise ProxyVerifyError(f"{self.verify_header} is {shown}, not a verified verdict")
 
     def _present(self, raw: str, chain_raw: str) -> PresentedChain | None:
         ders = self.decode(raw)

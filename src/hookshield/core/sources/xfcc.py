@@ -45,42 +45,11 @@ def parse_xfcc(header: str) -> tuple[Element, ...]:
     n = len(header)
     i = 0
     while True:
-        # key
-        stop = _KEY_END.search(header, i)
-        eq = stop.start() if stop else n
-        if eq >= n or header[eq] != "=":
-            raise CertificateParseError(f"XFCC pair without '=' at offset {i}")
-        key = header[i:eq].strip().lower()
-        if not key:
-            raise CertificateParseError(f"XFCC pair with an empty key at offset {i}")
-        i = eq + 1
-        # value
+        key, i = _key(header, i)
         if i < n and header[i] == '"':
-            i += 1
-            chars: list[str] = []
-            while True:
-                stop = _QUOTE_OR_ESCAPE.search(header, i)
-                if stop is None:
-                    raise CertificateParseError("XFCC quoted value is not closed")
-                j = stop.start()
-                chars.append(header[i:j])
-                if header[j] == '"':
-                    i = j + 1
-                    break
-                if j + 1 >= n:
-                    raise CertificateParseError("XFCC value ends in a lone backslash")
-                chars.append(header[j + 1])
-                i = j + 2
-            value = "".join(chars)
-            if i < n and header[i] not in ";,":
-                raise CertificateParseError(f"XFCC data after a quoted value at offset {i}")
+            value, i = _quoted(header, i + 1)
         else:
-            stop = _SEPARATOR.search(header, i)
-            end = stop.start() if stop else n
-            value = header[i:end]
-            if '"' in value:
-                raise CertificateParseError("XFCC bare value contains a quote")
-            i = end
+            value, i = _bare(header, i)
         pairs.append((key, value))
         if len(pairs) > MAX_PAIRS:
             raise CertificateParseError(f"XFCC element with more than {MAX_PAIRS} pairs")
@@ -92,6 +61,50 @@ def parse_xfcc(header: str) -> tuple[Element, ...]:
             if i >= n:
                 return tuple(elements)
         i += 1  # past ';' or ','
+
+
+def _key(header: str, i: int) -> tuple[str, int]:
+    """The key starting at ``i`` (lowercased), and the offset just past its '='."""
+    stop = _KEY_END.search(header, i)
+    eq = stop.start() if stop else len(header)
+    if eq >= len(header) or header[eq] != "=":
+        raise CertificateParseError(f"XFCC pair without '=' at offset {i}")
+    key = header[i:eq].strip().lower()
+    if not key:
+        raise CertificateParseError(f"XFCC pair with an empty key at offset {i}")
+    return key, eq + 1
+
+
+def _quoted(header: str, i: int) -> tuple[str, int]:
+    """The quoted value whose content starts at ``i``; the offset after its closing quote."""
+    n = len(header)
+    chars: list[str] = []
+    while True:
+        stop = _QUOTE_OR_ESCAPE.search(header, i)
+        if stop is None:
+            raise CertificateParseError("XFCC quoted value is not closed")
+        j = stop.start()
+        chars.append(header[i:j])
+        if header[j] == '"':
+            i = j + 1
+            break
+        if j + 1 >= n:
+            raise CertificateParseError("XFCC value ends in a lone backslash")
+        chars.append(header[j + 1])
+        i = j + 2
+    if i < n and header[i] not in ";,":
+        raise CertificateParseError(f"XFCC data after a quoted value at offset {i}")
+    return "".join(chars), i
+
+
+def _bare(header: str, i: int) -> tuple[str, int]:
+    """The unquoted value starting at ``i``, up to the next ';' or ','."""
+    stop = _SEPARATOR.search(header, i)
+    end = stop.start() if stop else len(header)
+    value = header[i:end]
+    if '"' in value:
+        raise CertificateParseError("XFCC bare value contains a quote")
+    return value, end
 
 
 class XfccSource(HeaderSource):

@@ -19,42 +19,53 @@ def render_many(
     if len(reports) == 1:
         return render(reports[0], fmt, color=color, sarif_location=sarif_location)
     if fmt is OutputFormat.JSON:
-        worst = min(reports, key=lambda r: r.score)
-        return (
-            json.dumps(
-                {
-                    "reports": [r.to_json() for r in reports],
-                    "summary": {
-                        "targets": len(reports),
-                        "worst_score": worst.score,
-                        "worst_grade": worst.grade,
-                        "worst_target": worst.target,
-                        "requests_sent": sum(r.requests_sent for r in reports),
-                    },
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        return _json(reports)
     if fmt is OutputFormat.SARIF:
-        logs = [json.loads(render(r, fmt, sarif_location=sarif_location)) for r in reports]
-        for index, log in enumerate(logs):
-            log["runs"][0]["automationDetails"]["id"] = f"hookshield-scan/target-{index}"
-        merged = logs[0]
-        merged["runs"] = [log["runs"][0] for log in logs]
-        return json.dumps(merged, indent=2) + "\n"
+        return _sarif(reports, sarif_location)
     if fmt is OutputFormat.JUNIT:
-        suites = ET.Element("testsuites", {"name": "hookshield scan"})
-        for report in reports:
-            suites.append(junit.suite(report))
-        ET.indent(suites)
-        return (
-            '<?xml version="1.0" encoding="utf-8"?>\n'
-            + ET.tostring(suites, encoding="unicode")
-            + "\n"
-        )
+        return _junit(reports)
     parts = [render(r, fmt, color=color) for r in reports]
     if fmt is OutputFormat.PRETTY:
         lines = ["Summary"] + [f"  {r.grade}  {r.score:3}/100  {r.target}" for r in reports]
         return "\n".join(parts) + "\n".join(lines) + "\n"
     return "\n".join(parts)
+
+
+def _json(reports: list[Report]) -> str:
+    worst = min(reports, key=lambda r: r.score)
+    return (
+        json.dumps(
+            {
+                "reports": [r.to_json() for r in reports],
+                "summary": {
+                    "targets": len(reports),
+                    "worst_score": worst.score,
+                    "worst_grade": worst.grade,
+                    "worst_target": worst.target,
+                    "requests_sent": sum(r.requests_sent for r in reports),
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def _sarif(reports: list[Report], location: str) -> str:
+    """One SARIF log with a run per target, each run's automation id telling them apart."""
+    logs = [json.loads(render(r, OutputFormat.SARIF, sarif_location=location)) for r in reports]
+    for index, log in enumerate(logs):
+        log["runs"][0]["automationDetails"]["id"] = f"hookshield-scan/target-{index}"
+    merged = logs[0]
+    merged["runs"] = [log["runs"][0] for log in logs]
+    return json.dumps(merged, indent=2) + "\n"
+
+
+def _junit(reports: list[Report]) -> str:
+    suites = ET.Element("testsuites", {"name": "hookshield scan"})
+    for report in reports:
+        suites.append(junit.suite(report))
+    ET.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hookshield.scanner.model import Outcome, Report, Severity
+from hookshield.scanner.model import Evidence, Outcome, Report, Severity
 
 _STYLE = {
     Severity.CRITICAL: "bold red",
@@ -25,7 +25,20 @@ def render(report: Report, *, color: bool = False) -> str:
     console = Console(
         file=out, force_terminal=color, no_color=not color, width=110, highlight=False
     )
-    summary = Text.assemble(
+    console.print(_summary(report))
+    console.print(_categories(report))
+    if report.findings:
+        console.print(_findings(report))
+    else:
+        console.print(Text("No findings.", style="green"))
+    _print_not_run(console, report)
+    if report.findings:
+        _print_remediation(console, report)
+    return out.getvalue()
+
+
+def _summary(report: Report) -> Text:
+    return Text.assemble(
         ("hookshield scan ", "bold"),
         (report.target, "bold"),
         "\n",
@@ -38,7 +51,9 @@ def render(report: Report, *, color: bool = False) -> str:
         f" ({report.throttled} throttled)" if report.throttled else "",
         f", burst {report.burst[0]} in {report.burst[1]:.2f} s" if report.burst else "",
     )
-    console.print(summary)
+
+
+def _categories(report: Report) -> Table:
     categories = Table(title="Categories", show_header=True, header_style="bold")
     for column in ("category", "score", "run", "skipped"):
         categories.add_column(column)
@@ -49,38 +64,44 @@ def render(report: Report, *, color: bool = False) -> str:
             str(value.checks_run),
             str(value.checks_skipped),
         )
-    console.print(categories)
-    if report.findings:
-        table = Table(title="Findings", show_header=True, header_style="bold", show_lines=False)
-        for column in ("severity", "check", "evidence"):
-            table.add_column(column)
-        for finding in report.findings:
-            evidence = finding.evidence
-            answer = f" -> {evidence.status}" if evidence.status is not None else ""
-            detail = (
-                f"\n{evidence.excerpt[:160]}"
-                if evidence.status is None and evidence.excerpt
-                else ""
-            )
-            table.add_row(
-                Text(str(finding.severity), style=_STYLE[finding.severity]),
-                f"{finding.id}\n{finding.title}",
-                f"{evidence.request}{answer}{detail}",
-            )
-        console.print(table)
-    else:
-        console.print(Text("No findings.", style="green"))
+    return categories
+
+
+def _findings(report: Report) -> Table:
+    table = Table(title="Findings", show_header=True, header_style="bold", show_lines=False)
+    for column in ("severity", "check", "evidence"):
+        table.add_column(column)
+    for finding in report.findings:
+        table.add_row(
+            Text(str(finding.severity), style=_STYLE[finding.severity]),
+            f"{finding.id}\n{finding.title}",
+            _evidence(finding.evidence),
+        )
+    return table
+
+
+def _evidence(evidence: Evidence) -> str:
+    # No status means no HTTP answer: the excerpt (a transport error, a TLS version) says why.
+    answer = f" -> {evidence.status}" if evidence.status is not None else ""
+    detail = f"\n{evidence.excerpt[:160]}" if evidence.status is None and evidence.excerpt else ""
+    return f"{evidence.request}{answer}{detail}"
+
+
+def _print_not_run(console: Console, report: Report) -> None:
+    """The checks that did not pass or fail, with the reason each gave."""
     for outcome in (Outcome.SKIPPED, Outcome.INCONCLUSIVE, Outcome.ERROR):
         results = report.with_outcome(outcome)
         if results:
             console.print(Text(f"{outcome.value.capitalize()} checks", style="bold"))
             for result in results:
                 console.print(f"  {result.id}: {result.reason}")
-    if report.findings:
-        console.print(Text("Remediation", style="bold"))
-        seen = set()
-        for finding in report.findings:
-            if finding.id not in seen:
-                seen.add(finding.id)
-                console.print(f"  {finding.id}: {finding.remediation}")
-    return out.getvalue()
+
+
+def _print_remediation(console: Console, report: Report) -> None:
+    """One remediation per check, however many findings it made."""
+    console.print(Text("Remediation", style="bold"))
+    seen = set()
+    for finding in report.findings:
+        if finding.id not in seen:
+            seen.add(finding.id)
+            console.print(f"  {finding.id}: {finding.remediation}")

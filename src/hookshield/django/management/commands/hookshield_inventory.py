@@ -112,21 +112,26 @@ def _table(rows: list[Row]) -> str:
     if not rows:
         return "No certificates in the inventory (is HOOKSHIELD['INVENTORY'] on?)."
     header = ("identity", "fingerprint", "expires", "last seen", "accepted", "refused", "flags")
-    lines = [header]
-    for row in rows:
-        lines.append(
-            (
-                row.name[:48],
-                row.fingerprint[:16],
-                f"{row.not_after:%Y-%m-%d}",
-                f"{row.last_seen:%Y-%m-%d %H:%M}",
-                ", ".join(f"{e}:{n}" for e, n in sorted(row.accepted.items())) or "-",
-                ", ".join(f"{c}:{n}" for c, n in sorted(row.refused.items())) or "-",
-                ", ".join(f.value for f in row.flags) or "-",
-            )
-        )
+    lines = [header, *(_cells(row) for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
         for line in lines
     )
+
+
+def _cells(row: Row) -> tuple[str, str, str, str, str, str, str]:
+    return (
+        row.name[:48],
+        row.fingerprint[:16],
+        f"{row.not_after:%Y-%m-%d}",
+        f"{row.last_seen:%Y-%m-%d %H:%M}",
+        _counts(row.accepted),
+        _counts(row.refused),
+        ", ".join(f.value for f in row.flags) or "-",
+    )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """``key:count`` pairs in key order; ``-`` for none."""
+    return ", ".join(f"{key}:{n}" for key, n in sorted(counts.items())) or "-"

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from hookshield.core.errors import Code, Rejection
-from hookshield.core.pipeline import Accepted, Endpoint, Guard
+from hookshield.core.pipeline import Endpoint, Guard, Webhook
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust, parse_networks
 from hookshield.core.sources import Inbound, build_source
@@ -42,7 +42,7 @@ def test_allowed_identity_is_accepted_and_logged(
 ) -> None:
     caplog.set_level(logging.INFO, logger="hookshield")
     result = guard(pki).check(from_proxy(pki.allowed.certificate), "payments")
-    assert isinstance(result, Accepted)
+    assert isinstance(result, Webhook)
     assert result.matched == ALLOWED
     (record,) = [r for r in caplog.records if r.name == "hookshield.guard"]
     assert record.levelno == logging.INFO
@@ -103,7 +103,7 @@ def test_the_proxy_secret_never_reaches_a_log_line(
     ok = g.check(
         from_proxy(pki.allowed.certificate, HTTP_X_HOOKSHIELD_PROXY_SECRET=SECRET), "payments"
     )
-    assert isinstance(ok, Accepted)
+    assert isinstance(ok, Webhook)
     wrong = SECRET[:-1] + "X"
     refused = g.check(
         from_proxy(pki.allowed.certificate, HTTP_X_HOOKSHIELD_PROXY_SECRET=wrong), "payments"

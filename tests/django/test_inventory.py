@@ -24,7 +24,7 @@ from django.db import OperationalError
 from django.test import Client, RequestFactory
 
 from hookshield.core.errors import Code
-from hookshield.core.pipeline import Accepted, Guard
+from hookshield.core.pipeline import Guard, Webhook
 from hookshield.django import inventory
 from hookshield.django.conf import get_settings
 from hookshield.django.guard import build_guard, check_request, get_guard
@@ -79,7 +79,7 @@ def deliver(
     network: str = "10.1.1.7",
     content_type: str = "application/json",
     guard: Guard | None = None,
-) -> Accepted | Any:
+) -> Webhook | Any:
     """One delivery through the guard (the process's, or `guard`), from a client at `network`."""
     request = RequestFactory().post(
         f"/hooks/{endpoint}/",
@@ -116,7 +116,7 @@ def test_accepted_and_refused_deliveries_become_sightings(
     recorder: InventoryRecorder, pki: TestPki
 ) -> None:
     for _ in range(3):
-        assert isinstance(deliver(pki.allowed), Accepted)
+        assert isinstance(deliver(pki.allowed), Webhook)
     deliver(pki.allowed, content_type="text/plain")
     deliver(pki.other)
     assert Certificate.objects.count() == 0  # nothing is written on the request path
@@ -159,7 +159,7 @@ def test_only_certificates_our_anchors_issued_are_inventoried(
     for cert, code in {**ours, **minted}.items():
         for _ in range(2):
             refused = deliver(cert)
-            assert not isinstance(refused, Accepted)
+            assert not isinstance(refused, Webhook)
             assert refused.code is code
     recorder.tick()
     for cert, code in ours.items():
@@ -375,8 +375,8 @@ def fleet(settings: Any, pki: TestPki, clock: Clock) -> Fleet:
     deliver(certs["roaming"], network="10.1.1.7")
     deliver(certs["roaming"], network="192.0.2.44")
     for endpoint in ("payments", "orders"):
-        assert isinstance(deliver(certs["two-identities"], endpoint), Accepted)
-        assert isinstance(deliver(certs["two-hooks"], endpoint), Accepted)
+        assert isinstance(deliver(certs["two-identities"], endpoint), Webhook)
+        assert isinstance(deliver(certs["two-hooks"], endpoint), Webhook)
     deliver(certs["noisy"])
     for _ in range(12):
         deliver(certs["noisy"], content_type="text/plain")

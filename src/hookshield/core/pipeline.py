@@ -33,11 +33,11 @@ from hookshield.core.sources import Inbound, Source
 from hookshield.core.verify import Verified, Verifier
 
 __all__ = [
-    "Accepted",
     "Decision",
     "DecisionObserver",
     "Endpoint",
     "Guard",
+    "Webhook",
     "record",
     "unknown_endpoint",
 ]
@@ -55,14 +55,18 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
-    """A request that passed every step; what the view receives as ``request.webhook``.
+class Webhook:
+    """An accepted delivery: it passed every step. The view receives it as ``request.webhook``.
 
     Attributes:
+        endpoint: the ``ENDPOINTS`` name it was accepted for.
+        identity: the verified caller.
         matched: the allowlist entry that admitted the caller (also its rate-limit identity).
+        long_lived: whether the certificate outlives ``MAX_CERT_LIFETIME_DAYS`` (accepted under
+            ``LONG_LIVED = "warn"``).
         json: the parsed payload (None for non-JSON content types).
         body: the raw body as received (what a signature covered).
-        delivery_id: the verified ``webhook-id`` on signed endpoints.
+        delivery_id: the verified ``webhook-id`` on signed endpoints, else None.
     """
 
     endpoint: str
@@ -85,7 +89,7 @@ class Decision:
     """
 
     endpoint: str
-    result: Accepted | Rejection
+    result: Webhook | Rejection
     inbound: Inbound
     chain: PresentedChain | None
     identity: ClientIdentity | None
@@ -100,7 +104,7 @@ logger = logging.getLogger("hookshield.guard")
 def record(decision: Decision, observers: Sequence[DecisionObserver] = ()) -> None:
     """The one place a decision goes: its log line, then every observer, each exactly once."""
     result = decision.result
-    if isinstance(result, Accepted):
+    if isinstance(result, Webhook):
         reason = f"matched {result.matched}"
         if result.long_lived:
             reason += f"; long-lived certificate ({result.identity.lifetime.days} days)"
@@ -166,7 +170,7 @@ class Guard:
         """True when a step talks to the network (async adapters then leave the event loop)."""
         return self.limiter.shared or (self.replay is not None and self.replay.networked)
 
-    def check(self, inbound: Inbound, endpoint: str) -> Accepted | Rejection:
+    def check(self, inbound: Inbound, endpoint: str) -> Webhook | Rejection:
         """Run every step for ``endpoint`` and record the decision."""
         started = time.perf_counter()
         trace = _Trace()
@@ -182,7 +186,7 @@ class Guard:
         record(decision, self.observers)
         return result
 
-    def release(self, accepted: Accepted) -> None:
+    def release(self, accepted: Webhook) -> None:
         """Give a delivery id back after the view failed, so the sender's retry is not a replay."""
         if accepted.delivery_id is None or self.replay is None:
             return
@@ -194,7 +198,7 @@ class Guard:
                 accepted.endpoint,
             )
 
-    def _steps(self, inbound: Inbound, name: str, trace: _Trace) -> Accepted | Rejection:
+    def _steps(self, inbound: Inbound, name: str, trace: _Trace) -> Webhook | Rejection:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
             return unknown_endpoint(name)
@@ -219,7 +223,7 @@ class Guard:
         delivery_id = self.verify_signature(inbound.meta, endpoint, body)
         if isinstance(delivery_id, Rejection):
             return delivery_id
-        return Accepted(name, identity, matched, verified.long_lived, document, body, delivery_id)
+        return Webhook(name, identity, matched, verified.long_lived, document, body, delivery_id)
 
     def take_certificate(self, inbound: Inbound) -> PresentedChain | Rejection:
         """Believe forwarded headers only from a trusted proxy; then let the source parse."""

@@ -16,7 +16,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 
 from hookshield.core.errors import Rejection
-from hookshield.core.pipeline import Accepted
+from hookshield.core.pipeline import Webhook
 from hookshield.django.conf import require_endpoint
 from hookshield.django.guard import check_request, guard_does_io, release
 from hookshield.django.responses import rejection_response
@@ -141,7 +141,7 @@ async def run_async(request: HttpRequest, endpoint: str, view: AsyncHandler) -> 
 
 
 async def _released_on_failure_async(
-    pending: Awaitable[HttpResponseBase], accepted: Accepted
+    pending: Awaitable[HttpResponseBase], accepted: Webhook
 ) -> HttpResponseBase:
     try:
         response = await pending

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 
 from hookshield.core.errors import Code, Rejection
 from hookshield.core.identity import ClientIdentity
-from hookshield.core.pipeline import Accepted
+from hookshield.core.pipeline import Webhook
 
 __all__ = ["WebhookAuthentication", "WebhookCaller"]
 
@@ -63,7 +63,7 @@ class WebhookAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[WebhookCaller, ClientIdentity]:
         accepted = getattr(request._request, "webhook", None)
-        if not isinstance(accepted, Accepted):
+        if not isinstance(accepted, Webhook):
             view = request.parser_context.get("view") if request.parser_context else None
             logger.error(
                 "%s lists WebhookAuthentication but is not decorated with @webhook: refused",

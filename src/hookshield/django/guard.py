@@ -18,7 +18,7 @@ from django.http import HttpRequest
 
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import ConfigurationError, HookshieldError, Rejection
-from hookshield.core.pipeline import Accepted, Decision, DecisionObserver, Guard, record
+from hookshield.core.pipeline import Decision, DecisionObserver, Guard, Webhook, record
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER, ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
 from hookshield.core.redact import install as install_redaction
@@ -214,7 +214,7 @@ def forget_proxy_secret(request: HttpRequest, guard: Guard | Rejection) -> None:
     request.META.pop(key, None)
 
 
-def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
+def check_request(request: HttpRequest, endpoint: str) -> Webhook | Rejection:
     """Run the guard on a Django request; on acceptance the body stays readable for the view."""
     guard = get_guard()
     inbound = inbound_of(request)
@@ -225,7 +225,7 @@ def check_request(request: HttpRequest, endpoint: str) -> Accepted | Rejection:
         result = guard.check(inbound, endpoint)
     finally:
         forget_proxy_secret(request, guard)
-    if isinstance(result, Accepted):
+    if isinstance(result, Webhook):
         # The guard consumed the stream; hand the body back the way HttpRequest.body caches it,
         # so request.body and request.POST work in the view as usual. The stream itself stays
         # Django's (it closes it after the response).
@@ -238,7 +238,7 @@ def guard_does_io() -> bool:
     return isinstance(guard, Guard) and guard.does_io
 
 
-def release(accepted: Accepted) -> None:
+def release(accepted: Webhook) -> None:
     guard = get_guard()
     if isinstance(guard, Guard):
         guard.release(accepted)

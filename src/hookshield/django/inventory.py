@@ -32,7 +32,7 @@ from django.db.models import F
 from hookshield.core.certs import parse_certificates
 from hookshield.core.errors import CertificateParseError, Code
 from hookshield.core.identity import ClientIdentity
-from hookshield.core.pipeline import Accepted, Decision
+from hookshield.core.pipeline import Decision, Webhook
 from hookshield.core.verify import Verifier
 
 __all__ = ["InventoryRecorder", "client_network"]
@@ -131,7 +131,7 @@ class InventoryRecorder:
         if chain is None:
             return  # no certificate: nothing to inventory
         fingerprint = chain.digests[0].hex()
-        outcome = ACCEPTED if isinstance(decision.result, Accepted) else str(decision.result.code)
+        outcome = ACCEPTED if isinstance(decision.result, Webhook) else str(decision.result.code)
         now = self.clock()
         network = client_network(decision, self._forwarded)
         row = (decision.endpoint, outcome)

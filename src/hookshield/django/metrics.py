@@ -27,10 +27,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from hookshield.core.pipeline import Accepted, Decision
+from hookshield.core.pipeline import Decision, Webhook
 from hookshield.django.conf import Settings
 
-__all__ = ["MetricsObserver", "metrics", "metrics_view"]
+__all__ = ["metrics_view"]
 
 _BUCKETS = (5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 2.5e-2, 0.1)
 
@@ -69,7 +69,7 @@ class MetricsObserver:
 
     def _identity(self, decision: Decision) -> str:
         result = decision.result
-        if isinstance(result, Accepted):
+        if isinstance(result, Webhook):
             return result.matched
         identity = decision.identity
         if identity is not None:
@@ -82,7 +82,7 @@ class MetricsObserver:
     def __call__(self, decision: Decision) -> None:
         endpoint = decision.endpoint if decision.endpoint in self._endpoints else "unconfigured"
         result = decision.result
-        if isinstance(result, Accepted):
+        if isinstance(result, Webhook):
             outcome, code = "accepted", ""
         else:
             outcome, code = "refused", str(result.code)
@@ -96,7 +96,7 @@ class MetricsObserver:
         if timer is None:
             timer = self._timers[endpoint] = self._metrics["duration"].labels(endpoint)
         timer.observe(decision.elapsed)
-        if isinstance(result, Accepted):
+        if isinstance(result, Webhook):
             expires = result.identity.not_after.timestamp()
             if expires > self._newest.get(identity, 0.0):  # the newest certificate wins
                 self._newest[identity] = expires

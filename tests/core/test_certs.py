@@ -19,13 +19,13 @@ from hookshield.core.errors import CertificateParseError
 
 DATA = Path(__file__).parent.parent / "data"
 LEAF_PEM = (DATA / "reference-leaf.pem").read_text()
-# Values computed independently in shared/reference/client-cert-forwarding.md, section 15.2.
+# Values computed independently: docs/certificate-formats.md.
 LEAF_SHA256 = "e4a5a9224b9adcb1ae91ed46852762e507bb04f89607c2bd0d059f960cc842fa"
 
 
 def test_fingerprint_matches_the_reference_vector() -> None:
     (der,) = pem_blocks(LEAF_PEM, "leaf")
-    # 30 82 01 a5: a 421-byte body behind a 4-byte header (the reference's table says 424).
+    # 30 82 01 a5: a 421-byte body behind a 4-byte header.
     assert len(der) == 425
     assert fingerprint(der) == LEAF_SHA256
 

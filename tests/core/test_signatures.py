@@ -1,4 +1,4 @@
-"""Standard Webhooks verification, pinned to the vectors of shared/reference/webhook-signatures."""
+"""Standard Webhooks verification, pinned to the vectors in docs/webhook-signatures.md."""
 
 from __future__ import annotations
 

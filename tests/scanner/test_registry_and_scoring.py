@@ -7,7 +7,7 @@ from hookshield.scanner.registry import CHECKS, Check, register
 from hookshield.scanner.scoring import grade, score
 from tests.scanner.conftest import result
 
-# The catalog of shared/design/scanner-checks.md: ids are a public interface.
+# The catalog of docs/scanner-checks.md: ids are a public interface.
 CATALOG = {
     "auth.no-client-cert": ("authentication", "critical"),
     "auth.untrusted-cert": ("authentication", "critical"),

@@ -2,7 +2,7 @@
 
 The inverse of ``hookshield.core.sources``: tests use it to build what a proxy would send, and the
 scanner to forge what a client might try to smuggle past one. Formats per
-``shared/reference/client-cert-forwarding.md`` (section 15).
+``docs/certificate-formats.md``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The scanner's values: what a check finds, how a check ended, and the report.
 
 JSON-facing enums are ``StrEnum`` with lowercase values; the report's shape is the contract in
-``shared/design/scanner-checks.md`` (``Report.to_json``).
+``docs/scanner-checks.md`` (``Report.to_json``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``--format json``: the report shape of shared/design/scanner-checks.md."""
+"""``--format json``: the report shape of docs/scanner-checks.md."""
 
 from __future__ import annotations
 

@@ -328,3 +328,22 @@ def test_the_default_source_under_wsgi_says_why_every_delivery_is_refused(
     assert all("came through a WSGI server" in d["reason"] for d in decisions)
     (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert "set HOOKSHIELD['CERT_SOURCE']" in error.getMessage()
+
+
+def test_a_class_is_guarded_once() -> None:
+    from django.views import View
+
+    from hookshield.django import webhook
+
+    @webhook("payments")
+    class Base(View):
+        pass
+
+    with pytest.raises(TypeError, match=r"Sub is already guarded by @webhook\('payments'\)"):
+
+        @webhook("payments")
+        class Sub(Base):
+            pass
+
+    with pytest.raises(TypeError, match="decorates a view function or a View class"):
+        webhook("payments")(type("NotAView", (), {}))

@@ -94,6 +94,14 @@ def _guard_class(cls: type, endpoint: str) -> type:
     dispatch = getattr(cls, "dispatch", None)
     if not callable(dispatch):
         raise TypeError(f"@webhook({endpoint!r}) decorates a view function or a View class")
+    guarded_by = getattr(dispatch, "hookshield_endpoint", None)
+    if guarded_by is not None:
+        # A subclass of a guarded view inherits its guard; a second one would count every
+        # delivery twice against the rate limits and the replay store.
+        raise TypeError(
+            f"{cls.__qualname__} is already guarded by @webhook({guarded_by!r}) "
+            "(on it or on a base class)"
+        )
     if getattr(cls, "view_is_async", False):
 
         async def guarded_async(self: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:

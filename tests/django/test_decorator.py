@@ -347,3 +347,70 @@ def test_a_class_is_guarded_once() -> None:
 
     with pytest.raises(TypeError, match="decorates a view function or a View class"):
         webhook("payments")(type("NotAView", (), {}))
+
+
+def _class_views() -> tuple[Any, Any]:
+    """A guarded sync class, and subclasses that would each have broken a dispatch-level guard."""
+    from django.http import JsonResponse
+    from django.views import View
+
+    from hookshield.django import webhook
+
+    @webhook("payments")
+    class Base(View):
+        def post(self, request: Any) -> Any:
+            return JsonResponse({"identity": request.webhook.identity.name})
+
+    class AsyncChild(Base):
+        async def post(self, request: Any) -> Any:
+            return JsonResponse({"identity": request.webhook.identity.name})
+
+    class OwnDispatch(Base):
+        def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            return JsonResponse({"reached": True, "guarded": hasattr(request, "webhook")})
+
+    return AsyncChild, OwnDispatch
+
+
+async def test_a_subclass_with_async_handlers_of_a_guarded_class_is_guarded_as_async(
+    settings: Any, pki: TestPki
+) -> None:
+    from django.test import AsyncRequestFactory
+
+    settings.HOOKSHIELD = guard_config(pki)
+    async_child, _ = _class_views()
+    view = async_child.as_view()
+    factory = AsyncRequestFactory()
+    request = factory.post(
+        "/x/",
+        data=b"{}",
+        content_type="application/json",
+        headers=headers_for(pki.allowed.certificate),
+    )
+    response = await view(request)
+    assert response.status_code == 200
+    assert json.loads(response.content) == {"identity": ALLOWED}
+    refused = await view(factory.post("/x/", data=b"{}", content_type="application/json"))
+    assert refused.status_code == 401
+
+
+def test_a_subclass_that_overrides_dispatch_cannot_step_around_the_guard(
+    settings: Any, pki: TestPki
+) -> None:
+    settings.HOOKSHIELD = guard_config(pki)
+    _, own_dispatch = _class_views()
+    view = own_dispatch.as_view()
+    factory = RequestFactory(REMOTE_ADDR="127.0.0.1")
+    refused = view(factory.post("/x/", data=b"{}", content_type="application/json"))
+    assert refused.status_code == 401
+    assert error_code(refused) == "client_cert_missing"
+    accepted = view(
+        factory.post(
+            "/x/",
+            data=b"{}",
+            content_type="application/json",
+            headers=headers_for(pki.allowed.certificate),
+        )
+    )
+    assert json.loads(accepted.content) == {"reached": True, "guarded": True}
+    assert view.csrf_exempt is True  # the mark is on what as_view() returns, whatever dispatch is

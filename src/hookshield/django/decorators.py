@@ -47,28 +47,31 @@ def webhook(endpoint: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         if isinstance(view, type):
             return cast(View, _guard_class(view, endpoint))
-        if _is_async(view):
-            async_view = cast(Callable[..., Awaitable[HttpResponseBase]], view)
-
-            async def guarded_async(
-                request: HttpRequest, *args: Any, **kwargs: Any
-            ) -> HttpResponseBase:
-                return await run_async(
-                    request, endpoint, lambda: async_view(request, *args, **kwargs)
-                )
-
-            guarded: Callable[..., Any] = guarded_async
-        else:
-
-            def guarded_sync(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                return run_sync(request, endpoint, lambda: view(request, *args, **kwargs))
-
-            guarded = guarded_sync
-        functools.update_wrapper(guarded, view)
-        _mark(guarded, endpoint)
-        return cast(View, guarded)
+        return cast(View, _guard_function(view, endpoint))
 
     return decorate
+
+
+def _guard_function(view: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
+    if _is_async(view):
+        async_view = cast(Callable[..., Awaitable[HttpResponseBase]], view)
+
+        async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            return await run_async(request, endpoint, lambda: async_view(request, *args, **kwargs))
+
+        guarded: Callable[..., Any] = guarded_async
+    else:
+
+        def guarded_sync(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            return run_sync(request, endpoint, lambda: view(request, *args, **kwargs))
+
+        guarded = guarded_sync
+    functools.update_wrapper(guarded, view)
+    # Set after update_wrapper, which copies the view's __dict__ (DRF's cls and initkwargs,
+    # Django's view_class) over ours.
+    guarded.hookshield_endpoint = endpoint  # type: ignore[attr-defined]
+    guarded.csrf_exempt = True  # type: ignore[attr-defined]
+    return guarded
 
 
 def _is_async(view: Callable[..., Any]) -> bool:
@@ -82,19 +85,13 @@ def _is_async(view: Callable[..., Any]) -> bool:
     )
 
 
-def _mark(target: Any, endpoint: str) -> None:
-    # Set after update_wrapper, which copies the view's __dict__ over ours. Django's and DRF's
-    # as_view() copy dispatch's attributes onto the view function, so URL patterns show both.
-    target.hookshield_endpoint = endpoint
-    target.csrf_exempt = True
-
-
 def _guard_class(cls: type, endpoint: str) -> type:
-    """Guard a class-based view's ``dispatch``, which every method and action goes through."""
-    dispatch = getattr(cls, "dispatch", None)
-    if not callable(dispatch):
-        raise TypeError(f"@webhook({endpoint!r}) decorates a view function or a View class")
-    guarded_by = getattr(dispatch, "hookshield_endpoint", None)
+    """Guard the view function ``as_view()`` makes, for this class and its subclasses.
+
+    Before ``dispatch``, so a subclass that overrides ``dispatch`` cannot step around the guard,
+    and per concrete class, so a subclass with async handlers gets the async guard.
+    """
+    guarded_by = getattr(cls, "hookshield_endpoint", None)
     if guarded_by is not None:
         # A subclass of a guarded view inherits its guard; a second one would count every
         # delivery twice against the rate limits and the replay store.
@@ -102,23 +99,15 @@ def _guard_class(cls: type, endpoint: str) -> type:
             f"{cls.__qualname__} is already guarded by @webhook({guarded_by!r}) "
             "(on it or on a base class)"
         )
-    if getattr(cls, "view_is_async", False):
+    as_view = getattr(getattr(cls, "as_view", None), "__func__", None)
+    if as_view is None:
+        raise TypeError(f"@webhook({endpoint!r}) decorates a view function or a View class")
 
-        async def guarded_async(self: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return await run_async(
-                request, endpoint, lambda: dispatch(self, request, *args, **kwargs)
-            )
+    def guarded_as_view(klass: type, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        return _guard_function(as_view(klass, *args, **kwargs), endpoint)
 
-        guarded: Callable[..., Any] = guarded_async
-    else:
-
-        def guarded_sync(self: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return run_sync(request, endpoint, lambda: dispatch(self, request, *args, **kwargs))
-
-        guarded = guarded_sync
-    functools.update_wrapper(guarded, dispatch)
-    _mark(guarded, endpoint)
-    cls.dispatch = guarded  # type: ignore[attr-defined]
+    functools.update_wrapper(guarded_as_view, as_view)
+    cls.as_view = classmethod(guarded_as_view)  # type: ignore[attr-defined]
     cls.hookshield_endpoint = endpoint  # type: ignore[attr-defined]
     return cls
 

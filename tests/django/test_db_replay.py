@@ -117,3 +117,36 @@ def test_a_database_alias_that_does_not_exist_stops_the_start(settings: Any, pki
 
     with pytest.raises(ImproperlyConfigured, match=r"REPLAY_STORAGE'\] = 'db://replica' names no"):
         apps.get_app_config("hookshield").ready()
+
+
+def test_a_failed_sweep_leaves_the_request_transaction_usable() -> None:
+    """Under ATOMIC_REQUESTS the claim runs in the view's transaction (as every test here does)."""
+    from django.db import connection, transaction
+
+    assert connection.in_atomic_block
+    clock = Monotonic()
+    store = DatabaseReplayStore("default", monotonic=clock)
+    clock.now = DatabaseReplayStore.SWEEP_INTERVAL + 1  # this claim sweeps
+    with (
+        transaction.atomic(),
+        mock.patch(
+            "django.db.models.query.QuerySet._raw_delete", side_effect=DatabaseError("locked")
+        ),
+    ):
+        assert store.claim("k", 600) is True
+        assert not connection.needs_rollback
+        assert Delivery.objects.filter(key="k").exists()  # the view's next query works
+
+
+def test_a_claim_swept_between_insert_and_take_over_is_inserted_again() -> None:
+    store = DatabaseReplayStore("default")
+    Delivery.objects.create(key="k", expires_at=timezone.now() - dt.timedelta(seconds=1))
+    real_take_over = store._take_over
+
+    def swept_meanwhile(*args: Any) -> bool:
+        Delivery.objects.filter(key="k").delete()  # another process's sweep
+        return real_take_over(*args)
+
+    with mock.patch.object(store, "_take_over", side_effect=swept_meanwhile):
+        assert store.claim("k", 600) is True
+    assert store.claim("k", 600) is False

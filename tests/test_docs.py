@@ -34,6 +34,19 @@ def test_code_and_tests_cite_documents_inside_the_repository() -> None:
     assert citing_outside == []
 
 
+def test_every_relative_link_and_cited_document_exists() -> None:
+    """Markdown links and backquoted ``*.md`` paths in README.md and docs/ resolve."""
+    broken = []
+    for document in (REPO / "README.md", *sorted(DOCS.glob("*.md"))):
+        text = document.read_text()
+        targets = re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", text)
+        targets += re.findall(r"`([\w./-]+\.md)`", text)
+        for target in targets:
+            if not (document.parent / target).exists() and not (REPO / target).exists():
+                broken.append(f"{document.name}: {target}")
+    assert broken == []
+
+
 def test_the_readme_links_every_document_in_docs() -> None:
     readme = (REPO / "README.md").read_text()
     assert [p.name for p in sorted(DOCS.glob("*.md")) if f"docs/{p.name}" not in readme] == []

@@ -73,3 +73,17 @@ def test_a_view_listing_webhook_authentication_without_the_guard_fails_closed(
     (line,) = [r for r in caplog.records if r.name == "hookshield.guard"]
     assert line.levelno == logging.ERROR
     assert "Unguarded" in line.getMessage()
+
+
+def test_drf_s_own_user_throttle_and_admin_permission_work_on_the_caller(pki: TestPki) -> None:
+    from rest_framework.permissions import IsAdminUser
+    from rest_framework.throttling import UserRateThrottle
+
+    from hookshield.core.identity import ClientIdentity
+    from hookshield.django.drf import WebhookCaller
+
+    caller = WebhookCaller(ClientIdentity.from_certificate(pki.allowed.certificate))
+    request: Any = type("Request", (), {"user": caller})()
+    view: Any = None
+    assert UserRateThrottle().get_cache_key(request, view) == f"throttle_user_{ALLOWED}"
+    assert IsAdminUser().has_permission(request, view) is False

@@ -17,6 +17,8 @@ from hookshield.django.guard import get_guard
 from tests.conftest import TestPki, guard_config
 from tests.integration.servers import REPO, project_env
 
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
 
 def start() -> None:
     apps.get_app_config("hookshield").ready()
@@ -69,3 +71,42 @@ def test_get_wsgi_application_fails_before_any_request(pki: TestPki, tmp_path: P
     assert "django.core.exceptions.ImproperlyConfigured: HOOKSHIELD['TRUST_ANCHORS'][0]" in (
         loaded.stderr
     )
+
+
+def test_management_commands_report_the_same_as_system_check_errors(
+    pki: TestPki, tmp_path: Path
+) -> None:
+    """`manage.py check` names the file (E004) instead of crashing, and fails."""
+    config = tmp_path / "hookshield.json"
+    config.write_text(json.dumps(guard_config(pki, TRUST_ANCHORS=[str(tmp_path / "gone.pem")])))
+    env = project_env(config, tmp_path / "hookshield.log")
+    checked = subprocess.run(
+        [sys.executable, "-m", "django", "check"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 1
+    assert "hookshield.E004" in checked.stderr
+    assert "gone.pem" in checked.stderr
+    assert "Traceback" not in checked.stderr
+
+
+def test_e013_whatever_else_stops_the_guard_from_being_built(settings: Any, pki: TestPki) -> None:
+    from hookshield.django import checks
+
+    settings.HOOKSHIELD = guard_config(
+        pki,
+        REPLAY_STORAGE="db://replica",
+        ENDPOINTS={"payments": {"ALLOW": ["spiffe://corp.example/x"], "SIGNING_SECRETS": [SECRET]}},
+    )
+    (message,) = [m for m in checks.hookshield_checks() if m.is_serious()]
+    assert message.id == "hookshield.E013"
+    assert (
+        "HOOKSHIELD['REPLAY_STORAGE'] = 'db://replica' names no alias of DATABASES" in message.msg
+    )
+    settings.HOOKSHIELD = guard_config(pki)
+    assert [m for m in checks.hookshield_checks() if m.is_serious()] == []

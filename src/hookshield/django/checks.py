@@ -21,6 +21,7 @@ from hookshield.core.errors import HookshieldError
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.sources import build_source
 from hookshield.django.conf import Settings, get_settings
+from hookshield.django.guard import build_guard
 from hookshield.django.inventory import CACHE_ALIAS
 
 E001_ID = "hookshield.E001"
@@ -59,6 +60,7 @@ W005_ID = "hookshield.W005"
 E009_ID = "hookshield.E009"
 E010_ID = "hookshield.E010"
 E012_ID = "hookshield.E012"
+E013_ID = "hookshield.E013"
 E011 = Error(
     "HOOKSHIELD['INVENTORY'] is on but the default cache is a DummyCache: the inventory counts "
     "through the cache, so nothing would ever be recorded.",
@@ -367,11 +369,35 @@ def check_unlimited_endpoints(conf: Settings) -> list[CheckMessage]:
     ]
 
 
+def check_guard_builds(conf: Settings) -> list[CheckMessage]:
+    """What else stops the guard from being built (what a server's start-up refuses)."""
+    try:
+        build_guard(conf)
+    except (HookshieldError, ImproperlyConfigured) as exc:
+        return [
+            Error(
+                f"The guard cannot be built: {exc}. Servers (get_wsgi_application(), "
+                "get_asgi_application()) refuse to start with it.",
+                hint="Fix the named key in settings.HOOKSHIELD.",
+                id=E013_ID,
+            )
+        ]
+    return []
+
+
 @register(Tags.security)
 def hookshield_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     conf, errors = _settings_or_error()
     if conf is None:
         return errors
+    messages = _setting_checks(conf)
+    # Problems the checks above name precisely are not repeated in the general form.
+    if not any(message.is_serious() for message in messages):
+        messages += check_guard_builds(conf)
+    return messages
+
+
+def _setting_checks(conf: Settings) -> list[CheckMessage]:
     return [
         *check_trusted_proxies(conf),
         *check_anchor_files(conf),

@@ -33,14 +33,27 @@ logger = logging.getLogger("hookshield.guard")
 
 
 class WebhookCaller:
-    """``request.user`` for a certificate-authenticated service (not a Django user)."""
+    """``request.user`` for a certificate-authenticated service (not a Django user).
+
+    It answers what DRF's own permission and throttle classes ask of a user: ``pk`` is the
+    identity's name (so ``UserRateThrottle`` keys on the caller), and it is never staff.
+    """
 
     is_authenticated = True
     is_anonymous = False
     is_active = True
+    is_staff = False
+    is_superuser = False
 
     def __init__(self, identity: ClientIdentity) -> None:
         self.identity = identity
+
+    @property
+    def pk(self) -> str:
+        return self.identity.name
+
+    def get_username(self) -> str:
+        return self.identity.name
 
     def __str__(self) -> str:
         return self.identity.name

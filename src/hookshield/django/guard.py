@@ -165,7 +165,7 @@ def get_guard() -> Guard | Rejection:
     if current is None:
         try:
             current = build_guard(get_settings())
-        except (HookshieldError, ImproperlyConfigured) as exc:
+        except (OSError, HookshieldError, ImproperlyConfigured) as exc:
             # Refuse every webhook (fail closed) with a 503 rather than a 500, say why in the
             # log; `manage.py check` reports the same problem.
             logger.error("hookshield guard unavailable: %s", exc)

@@ -33,6 +33,17 @@ def test_intermediates_are_printed_for_the_guard(
     assert settings["INTERMEDIATES"] == [str(intermediate.resolve())]
 
 
+def test_a_chain_file_as_client_ca_is_printed_as_intermediates_too(
+    pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(pki.intermediate.cert_pem + pki.root.cert_pem)
+    assert run(pki, "--client-ca", str(chain)) == 0
+    settings = printed(capsys)
+    assert settings["TRUST_ANCHORS"] == [str(chain.resolve())]
+    assert settings["INTERMEDIATES"] == [str(chain.resolve())]
+
+
 def test_without_intermediates_none_are_printed(
     pki: TestPki, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,6 +1,6 @@
 """The README's intermediate CA recipe, run as printed: ``pki init --intermediate``, a client
-issued ``--via-intermediate``, ``proxy-config nginx`` and the settings it prints, real nginx in
-front of gunicorn."""
+issued ``--via-intermediate``, ``proxy-config nginx`` (with ``--intermediates``, or a chain file
+as ``--client-ca``) and the settings it prints, real nginx in front of gunicorn."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def printed_settings(settings_text: str) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="module", params=["with --intermediates", "without"])
+@pytest.fixture(scope="module", params=["with --intermediates", "a chain file", "without"])
 def recipe(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Recipe]:
@@ -65,8 +65,14 @@ def recipe(
     hookshield("pki", "issue", str(ca), "billing", "--spiffe-id", BILLING, "--via-intermediate")
     hookshield("pki", "issue", str(ca), "server", "--server", "127.0.0.1")
     app_port, listen = free_port(), free_port()
-    with_intermediates = request.param == "with --intermediates"
-    extra = ["--intermediates", str(ca / "intermediate.pem")] if with_intermediates else []
+    with_intermediates = request.param != "without"
+    client_ca = ca / "ca.pem"
+    extra: list[str] = []
+    if request.param == "with --intermediates":
+        extra = ["--intermediates", str(ca / "intermediate.pem")]
+    elif request.param == "a chain file":
+        client_ca = ca / "chain.pem"
+        client_ca.write_bytes((ca / "intermediate.pem").read_bytes() + (ca / "ca.pem").read_bytes())
     config_path = base / "hookshield.conf"
     generated = subprocess.run(
         [
@@ -78,7 +84,7 @@ def recipe(
             "--upstream",
             f"127.0.0.1:{app_port}",
             "--client-ca",
-            str(ca / "ca.pem"),
+            str(client_ca),
             *extra,
             "--cert",
             str(ca / "server.pem"),

@@ -66,11 +66,18 @@ def run(args: argparse.Namespace) -> int:
     ):
         sys.stderr.write("hookshield proxy-config: --secret needs 16+ characters, no quotes\n")
         return ExitCode.USAGE
+    loaded: dict[Path, list[x509.Certificate]] = {}
     for path in (args.client_ca, *args.intermediates):
-        problem = _unusable(path)
-        if problem is not None:
-            sys.stderr.write(f"hookshield proxy-config: {path}: {problem}\n")
+        certificates = _ca_certificates(path)
+        if isinstance(certificates, str):
+            sys.stderr.write(f"hookshield proxy-config: {path}: {certificates}\n")
             return ExitCode.USAGE
+        loaded[path] = certificates
+    intermediates = [path.resolve() for path in args.intermediates]
+    if any(c.issuer != c.subject for c in loaded[args.client_ca]):
+        # A chain file: the guard trusts only its root and builds paths through the rest
+        # (see INTERMEDIATES in the README), as nginx does with the same file.
+        intermediates.insert(0, args.client_ca.resolve())
     options = ProxyOptions(
         upstream=args.upstream,
         client_ca=args.client_ca.resolve(),
@@ -80,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         listen=args.listen,
         server_name=args.server_name,
         max_body=args.max_body,
-        intermediates=tuple(path.resolve() for path in args.intermediates),
+        intermediates=tuple(intermediates),
     )
     sys.stdout.write(_RENDER[args.proxy](options))
     source, verify = _SOURCES[args.proxy]
@@ -88,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _unusable(path: Path) -> str | None:
-    """Why a certificate file cannot serve as a CA file, or None."""
+def _ca_certificates(path: Path) -> list[x509.Certificate] | str:
+    """The CA certificates in a file, or why it cannot serve as a CA file."""
     try:
-        certificates = load_chain(path.read_bytes(), str(path))
+        certificates = list(load_chain(path.read_bytes(), str(path)))
     except OSError as exc:
         return exc.strerror or str(exc)
     except HookshieldError as exc:
@@ -103,4 +110,4 @@ def _unusable(path: Path) -> str | None:
             is_ca = False
         if not is_ca:
             return f"{certificate.subject.rfc4514_string()} is not a CA certificate"
-    return None
+    return certificates

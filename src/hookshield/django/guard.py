@@ -63,9 +63,10 @@ def build_guard(conf: Settings) -> Guard:
             raise _unusable("CRLS", index, path, exc) from exc
         except ValueError as exc:
             raise _unusable("CRLS", index, path, "not a PEM or DER CRL") from exc
+    anchors, intermediates = _trust(conf)
     verifier = Verifier(
-        _certificates("TRUST_ANCHORS", conf.trust_anchors),
-        intermediates=_certificates("INTERMEDIATES", conf.intermediates),
+        anchors,
+        intermediates=intermediates,
         revocation=RevocationLists(conf.crls, reload_interval=conf.crl_reload_interval),
         max_lifetime=dt.timedelta(days=lifetime) if lifetime is not None else None,
         long_lived=conf.long_lived,
@@ -97,6 +98,27 @@ def build_guard(conf: Settings) -> Guard:
         replay=replay_store(conf.replay_storage) if conf.signed_endpoints else None,
         observers=observers,
     )
+
+
+def _trust(conf: Settings) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """The trust anchors and the intermediates for path building.
+
+    A certificate listed in INTERMEDIATES is never an anchor, and a self-signed one is never an
+    intermediate: so one chain file (intermediates and their root) can be named in both, and
+    only its root is trusted; the intermediates stay on the path, where the root's CRL
+    covers them.
+    """
+    intermediates = [
+        c for c in _certificates("INTERMEDIATES", conf.intermediates) if c.issuer != c.subject
+    ]
+    listed = set(intermediates)
+    anchors = [c for c in _certificates("TRUST_ANCHORS", conf.trust_anchors) if c not in listed]
+    if conf.trust_anchors and not anchors:
+        raise ConfigurationError(
+            "HOOKSHIELD['TRUST_ANCHORS'] holds only certificates that INTERMEDIATES lists too: "
+            "no anchor is left to trust"
+        )
+    return anchors, intermediates
 
 
 def _certificates(key: str, paths: tuple[Path, ...]) -> list[x509.Certificate]:

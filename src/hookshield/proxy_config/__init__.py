@@ -80,8 +80,8 @@ def django_settings(
     if options.intermediates:
         files = ", ".join(f'"{path}"' for path in options.intermediates)
         intermediates = (
-            f"\n    # the issuers of client certificates, for path building (never anchors: the proxy"
-            f"\n    # forwards only the leaf, and a root's CRL must still cover them)"
+            f"\n    # issuers of client certificates, for path building (never anchors: the"
+            f"\n    # proxy forwards only the leaf, and a root's CRL must still cover them)"
             f'\n    "INTERMEDIATES": [{files}],'
         )
     return f'''# settings.py: what this proxy configuration expects of Django

@@ -414,3 +414,30 @@ def test_a_subclass_that_overrides_dispatch_cannot_step_around_the_guard(
     )
     assert json.loads(accepted.content) == {"reached": True, "guarded": True}
     assert view.csrf_exempt is True  # the mark is on what as_view() returns, whatever dispatch is
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_a_bug_in_a_guard_step_is_a_loud_400_never_a_500_or_an_acceptance(
+    settings: Any,
+    pki: TestPki,
+    url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hookshield.core.pipeline import Guard
+
+    settings.HOOKSHIELD = guard_config(pki)
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Guard, "authorize", broken)
+    caplog.set_level(logging.INFO, logger="hookshield")
+    response = post(url, headers_for(pki.allowed.certificate))
+    assert response.status_code == 400
+    assert error_code(response) == "request_unprocessable"
+    (bug,) = [r for r in caplog.records if r.exc_text]
+    assert bug.levelno == logging.ERROR
+    assert "RuntimeError: a bug" in str(bug.exc_text)  # the traceback (redacted, kept as text)
+    lines = [r for r in caplog.records if r.name == "hookshield.guard" and hasattr(r, "hookshield")]
+    assert [line.hookshield["code"] for line in lines] == ["request_unprocessable"]

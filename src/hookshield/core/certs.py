@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 
 from hookshield.core.errors import CertificateParseError
 
@@ -122,15 +124,48 @@ def pem_blocks(text: str, what: str) -> tuple[bytes, ...]:
     return tuple(ders)
 
 
+# What cryptography raises on bytes it cannot read, at load or (lazily) at a field's first read.
+_UNREADABLE = (
+    ValueError,  # ASN.1 errors, bad strings (UnicodeDecodeError), bad times, bad keys
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    UnsupportedAlgorithm,
+    # A serial number below 1: a warning today, raised where warnings are errors (-W error).
+    CryptographyDeprecationWarning,
+)
+
+
 def parse_certificates(ders: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
-    """Parse DER certificates; trailing bytes or a broken structure raise a parse error."""
+    """Parse DER certificates; trailing bytes or a broken structure raise a parse error.
+
+    cryptography parses some fields only when they are first read, and raises then: every field
+    the guard, its verifier or its observers read is read here, once, so that nothing later
+    meets an exception a client's bytes can cause.
+    """
     certs = []
     for index, der in enumerate(ders):
         try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except ValueError as exc:
+            cert = x509.load_der_x509_certificate(der)
+            _read_every_field(cert)
+        except _UNREADABLE as exc:
             raise CertificateParseError(f"certificate {index} is not valid DER X.509") from exc
+        if cert.serial_number <= 0:
+            raise CertificateParseError(f"certificate {index} has a serial number below 1")
+        certs.append(cert)
     return tuple(certs)
+
+
+def _read_every_field(cert: x509.Certificate) -> None:
+    cert.version  # noqa: B018  (read for its parse errors)
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
+    cert.not_valid_before_utc  # noqa: B018
+    cert.not_valid_after_utc  # noqa: B018
+    for extension in cert.extensions:
+        extension.value  # noqa: B018
+    cert.public_key()
+    cert.signature_hash_algorithm  # noqa: B018
 
 
 def load_chain(data: bytes, what: str = "certificate file") -> tuple[x509.Certificate, ...]:

@@ -55,6 +55,7 @@ class Code(StrEnum):
     RATE_LIMITED = "rate_limited"
     RATE_LIMIT_UNAVAILABLE = "rate_limit_unavailable"
     GUARD_UNAVAILABLE = "guard_unavailable"
+    REQUEST_UNPROCESSABLE = "request_unprocessable"
 
 
 # code -> (HTTP status, message sent to the client). The message is deliberately generic: the
@@ -100,6 +101,8 @@ CODES: dict[Code, tuple[int, str]] = {
     Code.RATE_LIMITED: (429, "Too many deliveries from this identity; retry after Retry-After."),
     Code.RATE_LIMIT_UNAVAILABLE: (503, "Rate limiting is unavailable; retry after Retry-After."),
     Code.GUARD_UNAVAILABLE: (503, "The webhook guard is misconfigured; try again later."),
+    # A bug in the guard met by this request: refused (fail closed), never a 500 page.
+    Code.REQUEST_UNPROCESSABLE: (400, "The request could not be processed."),
 }
 
 

@@ -17,7 +17,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from hookshield.core.certs import load_chain
-from hookshield.core.errors import ConfigurationError, HookshieldError, Rejection
+from hookshield.core.errors import Code, ConfigurationError, HookshieldError, Rejection
 from hookshield.core.pipeline import Decision, DecisionObserver, Guard, Webhook, record
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER, ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
@@ -244,7 +244,14 @@ def check_request(request: HttpRequest, endpoint: str) -> Webhook | Rejection:
         if isinstance(guard, Rejection):
             record(Decision(endpoint, guard, inbound, None, None, 0.0))
             return guard
-        result = guard.check(inbound, endpoint)
+        try:
+            result = guard.check(inbound, endpoint)
+        except Exception:
+            # The last guard: each step turns what its library raises into a rejection, so
+            # this is a bug. Loud (ERROR, traceback), refused, never a 500 page.
+            logger.exception("unexpected error in the guard on endpoint %s: refused", endpoint)
+            result = Rejection(Code.REQUEST_UNPROCESSABLE, "unexpected error in the guard")
+            record(Decision(endpoint, result, inbound, None, None, 0.0), guard.observers)
     finally:
         forget_proxy_secret(request, guard)
     if isinstance(result, Webhook):

@@ -122,7 +122,10 @@ class XfccSource(HeaderSource):
             )
         ders = pem_urlenc(encoded, "XFCC Cert")
         claimed = nearest.get("hash")
-        if claimed is not None and not hmac.compare_digest(claimed.lower(), fingerprint(ders[0])):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+        claimed_bytes = None if claimed is None else claimed.lower().encode("utf-8", "replace")
+        expected = fingerprint(ders[0]).encode("ascii")
+        if claimed_bytes is not None and not hmac.compare_digest(claimed_bytes, expected):
             raise CertificateParseError("XFCC Hash does not match the certificate it carries")
         return ders
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 
 from hookshield.core.errors import CertificateParseError
@@ -137,13 +137,17 @@ _UNREADABLE = (
 
 
 def parse_certificates(ders: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
-    """Parse DER certificates; trailing bytes or a broken structure raise a parse error.
+    """Parse a presented chain, leaf first; trailing bytes or a broken structure raise.
 
     cryptography parses some fields only when they are first read, and raises then: every field
     the guard, its verifier or its observers read is read here, once, so that nothing later
     meets an exception a client's bytes can cause.
+
+    A list is a chain or nothing: each later certificate must be a CA that issued (signed) the
+    one before it. Otherwise a client's copy of a header joined with the proxy's (``client,
+    proxy``) would make the client's certificate the leaf.
     """
-    certs = []
+    certs: list[x509.Certificate] = []
     for index, der in enumerate(ders):
         try:
             cert = x509.load_der_x509_certificate(der)
@@ -152,8 +156,27 @@ def parse_certificates(ders: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
             raise CertificateParseError(f"certificate {index} is not valid DER X.509") from exc
         if cert.serial_number <= 0:
             raise CertificateParseError(f"certificate {index} has a serial number below 1")
+        if certs and not _issued(certs[-1], by=cert):
+            raise CertificateParseError(
+                f"certificate {index} is not a CA certificate that issued certificate {index - 1}"
+                " (a list of certificates must be a chain, leaf first)"
+            )
         certs.append(cert)
     return tuple(certs)
+
+
+def _issued(cert: x509.Certificate, *, by: x509.Certificate) -> bool:
+    try:
+        constraints = by.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not constraints.ca:
+        return False
+    try:
+        cert.verify_directly_issued_by(by)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def _read_every_field(cert: x509.Certificate) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from django.conf import settings
@@ -217,8 +218,28 @@ def inbound_of(request: HttpRequest) -> Inbound:
         meta=request.META,
         scope=getattr(request, "scope", None),
         method=request.method or "",
-        read=request.read,
+        read=_body_reader(request),
     )
+
+
+def _body_reader(request: HttpRequest) -> Callable[[int], bytes]:
+    """Where the body is read from: the request, or a chunked body's de-chunked WSGI input.
+
+    Django caps a WSGI request's stream at ``CONTENT_LENGTH``, 0 when there is none, so a body
+    sent with ``Transfer-Encoding: chunked`` reads as empty. A server that de-chunks it marks
+    the input terminated (``wsgi.input_terminated``, gunicorn among them): it is then read
+    there, up to ``MAX_BODY`` + 1 bytes like any other. (ASGI hands Django the whole body.)
+    """
+    environ = getattr(request, "environ", None)
+    if (
+        isinstance(environ, dict)
+        and environ.get("wsgi.input_terminated")
+        and not request.META.get("CONTENT_LENGTH")
+        and not request._read_started  # type: ignore[attr-defined]
+        and hasattr(environ.get("wsgi.input"), "read")
+    ):
+        return cast(Callable[[int], bytes], environ["wsgi.input"].read)
+    return request.read
 
 
 def forget_proxy_secret(request: HttpRequest, guard: Guard | Rejection) -> None:
@@ -259,6 +280,10 @@ def check_request(request: HttpRequest, endpoint: str) -> Webhook | Rejection:
         # so request.body and request.POST work in the view as usual. The stream itself stays
         # Django's (it closes it after the response).
         request._body = result.body
+        request._read_started = True  # type: ignore[attr-defined]
+        if not request.META.get("CONTENT_LENGTH"):
+            # A chunked body's length is known now; parsers that go by it (DRF's) read it all.
+            request.META["CONTENT_LENGTH"] = str(len(result.body))
     return result
 
 

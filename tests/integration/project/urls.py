@@ -78,5 +78,5 @@ urlpatterns: list[Any] = [
     path("hooks/unguarded/", unguarded),
     path("hooks/limited/", limited),
     path("hooks/strict/", strict),
-    path("", include("tests.urls")),
+    path("", include("tests.urls_drf")),  # the unit tests' views, DRF ones included
 ]

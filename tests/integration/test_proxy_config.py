@@ -28,6 +28,7 @@ from tests.integration.servers import (
     App,
     find_binary,
     gunicorn_app,
+    mtls_client,
     post_json,
     serving,
 )
@@ -256,3 +257,36 @@ def test_the_cli_refuses_bad_input(capsys: pytest.CaptureFixture[str], tmp_path:
     assert main([*base, "--upstream", "not a host"]) == 2
     assert main([*base, "--secret", "short"]) == 2
     assert "16+ characters" in capsys.readouterr().err
+
+
+def _chunked(size: int) -> Iterator[bytes]:
+    body = b'{"type": "paid", "pad": "' + b"y" * (size - 27) + b'"}'
+    for start in range(0, len(body), 4096):
+        yield body[start : start + 4096]
+
+
+def test_a_chunked_delivery_under_the_body_limit_arrives_whole(
+    proxied: Proxied, pki: TestPki
+) -> None:
+    with mtls_client(pki, "allowed", timeout=30) as client:
+        response = client.post(
+            f"https://127.0.0.1:{proxied.port}/hooks/payments/",
+            content=_chunked(20_000),
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["body_length"] == 20_000
+
+
+def test_a_chunked_delivery_over_the_body_limit_is_refused_at_the_proxy(
+    proxied: Proxied, pki: TestPki
+) -> None:
+    before = len(proxied.app.decisions())
+    with mtls_client(pki, "allowed", timeout=30) as client:
+        response = client.post(
+            f"https://127.0.0.1:{proxied.port}/hooks/payments/",
+            content=_chunked(262_144 + 8192),  # proxy-config's default --max-body, and more
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 413
+    assert len(proxied.app.decisions()) == before  # never forwarded: the app decided nothing

@@ -90,6 +90,14 @@ def test_w008_a_header_source_without_a_proxy_secret_with_deploy(
     assert checks.W008 not in checks.hookshield_deploy_checks()
 
 
+def test_w010_a_certificate_header_the_catalogue_does_not_know(settings: Any, pki: TestPki) -> None:
+    settings.HOOKSHIELD = guard_config(pki, CERT_HEADER="X-Our-Client-Cert")
+    (message,) = [m for m in checks.hookshield_deploy_checks() if m.id == "hookshield.W010"]
+    assert "HOOKSHIELD['CERT_HEADER'] = 'X-Our-Client-Cert'" in message.msg
+    settings.HOOKSHIELD = guard_config(pki, CERT_HEADER="X-Client-Cert")
+    assert checks.check_uncatalogued_headers(get_settings()) == []
+
+
 def test_e008_trusting_every_address(settings: Any, pki: TestPki) -> None:
     settings.HOOKSHIELD = guard_config(pki, TRUSTED_PROXIES=["0.0.0.0/0"])
     assert ids(checks.check_trusted_proxies(get_settings())) == ["hookshield.E008"]

@@ -16,9 +16,10 @@ import httpx
 import pytest
 import yaml
 
+from hookshield.core.headers import CERTIFICATE_HEADERS
 from hookshield.demo.processes import free_port
 from hookshield.pki import CertificateAuthority, encodings
-from hookshield.proxy_config import FORWARDED_CERT_HEADERS, ProxyOptions, envoy
+from hookshield.proxy_config import ProxyOptions, envoy
 from hookshield.scanner import ScanConfig, run_scan
 from hookshield.scanner.checks.auth import forged_headers
 from hookshield.scanner.model import Outcome
@@ -235,7 +236,7 @@ def test_the_envoy_document_has_every_safeguard(pki: TestPki) -> None:
     )
     routes = manager["route_config"]
     assert set(routes["request_headers_to_remove"]) == {
-        h for h in FORWARDED_CERT_HEADERS if h.lower() != "x-forwarded-client-cert"
+        h for h in CERTIFICATE_HEADERS if h.lower() != "x-forwarded-client-cert"
     }
     assert routes["request_headers_to_add"][0]["header"] == {
         "key": "X-Hookshield-Proxy-Secret",
@@ -290,3 +291,37 @@ def test_a_chunked_delivery_over_the_body_limit_is_refused_at_the_proxy(
         )
     assert response.status_code == 413
     assert len(proxied.app.decisions()) == before  # never forwarded: the app decided nothing
+
+
+SPELLINGS = {
+    "as catalogued": lambda name: name,
+    "lower case": str.lower,
+    "upper case": str.upper,
+    "underscores": lambda name: name.replace("-", "_"),
+}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_no_catalogued_header_a_client_sends_reaches_the_app(
+    proxied: Proxied, pki: TestPki, spelling: str
+) -> None:
+    forged = "forged-by-the-client"
+    # One request per spelling: HAProxy refuses more than 101 header lines in one request.
+    headers = [(SPELLINGS[spelling](name), forged) for name in CERTIFICATE_HEADERS]
+    headers += [
+        ("X-Forwarded-For", "198.51.100.7"),
+        ("Forwarded", "for=198.51.100.7"),
+        ("X-Real-IP", "198.51.100.7"),
+    ]
+    with mtls_client(pki, "allowed") as client:
+        response = client.get(
+            f"https://127.0.0.1:{proxied.port}/received-headers/", headers=headers
+        )
+    assert response.status_code == 200
+    received = response.json()
+    leaked = sorted(key for key, value in received.items() if forged in value)
+    assert leaked == []
+    # What the proxy set is its own: the connection's certificate and address.
+    assert received["HTTP_X_FORWARDED_FOR"] == "127.0.0.1"
+    assert received["HTTP_X_REAL_IP"] == "127.0.0.1"
+    assert "198.51.100.7" not in json.dumps(received)

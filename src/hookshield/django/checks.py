@@ -18,6 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
+from hookshield.core.headers import catalogued
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.sources import build_source
 from hookshield.django.conf import Settings, get_settings
@@ -100,6 +101,8 @@ W009 = Warning(
     "redis://... or a shared cache alias.",
     id="hookshield.W009",
 )
+
+W010_ID = "hookshield.W010"
 
 # Django releases that map `x_foo` and `x-foo` headers to one META key (CVE-2026-3902), so a
 # client's underscore copy of a certificate header can slip past a proxy that strips the other.
@@ -351,6 +354,32 @@ def check_proxy_secret(conf: Settings) -> list[CheckMessage]:
     return [W008] if _forwarded(conf) and not conf.proxy_secrets else []
 
 
+def check_uncatalogued_headers(conf: Settings) -> list[CheckMessage]:
+    """A header the catalogue does not know is not removed by generated proxy configurations."""
+    if not _forwarded(conf):
+        return []
+    unknown = [
+        (key, name)
+        for key, name in (
+            ("CERT_HEADER", conf.cert_header),
+            ("CERT_VERIFY_HEADER", conf.cert_verify_header),
+            ("CERT_CHAIN_HEADER", conf.cert_chain_header),
+        )
+        if name is not None and not catalogued(name)
+    ]
+    return [
+        Warning(
+            f"HOOKSHIELD[{key!r}] = {name!r} is not a header hookshield catalogues, so the "
+            "configurations `hookshield proxy-config` writes do not remove a client's copy of "
+            "it; a terminator that sets it on one path only lets clients forge it on others.",
+            hint=f"Make the terminator set or remove {name} on every request, or use one of "
+            "the usual names (see hookshield.core.headers).",
+            id=W010_ID,
+        )
+        for key, name in unknown
+    ]
+
+
 def check_per_process_replay(conf: Settings) -> list[CheckMessage]:
     per_process = conf.replay_storage.startswith("memory://")
     return [W009] if conf.signed_endpoints and per_process else []
@@ -421,6 +450,7 @@ def hookshield_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[Che
             *check_rate_limit_storage(conf),
             *check_proxy_secret(conf),
             *check_per_process_replay(conf),
+            *check_uncatalogued_headers(conf),
             *check_unlimited_endpoints(conf),
             *check_inventory_cache_shared(conf),
         ]

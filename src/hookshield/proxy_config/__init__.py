@@ -10,38 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FORWARDED_CERT_HEADERS", "ProxyOptions", "new_secret"]
-
-# Every header some terminator uses to forward a client certificate or its verdict: the
-# generated configs remove all of them from client requests, not only the one Django reads.
-FORWARDED_CERT_HEADERS = (
-    "X-SSL-Client-Cert",
-    "X-SSL-Client-Verify",
-    "X-SSL-Client-S-DN",
-    "X-SSL-Client-I-DN",
-    "X-SSL-Client-DN",
-    "X-SSL-Client-Used",
-    "SSL-Client-Cert",
-    "SSL-Client-Verify",
-    "ssl-client-subject-dn",
-    "ssl-client-issuer-dn",
-    "X-Forwarded-Client-Cert",
-    "X-Forwarded-Tls-Client-Cert",
-    "X-Forwarded-Tls-Client-Cert-Info",
-    "X-Amzn-Mtls-Clientcert",
-    "X-Amzn-Mtls-Clientcert-Leaf",
-    "X-Amzn-Mtls-Clientcert-Subject",
-    "Client-Cert",
-    "Client-Cert-Chain",
-    "X-Client-Cert-Leaf",
-    "X-Client-Cert-Chain",
-    "X-Client-Cert-Chain-Verified",
-    "X-Client-Cert-Present",
-    "Cf-Client-Cert-Der-Base64",
-    "cf-cert-verified",
-    "cf-cert-presented",
-    "cf-cert-subject-dn",
-)
+__all__ = ["ProxyOptions", "new_secret"]
 
 
 def new_secret() -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import yaml
 
+from hookshield.core.headers import CERTIFICATE_HEADERS
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER
-from hookshield.proxy_config import FORWARDED_CERT_HEADERS, ProxyOptions
+from hookshield.proxy_config import ProxyOptions
 
 __all__ = ["render"]
 
@@ -20,7 +21,7 @@ def _type(name: str) -> str:
 
 def document(options: ProxyOptions) -> dict[str, object]:
     host, _, port = options.upstream.rpartition(":")
-    removed = [n for n in FORWARDED_CERT_HEADERS if n.lower() != "x-forwarded-client-cert"]
+    removed = [n for n in CERTIFICATE_HEADERS if n.lower() != "x-forwarded-client-cert"]
     manager = {
         "@type": _type("filters.network.http_connection_manager.v3.HttpConnectionManager"),
         "stat_prefix": "webhooks",

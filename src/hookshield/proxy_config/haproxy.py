@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hookshield.core.headers import CERTIFICATE_HEADERS
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER
-from hookshield.proxy_config import FORWARDED_CERT_HEADERS, ProxyOptions
+from hookshield.proxy_config import ProxyOptions
 
 __all__ = ["render"]
 
 
 def render(options: ProxyOptions) -> str:
-    removed = "\n".join(f"    http-request del-header {name}" for name in FORWARDED_CERT_HEADERS)
+    removed = "\n".join(f"    http-request del-header {name}" for name in CERTIFICATE_HEADERS)
     host, _, port = options.upstream.rpartition(":")
     # HAProxy 2.6 wants the key in the crt file, or in "<crt>.key" beside it.
     crt, key_note = options.cert, ""
@@ -49,6 +50,10 @@ frontend webhooks
     http-request set-header X-SSL-Client-Cert %[ssl_c_der,base64] if {{ ssl_c_used }}
     http-request set-header X-SSL-Client-Verify %[ssl_c_verify] if {{ ssl_c_used }}
     http-request set-header {DEFAULT_SECRET_HEADER} "{options.secret}"
+    # Who the client is by address: this connection's, never what the client claims.
+    http-request set-header X-Forwarded-For %[src]
+    http-request set-header X-Real-IP %[src]
+    http-request del-header Forwarded
     http-response del-header Server
     default_backend django
 

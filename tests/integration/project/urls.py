@@ -61,6 +61,12 @@ def bare_limit(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+@csrf_exempt
+def received_headers(request: HttpRequest) -> JsonResponse:
+    """Every header that reached Django (for the proxy configuration tests)."""
+    return JsonResponse({k: v for k, v in request.META.items() if k.startswith("HTTP_")})
+
+
 def tls_scope(request: HttpRequest) -> JsonResponse:
     """What the server put in the ASGI TLS extension (for hookshield serve's tests)."""
     tls = dict(getattr(request, "scope", {}).get("extensions", {}).get("tls") or {})
@@ -72,6 +78,7 @@ def tls_scope(request: HttpRequest) -> JsonResponse:
 
 urlpatterns: list[Any] = [
     path("tls-scope/", tls_scope),
+    path("received-headers/", received_headers),
     path("hooks/fallback/", fallback),
     path("hooks/bare-limit/", bare_limit),
     path("hooks/naive/", naive),

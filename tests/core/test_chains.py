@@ -92,3 +92,73 @@ def test_a_list_that_is_not_a_chain_is_refused(pki: TestPki, source: str, second
     assert isinstance(result, Rejection)
     assert result.code is Code.CLIENT_CERT_MALFORMED
     assert "must be a chain, leaf first" in result.reason
+
+
+def twice(value: str) -> str:
+    """A header sent twice, as servers hand it to Django: the values joined by ", "."""
+    return f"{value}, {value}"
+
+
+@pytest.mark.parametrize(
+    ("source", "key", "value", "reason"),
+    [
+        ("nginx", "HTTP_X_SSL_CLIENT_CERT", "nginx", "holds several values"),
+        ("haproxy", "HTTP_X_SSL_CLIENT_CERT", "haproxy", "holds several values"),
+        ("gcp", "HTTP_X_CLIENT_CERT_LEAF", "rfc9440", "holds several values"),
+        ("cloudflare", "HTTP_CLIENT_CERT", "rfc9440", "holds several values"),
+        ("aws-alb", "HTTP_X_AMZN_MTLS_CLIENTCERT", "alb", "holds several values"),
+        ("traefik", "HTTP_X_FORWARDED_TLS_CLIENT_CERT", "traefik", "must be a chain"),
+    ],
+)
+def test_a_single_valued_header_sent_twice_is_refused(
+    pki: TestPki, source: str, key: str, value: str, reason: str
+) -> None:
+    cert = pki.allowed.certificate
+    encoded = {
+        "nginx": encodings.nginx_escaped(cert),
+        "haproxy": encodings.b64der(cert),
+        "rfc9440": encodings.rfc9440(cert),
+        "alb": encodings.alb(cert),
+        "traefik": encodings.traefik([cert]),
+    }[value]
+    meta: dict[str, Any] = {
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "2",
+        key: twice(encoded),
+    }
+    if source == "nginx":
+        meta["HTTP_X_SSL_CLIENT_VERIFY"] = "SUCCESS"
+    if source == "gcp":
+        meta["HTTP_X_CLIENT_CERT_CHAIN_VERIFIED"] = "true"
+    guard = Guard(
+        source=build_source(source),
+        trust=ProxyTrust(parse_networks(["127.0.0.1/32"])),
+        verifier=Verifier([pki.root.certificate]),
+        endpoints={"p": Endpoint("p", Allowlist.parse([ALLOWED]))},
+    )
+    result = guard.check(Inbound(peer="127.0.0.1", meta=meta, read=io.BytesIO(b"{}").read), "p")
+    assert isinstance(result, Rejection)
+    assert result.code is Code.CLIENT_CERT_MALFORMED
+    assert reason in result.reason
+
+
+def test_xfcc_is_a_list_of_hops_and_the_nearest_is_believed(pki: TestPki) -> None:
+    """XFCC is multi-valued by design: each proxy appends; the last element is the nearest's."""
+    client_copy = encodings.xfcc_element(pki.allowed.certificate)
+    proxy_copy = encodings.xfcc_element(pki.other.certificate)
+    guard = Guard(
+        source=build_source("envoy-xfcc"),
+        trust=ProxyTrust(parse_networks(["127.0.0.1/32"])),
+        verifier=Verifier([pki.root.certificate]),
+        endpoints={"p": Endpoint("p", Allowlist.parse([ALLOWED]))},
+    )
+    meta = {
+        "HTTP_X_FORWARDED_CLIENT_CERT": f"{client_copy},{proxy_copy}",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "2",
+    }
+    result = guard.check(Inbound(peer="127.0.0.1", meta=meta, read=io.BytesIO(b"{}").read), "p")
+    assert isinstance(result, Rejection)
+    assert (
+        result.code is Code.IDENTITY_NOT_ALLOWED
+    )  # the proxy's (other) identity, not the client's

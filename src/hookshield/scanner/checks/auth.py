@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cryptography import x509
 
+from hookshield.core.headers import CATALOGUE, Carries
 from hookshield.pki import encodings
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
@@ -84,11 +85,12 @@ class ExpiredCert(_RefusedProfile):
 
 
 def forged_headers(cert: x509.Certificate) -> list[tuple[str, dict[str, str]]]:
-    """Every header style a terminator uses, carrying ``cert`` (a public certificate)."""
+    """Every header style a terminator uses, and every other certificate header of the catalogue
+    (``hookshield.core.headers``), carrying ``cert`` (a public certificate)."""
     pem = encodings.pem(cert)
     subject = cert.subject.rfc4514_string()
     folded = pem.replace("\n", " ").strip()
-    return [
+    styles: list[tuple[str, dict[str, str]]] = [
         (
             "nginx",
             {
@@ -156,6 +158,14 @@ def forged_headers(cert: x509.Certificate) -> list[tuple[str, dict[str, str]]]:
             {"X_SSL_Client_Cert": encodings.nginx_escaped(cert), "X_SSL_Client_Verify": "SUCCESS"},
         ),
     ]
+    # Every other name of the catalogue that carries a certificate: glue code reads those too.
+    used = {name.lower() for _, headers in styles for name in headers}
+    others = {
+        entry.name: encodings.nginx_escaped(cert)
+        for entry in CATALOGUE
+        if entry.carries is Carries.CERTIFICATE and entry.name.lower() not in used
+    }
+    return [*styles, ("other catalogued names", others)]
 
 
 @register

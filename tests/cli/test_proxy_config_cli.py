@@ -61,3 +61,11 @@ def test_a_file_that_is_no_ca_certificate_is_a_usage_error(
         args = ["--client-ca", str(pki.ca_file), option, str(bad)]
         assert run(pki, *args) == ExitCode.USAGE
         assert why in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["0", str(64 * 1024 * 1024 + 1)])
+def test_max_body_out_of_range_is_a_usage_error(
+    pki: TestPki, capsys: pytest.CaptureFixture[str], size: str
+) -> None:
+    assert run(pki, "--client-ca", str(pki.ca_file), "--max-body", size) == ExitCode.USAGE
+    assert "--max-body must be 1 to" in capsys.readouterr().err

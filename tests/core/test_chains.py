@@ -66,8 +66,12 @@ def check(pki: TestPki, source: str, certs: list[x509.Certificate]) -> Webhook |
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_a_leaf_and_its_issuer_is_a_chain(pki: TestPki, source: str) -> None:
-    result = check(pki, source, [pki.via_intermediate.certificate, pki.intermediate.certificate])
+@pytest.mark.parametrize("with_root", [False, True])
+def test_a_leaf_and_its_issuers_are_a_chain(pki: TestPki, source: str, with_root: bool) -> None:
+    certs = [pki.via_intermediate.certificate, pki.intermediate.certificate]
+    if with_root:  # clients often send the root too
+        certs.append(pki.root.certificate)
+    result = check(pki, source, certs)
     assert isinstance(result, Webhook)
     assert result.identity.spiffe_id == VIA_INTERMEDIATE
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hookshield.core.headers import CERTIFICATE_HEADERS, catalogued
+from hookshield.core.headers import CERTIFICATE_HEADERS, CLIENT_ADDRESS_HEADERS, catalogued
 from hookshield.core.sources import HEADER_SOURCES
 from hookshield.pki import CertificateAuthority
 from hookshield.proxy_config import ProxyOptions, envoy, haproxy, nginx
@@ -40,6 +40,23 @@ def test_every_generated_configuration_names_every_catalogued_header(tmp_path) -
         "X-Forwarded-Client-Cert"
     ]
     assert "SANITIZE_SET" in text
+
+
+def test_every_generated_configuration_replaces_client_address_headers(tmp_path) -> None:
+    options = ProxyOptions(
+        upstream="127.0.0.1:8000",
+        client_ca=tmp_path / "ca.pem",
+        cert=tmp_path / "server.pem",
+        key=tmp_path / "server.key",
+        secret="s" * 32,
+    )
+    for render in (nginx.render, haproxy.render):
+        text = render(options)
+        assert [h for h in CLIENT_ADDRESS_HEADERS if h not in text] == []
+    # Envoy keeps X-Forwarded-For, appending the connection's address to it; removes the rest.
+    text = envoy.render(options)
+    assert [h for h in CLIENT_ADDRESS_HEADERS if h not in text] == ["X-Forwarded-For"]
+    assert "use_remote_address: true" in text
 
 
 def test_catalogued_ignores_case_and_underscores() -> None:

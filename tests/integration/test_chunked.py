@@ -5,6 +5,7 @@ Under the limit the view gets the exact bytes; over it the answer is 413."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,3 +111,33 @@ def test_drf_parses_a_chunked_delivery_whole_under_gunicorn(gunicorn: App, pki: 
     response = over_gunicorn(pki, gunicorn, body, "/drf/payments/")
     assert response.status_code == 200, response.text
     assert response.json()["drf_data"]["data"] == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"zz\r\n{}\r\n0\r\n\r\n",  # a chunk size that is no number
+        b"2\r\n{}XX0\r\n\r\n",  # a chunk without its CRLF
+        b"5\r\n{}",  # the connection ends inside a chunk
+    ],
+)
+def test_broken_chunked_framing_is_400_malformed_body_under_gunicorn(
+    gunicorn: App, pki: TestPki, framing: bytes
+) -> None:
+    head = (
+        "POST /hooks/payments/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        f"X-SSL-Client-Cert: {encodings.nginx_escaped(pki.allowed.certificate)}\r\n"
+        "X-SSL-Client-Verify: SUCCESS\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", gunicorn.port), timeout=30) as connection:
+        connection.sendall(head + framing)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    if status == 400 and b"application/json" in answer:
+        assert b'"malformed_body"' in answer
+    else:  # gunicorn itself may refuse the framing before Django runs
+        assert status == 400, answer[:300]

@@ -22,6 +22,8 @@ _SOURCES = {
     "haproxy": ("haproxy", "X-SSL-Client-Verify"),
     "envoy": ("envoy-xfcc", None),
 }
+# Webhook bodies are small; HAProxy holds a buffer above the limit for every connection.
+MAX_BODY_LIMIT = 64 * 1024 * 1024
 _RENDER = {"nginx": nginx.render, "haproxy": haproxy.render, "envoy": envoy.render}
 
 
@@ -50,21 +52,32 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--key", type=Path, required=True, help="its private key")
     p.add_argument("--listen", type=int, default=443)
     p.add_argument("--server-name", default="_")
-    p.add_argument("--max-body", type=int, default=262144, help="bytes (262144)")
+    p.add_argument(
+        "--max-body",
+        type=int,
+        default=262144,
+        help=f"bytes, 1 to {MAX_BODY_LIMIT} (262144); HAProxy buffers this much per connection",
+    )
     p.add_argument("--secret", help="the PROXY_SECRET to use (default: a fresh random one)")
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _usage_problem(args: argparse.Namespace) -> str | None:
     if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", args.upstream):
-        sys.stderr.write(
-            f"hookshield proxy-config: --upstream {args.upstream!r} is not host:port\n"
-        )
-        return ExitCode.USAGE
+        return f"--upstream {args.upstream!r} is not host:port"
     if args.secret is not None and (
         len(args.secret) < 16 or '"' in args.secret or "\\" in args.secret
     ):
-        sys.stderr.write("hookshield proxy-config: --secret needs 16+ characters, no quotes\n")
+        return "--secret needs 16+ characters, no quotes"
+    if not 1 <= args.max_body <= MAX_BODY_LIMIT:
+        return f"--max-body must be 1 to {MAX_BODY_LIMIT}"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _usage_problem(args)
+    if problem is not None:
+        sys.stderr.write(f"hookshield proxy-config: {problem}\n")
         return ExitCode.USAGE
     loaded: dict[Path, list[x509.Certificate]] = {}
     for path in (args.client_ca, *args.intermediates):

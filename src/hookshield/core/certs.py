@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 
 from hookshield.core.errors import CertificateParseError
@@ -143,9 +143,10 @@ def parse_certificates(ders: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
     the guard, its verifier or its observers read is read here, once, so that nothing later
     meets an exception a client's bytes can cause.
 
-    A list is a chain or nothing: each later certificate must be a CA that issued (signed) the
-    one before it. Otherwise a client's copy of a header joined with the proxy's (``client,
-    proxy``) would make the client's certificate the leaf.
+    A list is a chain or nothing: each later certificate must be a CA certificate named as the
+    issuer of the one before it (the path builder then checks the signatures). Otherwise a
+    client's copy of a header joined with the proxy's (``client, proxy``) would make the
+    client's certificate the leaf.
     """
     certs: list[x509.Certificate] = []
     for index, der in enumerate(ders):
@@ -158,25 +159,20 @@ def parse_certificates(ders: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
             raise CertificateParseError(f"certificate {index} has a serial number below 1")
         if certs and not _issued(certs[-1], by=cert):
             raise CertificateParseError(
-                f"certificate {index} is not a CA certificate that issued certificate {index - 1}"
-                " (a list of certificates must be a chain, leaf first)"
+                f"certificate {index} is not the CA certificate that issued certificate "
+                f"{index - 1} (a list of certificates must be a chain, leaf first)"
             )
         certs.append(cert)
     return tuple(certs)
 
 
 def _issued(cert: x509.Certificate, *, by: x509.Certificate) -> bool:
+    """``by`` is a CA certificate named as ``cert``'s issuer (signatures: the path builder's)."""
     try:
         constraints = by.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         return False
-    if not constraints.ca:
-        return False
-    try:
-        cert.verify_directly_issued_by(by)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
+    return constraints.ca and by.subject == cert.issuer
 
 
 def _read_every_field(cert: x509.Certificate) -> None:

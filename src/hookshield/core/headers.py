@@ -1,9 +1,10 @@
 """The catalogue of headers that carry a client certificate, or something about one, into an app.
 
-One table for everything that must know these names: the certificate sources (their defaults
-come from it), ``proxy-config`` (every generated terminator configuration removes each name a
-client sends), the system checks and the scanner's forged-header probes. A client can send any
-of them; only the terminator's own copy, set on every request, may reach the app.
+One table for everything that must know these names: ``proxy-config`` (every generated
+terminator configuration removes each name a client sends), the system checks (W010) and the
+scanner's forged-header probes use it, and a test keeps the sources' header names in it. A
+client can send any of them; only the terminator's own copy, set on every request, may reach
+the app.
 
 Formats and who sets what: docs/certificate-formats.md.
 """

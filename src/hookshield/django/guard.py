@@ -238,8 +238,20 @@ def _body_reader(request: HttpRequest) -> Callable[[int], bytes]:
         and not request._read_started  # type: ignore[attr-defined]
         and hasattr(environ.get("wsgi.input"), "read")
     ):
-        return cast(Callable[[int], bytes], environ["wsgi.input"].read)
+        return _server_input(environ["wsgi.input"])
     return request.read
+
+
+def _server_input(stream: Any) -> Callable[[int], bytes]:
+    def read(size: int) -> bytes:
+        try:
+            return cast(bytes, stream.read(size))
+        except Exception as exc:
+            # The server's de-chunking refuses the client's framing with exceptions of its own
+            # (gunicorn's InvalidChunkSize...): that is an unreadable body, 400 malformed_body.
+            raise OSError(f"the request body could not be read: {type(exc).__name__}") from exc
+
+    return read
 
 
 def forget_proxy_secret(request: HttpRequest, guard: Guard | Rejection) -> None:

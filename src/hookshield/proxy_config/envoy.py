@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import yaml
 
-from hookshield.core.headers import CERTIFICATE_HEADERS
+from hookshield.core.headers import CERTIFICATE_HEADERS, CLIENT_ADDRESS_HEADERS
 from hookshield.core.proxies import DEFAULT_SECRET_HEADER
 from hookshield.proxy_config import ProxyOptions
 
@@ -22,9 +22,13 @@ def _type(name: str) -> str:
 def document(options: ProxyOptions) -> dict[str, object]:
     host, _, port = options.upstream.rpartition(":")
     removed = [n for n in CERTIFICATE_HEADERS if n.lower() != "x-forwarded-client-cert"]
+    # X-Forwarded-For stays Envoy's: with use_remote_address it appends this connection's
+    # address, the entry the app may believe; the other address headers are the client's.
+    removed += [n for n in CLIENT_ADDRESS_HEADERS if n != "X-Forwarded-For"]
     manager = {
         "@type": _type("filters.network.http_connection_manager.v3.HttpConnectionManager"),
         "stat_prefix": "webhooks",
+        "use_remote_address": True,  # X-Forwarded-For ends with the connection's address
         "server_header_transformation": "PASS_THROUGH",  # no "server: envoy" banner added
         # Replace any client-sent XFCC with this connection's certificate (SANITIZE_SET).
         "forward_client_cert_details": "SANITIZE_SET",

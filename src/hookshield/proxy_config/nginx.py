@@ -34,7 +34,6 @@ server {{
 
     server_tokens off;                       # no version banner
     client_max_body_size {options.max_body_kib};  # the guard enforces MAX_BODY again
-    client_body_buffer_size {options.max_body_kib};  # chunked too; in memory, no temp files
     underscores_in_headers off;              # X_SSL_Client_Cert never reaches Django
     ignore_invalid_headers on;
 

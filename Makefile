@@ -45,7 +45,7 @@ test: lint typecheck unit unit-postgresql unit-django42  ## lint, type checks, t
 
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[cli]'
 	touch $(RUNTIME)
 
 demo: $(RUNTIME)  ## throwaway PKI, mTLS server, the naive and the shielded webhook scanned

@@ -34,6 +34,7 @@ from limits.storage import MemoryStorage, MovingWindowSupport, storage_from_stri
 from limits.strategies import MovingWindowRateLimiter
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
+from hookshield.core.extras import redis_client
 from hookshield.core.redact import without_credentials
 
 __all__ = ["RateLimitFailure", "RateLimiter", "parse_rates"]
@@ -206,6 +207,8 @@ class RateLimiter:
                 "socket_connect_timeout": STORAGE_TIMEOUT,
                 "key_prefix": "hookshield",
             }
+        if self.shared:
+            redis_client("RATE_LIMIT_STORAGE")  # limits' Redis storages need it installed
         try:
             storage = (
                 storage_from_string(uri, wrap_exceptions=True, **options)

@@ -14,9 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-import redis
-
 from hookshield.core.errors import ConfigurationError
+from hookshield.core.extras import redis_client
 from hookshield.core.redact import without_credentials
 
 __all__ = [
@@ -105,6 +104,7 @@ class RedisReplayStore:
     networked = True
 
     def __init__(self, url: str, *, timeout: float = 0.5) -> None:
+        redis = redis_client("REPLAY_STORAGE")
         self._redis = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )

@@ -262,9 +262,40 @@ async def test_inputs_missing_mean_skipped_with_the_reason(targets: Targets) -> 
     # Without the legitimate certificate the baseline is refused: comparisons are inconclusive.
     inconclusive = {r.id for r in report.results if r.outcome is Outcome.INCONCLUSIVE}
     assert "auth.no-client-cert" in inconclusive
+    # An endpoint the scan could not test is never graded, whatever its score.
+    assert report.grade == "incomplete"
+    assert report.incomplete is not None
+    assert report.incomplete.startswith("the baseline delivery was refused (401)")
 
 
-def test_the_cli_end_to_end(targets: Targets, tmp_path: Path) -> None:
+def test_an_untested_endpoint_never_passes_a_ci_gate(targets: Targets, tmp_path: Path) -> None:
+    """The baseline is refused (no client certificate): no gate may pass, exit 4."""
+    from hookshield.cli import main
+
+    out = tmp_path / "report.json"
+    code = main(
+        [
+            "scan",
+            targets.hardened,
+            "--ca",
+            targets.ca,
+            "--threshold",
+            "90",
+            "--fail-on",
+            "high",
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        ]
+    )
+    report = json.loads(out.read_text())
+    assert code == 4, report
+    assert report["grade"] == "incomplete"
+    assert report["coverage"]["checks_run"] < report["coverage"]["checks_applicable"]
+
+
+def test_the_cli_end_to_end(targets: Targets, tmp_path: Path, redis_url: str) -> None:
     from hookshield.cli import main
 
     out = tmp_path / "report.json"
@@ -283,14 +314,20 @@ def test_the_cli_end_to_end(targets: Targets, tmp_path: Path) -> None:
     assert code == 1  # below the threshold
     report = json.loads(out.read_text())
     assert report["grade"] == "F"
+    forget_counts(redis_url, "strict")  # the scans above used the identity's quota
+    checks = "auth.no-client-cert,authz.identity-confusion,input.malformed-json-5xx"
+    # identity-confusion needs --mint-ca: 2 of 3 checks ran, so no gate may pass on it.
+    code = scan_json(targets.hardened, "--fail-on", "low", "--checks", checks)
+    assert code == 4
+    report = json.loads(out.read_text())
+    assert report["grade"] == "incomplete"
+    assert report["coverage"] == {"checks_run": 2, "checks_applicable": 3}
+    assert "below --min-coverage 1" in report["incomplete"]
     code = scan_json(
-        targets.hardened,
-        "--fail-on",
-        "low",
-        "--checks",
-        "auth.no-client-cert,authz.identity-confusion,input.malformed-json-5xx",
+        targets.hardened, "--fail-on", "low", "--checks", checks, "--min-coverage", "0.6"
     )
     assert code == 0
+    assert json.loads(out.read_text())["grade"] == "A"
 
 
 async def test_max_duration_skips_what_it_does_not_reach(targets: Targets) -> None:

@@ -12,3 +12,4 @@ class ExitCode(IntEnum):
     BELOW_THRESHOLD = 1  # scan: a score below --threshold, or a finding at --fail-on or above
     USAGE = 2  # a bad flag, an unreadable file, invalid configuration
     UNREACHABLE = 3  # scan: a target could not be reached at all
+    INCOMPLETE = 4  # scan: the baseline was refused or coverage is below --min-coverage

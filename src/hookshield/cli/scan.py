@@ -32,7 +32,8 @@ __all__ = ["add_parser", "run"]
 
 EPILOG = """\
 exit codes: 0 passed, 1 below --threshold or a finding at --fail-on or above, 2 usage or
-configuration error (bad flag, unreadable certificate), 3 a target could not be reached at all.
+configuration error (bad flag, unreadable certificate), 3 a target could not be reached at all,
+4 the scan is incomplete (the baseline delivery was refused, or coverage below --min-coverage).
 
 examples:
   hookshield scan https://hooks.example.test/payments/ --cert client.pem --key client.key \\
@@ -106,6 +107,14 @@ def add_parser(subparsers: Any) -> None:
     report.add_argument("--output", type=Path, help="write the report here instead of stdout")
     report.add_argument("--threshold", type=int, metavar="N", help="exit 1 when a score is below N")
     report.add_argument(
+        "--min-coverage",
+        type=_ratio,
+        default=1.0,
+        metavar="RATIO",
+        help="below this share of checks run (0 to 1, default 1: every applicable check), the "
+        "scan is incomplete: no grade, exit 4",
+    )
+    report.add_argument(
         "--fail-on",
         type=Severity,
         choices=list(Severity),
@@ -123,6 +132,16 @@ def add_parser(subparsers: Any) -> None:
 
 
 Number = TypeVar("Number", int, float)
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, not {text!r}")
+    return value
 
 
 def positive(kind: Callable[[str], Number]) -> Callable[[str], Number]:
@@ -217,6 +236,7 @@ def _config(
         concurrency=args.concurrency,
         max_duration=args.max_duration,
         checks=checks,
+        min_coverage=args.min_coverage,
     )
 
 
@@ -370,4 +390,7 @@ def _exit_code(reports: list[Report], unreachable: bool, args: argparse.Namespac
         worst = report.worst
         if args.fail_on is not None and worst is not None and worst.rank >= args.fail_on.rank:
             return ExitCode.BELOW_THRESHOLD
+    # A failing gate says more than "incomplete"; an untested endpoint never passes.
+    if any(report.incomplete for report in reports):
+        return ExitCode.INCOMPLETE
     return ExitCode.OK

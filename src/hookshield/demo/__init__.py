@@ -157,6 +157,10 @@ def _side_by_side(naive: Report, shielded: Report) -> Table:
 
     table.add_row("grade", grade(naive), grade(shielded))
     table.add_row("score", f"{naive.score}/100", f"{shielded.score}/100")
+    table.add_row(
+        "checks run",
+        *(f"{r.checks_run}/{r.checks_applicable}" for r in (naive, shielded)),
+    )
     for severity in (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW):
         table.add_row(f"{severity} findings", count(naive, severity), count(shielded, severity))
     for category in Category:

@@ -77,6 +77,7 @@ class ScanConfig:
     concurrency: int = 4
     max_duration: float | None = None
     checks: tuple[str, ...] = ()  # empty: all
+    min_coverage: float = 1.0  # below it (checks run / applicable) the scan is "incomplete"
 
     @property
     def https(self) -> bool:

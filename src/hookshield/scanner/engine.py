@@ -14,10 +14,17 @@ from typing import Protocol
 
 from hookshield import __version__
 from hookshield.scanner import checks as _checks  # noqa: F401  (registers every check)
-from hookshield.scanner.context import BudgetExhausted, ScanConfig, ScanContext, Throttled
-from hookshield.scanner.model import CheckResult, Finding, Outcome, Report
+from hookshield.scanner.context import BudgetExhausted, Reply, ScanConfig, ScanContext, Throttled
+from hookshield.scanner.model import CheckResult, Finding, Outcome, Report, coverage
 from hookshield.scanner.profiles import Profile, Profiles
-from hookshield.scanner.registry import CHECKS, Check, CheckSkipped, Inconclusive, Need
+from hookshield.scanner.registry import (
+    CHECKS,
+    Check,
+    CheckSkipped,
+    Inconclusive,
+    Need,
+    NotApplicable,
+)
 from hookshield.scanner.scoring import grade, score
 
 __all__ = ["Observer", "Unreachable", "run_scan", "scan", "selected_checks"]
@@ -65,6 +72,8 @@ def _unmet(check: type[Check], ctx: ScanContext) -> list[Need]:
 def _blocked(check: Check, ctx: ScanContext) -> tuple[Outcome, str] | None:
     """Why ``check`` cannot run against this configuration and baseline, if it cannot."""
     unmet = _unmet(type(check), ctx)
+    if Need.HTTPS in unmet:  # a plain-HTTP target has no TLS to probe
+        return Outcome.NOT_APPLICABLE, "needs " + Need.HTTPS.value
     if unmet:
         return Outcome.SKIPPED, "needs " + "; ".join(n.value for n in unmet)
     baseline = ctx.baseline
@@ -76,6 +85,8 @@ def _blocked(check: Check, ctx: ScanContext) -> tuple[Outcome, str] | None:
 
 def _interrupted(exc: Exception) -> tuple[Outcome, str]:
     """The outcome of a check that raised ``exc``, tested in order of precedence."""
+    if isinstance(exc, NotApplicable):
+        return Outcome.NOT_APPLICABLE, str(exc)
     if isinstance(exc, BudgetExhausted | CheckSkipped):
         return Outcome.SKIPPED, str(exc)
     if isinstance(exc, Throttled):
@@ -104,6 +115,25 @@ async def _run_one(check: Check, ctx: ScanContext, deadline: float | None) -> Ch
     except Exception as exc:  # one broken check never sinks the scan; its outcome says why
         return result(*_interrupted(exc))
     return result(Outcome.FAILED if findings else Outcome.PASSED, findings=findings)
+
+
+INCOMPLETE = "incomplete"
+
+
+def _incomplete(
+    baseline: Reply | None, results: list[CheckResult], min_coverage: float
+) -> str | None:
+    """Why the scan may not be graded: an untested endpoint must never pass a gate."""
+    if baseline is None or not baseline.accepted:
+        status = "no answer" if baseline is None or baseline.status is None else baseline.status
+        return f"the baseline delivery was refused ({status}): the probes compared with nothing"
+    ran, applicable = coverage(results)
+    if applicable and ran / applicable < min_coverage:
+        return (
+            f"coverage {ran}/{applicable} checks is below --min-coverage {min_coverage:g} "
+            "(skipped and inconclusive checks were not tested)"
+        )
+    return None
 
 
 async def run_scan(config: ScanConfig, observer: Observer | None = None) -> Report:
@@ -138,20 +168,32 @@ async def run_scan(config: ScanConfig, observer: Observer | None = None) -> Repo
     finally:
         await ctx.close()
         profiles.close()
+    return _report(config, ctx, results, started, time.monotonic() - clock)
+
+
+def _report(
+    config: ScanConfig,
+    ctx: ScanContext,
+    results: list[CheckResult],
+    started: dt.datetime,
+    duration_s: float,
+) -> Report:
     results.sort(key=lambda r: r.id)
     overall, categories = score(results)
+    incomplete = _incomplete(ctx.baseline, results, config.min_coverage)
     return Report(
         tool_version=__version__,
         target=config.url,
         started_at=started,
-        duration_s=time.monotonic() - clock,
+        duration_s=duration_s,
         requests_sent=ctx.sent,
         results=tuple(results),
         score=overall,
-        grade=grade(overall),
+        grade=INCOMPLETE if incomplete else grade(overall),
         categories=categories,
         throttled=ctx.throttled,
         burst=ctx.burst,
+        incomplete=incomplete,
     )
 
 

@@ -7,6 +7,7 @@ JSON-facing enums are ``StrEnum`` with lowercase values; the report's shape is t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -63,6 +64,9 @@ class Outcome(StrEnum):
         "inconclusive"  # ran, but the answers prove nothing (baseline refused, throttled)
     )
     ERROR = "error"  # the check broke; the reason says how
+    # The target cannot express what the check inspects (TLS checks over plain HTTP, a 429's
+    # headers where nothing answers 429): outside the coverage, never a pass.
+    NOT_APPLICABLE = "not_applicable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,13 @@ class CategoryScore:
     checks_skipped: int
 
 
+def coverage(results: Sequence[CheckResult]) -> tuple[int, int]:
+    """Checks run (a verdict: passed or failed) and checks applicable (the target can express
+    them; skipped for missing input, inconclusive and errors count as applicable, not run)."""
+    run = sum(r.outcome in (Outcome.PASSED, Outcome.FAILED) for r in results)
+    return run, sum(r.outcome is not Outcome.NOT_APPLICABLE for r in results)
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """Everything a format renders; formats compute nothing."""
@@ -136,6 +147,21 @@ class Report:
     categories: dict[Category, CategoryScore]
     throttled: int = 0
     burst: tuple[int, float] | None = None  # (requests, seconds) of the rate-limit burst
+    # Why the scan proves too little to be graded (the baseline was refused, or coverage is
+    # below --min-coverage); the grade is then "incomplete".
+    incomplete: str | None = None
+
+    @property
+    def checks_run(self) -> int:
+        return coverage(self.results)[0]
+
+    @property
+    def checks_applicable(self) -> int:
+        return coverage(self.results)[1]
+
+    @property
+    def coverage_text(self) -> str:
+        return f"coverage {self.checks_run}/{self.checks_applicable} checks"
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -159,6 +185,11 @@ class Report:
             "requests_sent": self.requests_sent,
             "score": self.score,
             "grade": self.grade,
+            "coverage": {
+                "checks_run": self.checks_run,
+                "checks_applicable": self.checks_applicable,
+            },
+            "incomplete": self.incomplete,
             "categories": {
                 str(category): {
                     "score": value.score,
@@ -175,6 +206,9 @@ class Report:
                 {"id": r.id, "reason": r.reason} for r in self.with_outcome(Outcome.INCONCLUSIVE)
             ],
             "errors": [{"id": r.id, "reason": r.reason} for r in self.with_outcome(Outcome.ERROR)],
+            "not_applicable": [
+                {"id": r.id, "reason": r.reason} for r in self.with_outcome(Outcome.NOT_APPLICABLE)
+            ],
             "throttled_probes": self.throttled,
             "burst": None
             if self.burst is None

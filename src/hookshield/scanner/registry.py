@@ -26,11 +26,15 @@ from hookshield.scanner.model import Category, Evidence, Finding, Severity
 if TYPE_CHECKING:
     from hookshield.scanner.context import Reply, ScanContext
 
-__all__ = ["CHECKS", "Check", "CheckSkipped", "Inconclusive", "Need", "register"]
+__all__ = ["CHECKS", "Check", "CheckSkipped", "Inconclusive", "Need", "NotApplicable", "register"]
 
 
 class CheckSkipped(Exception):
     """Raised by a check that finds, once running, that it cannot probe (the message says why)."""
+
+
+class NotApplicable(CheckSkipped):
+    """Raised by a check when the target cannot express what it inspects (outside coverage)."""
 
 
 class Inconclusive(Exception):

@@ -7,7 +7,14 @@ import time
 
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
-from hookshield.scanner.registry import Check, CheckSkipped, Inconclusive, Need, register
+from hookshield.scanner.registry import (
+    Check,
+    CheckSkipped,
+    Inconclusive,
+    Need,
+    NotApplicable,
+    register,
+)
 
 _BURST = "rate.burst"
 
@@ -93,6 +100,6 @@ class NoRetryAfter(Check):
     async def run(self, ctx: ScanContext) -> list[Finding]:
         limited = [r for r in await burst(ctx) if r.status == 429]
         if not limited:
-            raise CheckSkipped("no 429 in the burst: there is no refusal to inspect")
+            raise NotApplicable("no 429 in the burst: there is no refusal to inspect")
         bare = [r for r in limited if "retry-after" not in r.headers]
         return [self.finding(bare[0].evidence())] if bare else []

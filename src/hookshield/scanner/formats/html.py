@@ -28,6 +28,12 @@ code{background:#f3f4f6;padding:.1rem .3rem;border-radius:.2rem}
 """
 
 
+def _incomplete(report: Report) -> str:
+    if not report.incomplete:
+        return ""
+    return f"<p><strong>Incomplete:</strong> {escape(report.incomplete)}</p>"
+
+
 def render(report: Report) -> str:
     rows = []
     for category, value in report.categories.items():
@@ -51,7 +57,7 @@ def render(report: Report) -> str:
     others = "".join(
         f"<li><code>{escape(r.id)}</code> {escape(r.outcome.value)}: {escape(r.reason)}</li>"
         for r in report.results
-        if r.outcome in (Outcome.SKIPPED, Outcome.INCONCLUSIVE, Outcome.ERROR)
+        if r.outcome not in (Outcome.PASSED, Outcome.FAILED)
     )
     colour = _GRADE.get(report.grade, "#111")
     return f"""<!doctype html>
@@ -61,7 +67,9 @@ def render(report: Report) -> str:
 <p><code>{escape(report.target)}</code><br>{report.started_at:%Y-%m-%d %H:%M} UTC,
 {report.requests_sent} requests in {report.duration_s:.1f} s</p>
 <p><span class=grade style='background:{colour}'>{escape(report.grade)}</span>
-<strong style='font-size:2rem;margin-left:1rem'>{report.score}/100</strong></p>
+<strong style='font-size:2rem;margin-left:1rem'>{report.score}/100</strong>
+<span style='margin-left:1rem'>{escape(report.coverage_text)}</span></p>
+{_incomplete(report)}
 <h2>Categories</h2><table>{"".join(rows)}</table>
 <h2>Findings ({len(report.findings)})</h2>
 <table><tr><th>severity</th><th>check</th><th>evidence</th><th>fix</th></tr>{"".join(findings)}</table>

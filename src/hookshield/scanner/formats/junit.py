@@ -38,6 +38,8 @@ def suite(report: Report) -> ET.Element:
     for name, value in (
         ("score", report.score),
         ("grade", report.grade),
+        ("coverage", f"{report.checks_run}/{report.checks_applicable}"),
+        ("incomplete", report.incomplete or ""),
         ("requests_sent", report.requests_sent),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": str(value)})
@@ -56,6 +58,6 @@ def suite(report: Report) -> ET.Element:
             failure.text = "\n".join(lines) + "\n\nFix: " + result.findings[0].remediation
         elif result.outcome is Outcome.ERROR:
             ET.SubElement(case, "error", {"message": result.reason})
-        elif result.outcome in (Outcome.SKIPPED, Outcome.INCONCLUSIVE):
+        elif result.outcome in (Outcome.SKIPPED, Outcome.INCONCLUSIVE, Outcome.NOT_APPLICABLE):
             ET.SubElement(case, "skipped", {"message": f"{result.outcome.value}: {result.reason}"})
     return element

@@ -26,7 +26,10 @@ def render_many(
         return _junit(reports)
     parts = [render(r, fmt, color=color) for r in reports]
     if fmt is OutputFormat.PRETTY:
-        lines = ["Summary"] + [f"  {r.grade}  {r.score:3}/100  {r.target}" for r in reports]
+        lines = ["Summary"] + [
+            f"  {r.grade}  {r.score:3}/100  {r.checks_run}/{r.checks_applicable}  {r.target}"
+            for r in reports
+        ]
         return "\n".join(parts) + "\n".join(lines) + "\n"
     return "\n".join(parts)
 

@@ -47,9 +47,12 @@ def _summary(report: Report) -> Text:
         "  grade ",
         (report.grade, _GRADE_STYLE.get(report.grade, "bold")),
         "  ",
+        report.coverage_text,
+        "  ",
         f"{report.requests_sent} requests in {report.duration_s:.1f} s",
         f" ({report.throttled} throttled)" if report.throttled else "",
         f", burst {report.burst[0]} in {report.burst[1]:.2f} s" if report.burst else "",
+        ("\nincomplete: " + report.incomplete, "bold red") if report.incomplete else "",
     )
 
 
@@ -89,10 +92,16 @@ def _evidence(evidence: Evidence) -> str:
 
 def _print_not_run(console: Console, report: Report) -> None:
     """The checks that did not pass or fail, with the reason each gave."""
-    for outcome in (Outcome.SKIPPED, Outcome.INCONCLUSIVE, Outcome.ERROR):
+    for outcome in (
+        Outcome.SKIPPED,
+        Outcome.INCONCLUSIVE,
+        Outcome.ERROR,
+        Outcome.NOT_APPLICABLE,
+    ):
         results = report.with_outcome(outcome)
         if results:
-            console.print(Text(f"{outcome.value.capitalize()} checks", style="bold"))
+            label = outcome.value.replace("_", " ").capitalize()
+            console.print(Text(f"{label} checks", style="bold"))
             for result in results:
                 console.print(f"  {result.id}: {result.reason}")
 

@@ -85,7 +85,7 @@ def render(report: Report, *, location: str = "hookshield-scan.txt") -> str:
             "message": {"text": f"{r.id} {r.outcome.value}: {r.reason}"},
         }
         for r in report.results
-        if r.outcome in (Outcome.SKIPPED, Outcome.INCONCLUSIVE, Outcome.ERROR)
+        if r.outcome not in (Outcome.PASSED, Outcome.FAILED)
     ]
     log = {
         "$schema": SCHEMA,
@@ -109,6 +109,9 @@ def render(report: Report, *, location: str = "hookshield-scan.txt") -> str:
                     "target": report.target,
                     "score": report.score,
                     "grade": report.grade,
+                    "checks_run": report.checks_run,
+                    "checks_applicable": report.checks_applicable,
+                    "incomplete": report.incomplete,
                 },
             }
         ],

@@ -381,3 +381,39 @@ def test_several_targets_concurrently(targets: Targets, tmp_path: Path) -> None:
     fallback = data["reports"][1]
     assert fallback["findings"] == []
     assert {s["id"] for s in fallback["skipped"]} == {"authz.foreign-identity"}
+
+
+@pytest.mark.parametrize("fmt", ["pretty", "json", "sarif", "junit", "html"])
+def test_credentials_in_the_url_are_sent_and_never_shown(
+    targets: Targets, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Basic auth in the URL (how some receivers are configured): used, and masked as ***."""
+    from hookshield.cli import main
+
+    password = "s3cret-pa55word"
+    url = targets.naive.replace("https://", f"https://hooks:{password}@", 1)
+    out = tmp_path / f"report.{fmt}"
+    legit = targets.files["legit"]
+    code = main(
+        [
+            "scan",
+            url,
+            "--cert",
+            str(legit.cert),
+            "--key",
+            str(legit.key),
+            "--ca",
+            targets.ca,
+            "--checks",
+            "auth.no-client-cert,exposure.payload-echo",
+            "--format",
+            fmt,
+            "--output",
+            str(out),
+        ]
+    )
+    assert code in (0, 1)
+    printed = capsys.readouterr()
+    text = out.read_text() + printed.out + printed.err
+    assert password not in text
+    assert "https://***@127.0.0.1" in out.read_text()

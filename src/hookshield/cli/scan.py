@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from hookshield.cli.exit_codes import ExitCode
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
+from hookshield.core.redact import without_credentials
 from hookshield.core.signatures import sign_v1
 from hookshield.pki import CertificateAuthority
 from hookshield.scanner.context import ScanConfig
@@ -213,7 +214,7 @@ def _config(
         return (base / value) if isinstance(value, str) else getattr(args, name)
 
     if urlsplit(url).scheme not in ("https", "http") or not urlsplit(url).hostname:
-        raise UsageError(f"not an http(s) URL: {url!r}")
+        raise UsageError(f"not an http(s) URL: {without_credentials(url, '***')!r}")
     payload_path = path("payload")
     try:
         payload = payload_path.read_bytes() if payload_path else None

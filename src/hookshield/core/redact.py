@@ -143,9 +143,9 @@ def redact_text(
     return text
 
 
-def without_credentials(url: str) -> str:
-    """``url`` with the password of its user info masked, for messages that name a storage."""
-    return _URL_CREDENTIALS.sub(r"\1[REDACTED]@", url)
+def without_credentials(url: str, mask: str = "[REDACTED]") -> str:
+    """``url`` (or any text holding URLs) with the user info of each URL masked."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{mask}@", url)
 
 
 class RedactingFilter(logging.Filter):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from hookshield import __version__
+from hookshield.core.redact import without_credentials
 from hookshield.scanner import checks as _checks  # noqa: F401  (registers every check)
 from hookshield.scanner.context import BudgetExhausted, Reply, ScanConfig, ScanContext, Throttled
 from hookshield.scanner.model import CheckResult, Finding, Outcome, Report, coverage
@@ -120,6 +121,11 @@ async def _run_one(check: Check, ctx: ScanContext, deadline: float | None) -> Ch
 INCOMPLETE = "incomplete"
 
 
+def shown(text: str) -> str:
+    """What a report or a progress line may show of the target: credentials in URLs masked."""
+    return without_credentials(text, "***")
+
+
 def _incomplete(
     baseline: Reply | None, results: list[CheckResult], min_coverage: float
 ) -> str | None:
@@ -143,7 +149,7 @@ async def run_scan(config: ScanConfig, observer: Observer | None = None) -> Repo
     ctx = ScanContext(config, profiles)
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     deadline = None if config.max_duration is None else clock + config.max_duration
-    observer.scan_started(config.url, len(checks))
+    observer.scan_started(shown(config.url), len(checks))
     try:
         try:
             ctx.baseline = await ctx.deliver(
@@ -154,7 +160,7 @@ async def run_scan(config: ScanConfig, observer: Observer | None = None) -> Repo
         except BudgetExhausted as exc:
             raise Unreachable(f"no request could be sent: {exc}") from exc
         if ctx.baseline.status is None:
-            raise Unreachable(f"{config.url}: {ctx.baseline.error}")
+            raise Unreachable(shown(f"{config.url}: {ctx.baseline.error}"))
         results: list[CheckResult] = []
 
         async def one(check: Check) -> None:
@@ -183,7 +189,7 @@ def _report(
     incomplete = _incomplete(ctx.baseline, results, config.min_coverage)
     return Report(
         tool_version=__version__,
-        target=config.url,
+        target=shown(config.url),
         started_at=started,
         duration_s=duration_s,
         requests_sent=ctx.sent,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hookshield.core.headers import CERTIFICATE_HEADERS, CLIENT_ADDRESS_HEADERS, catalogued
 from hookshield.core.sources import HEADER_SOURCES
 from hookshield.pki import CertificateAuthority
@@ -23,14 +25,18 @@ def test_the_scanner_forges_every_style_under_catalogued_names() -> None:
     assert [name for name in sorted(sent) if not catalogued(name)] == []
 
 
-def test_every_generated_configuration_names_every_catalogued_header(tmp_path) -> None:
-    options = ProxyOptions(
+def proxy_options(directory: Path) -> ProxyOptions:
+    return ProxyOptions(
         upstream="127.0.0.1:8000",
-        client_ca=tmp_path / "ca.pem",
-        cert=tmp_path / "server.pem",
-        key=tmp_path / "server.key",
+        client_ca=directory / "ca.pem",
+        cert=directory / "server.pem",
+        key=directory / "server.key",
         secret="s" * 32,
     )
+
+
+def test_every_generated_configuration_names_every_catalogued_header(tmp_path) -> None:
+    options = proxy_options(tmp_path)
     for render in (nginx.render, haproxy.render):
         text = render(options).lower()
         assert [h for h in CERTIFICATE_HEADERS if h.lower() not in text] == []
@@ -43,13 +49,7 @@ def test_every_generated_configuration_names_every_catalogued_header(tmp_path) -
 
 
 def test_every_generated_configuration_replaces_client_address_headers(tmp_path) -> None:
-    options = ProxyOptions(
-        upstream="127.0.0.1:8000",
-        client_ca=tmp_path / "ca.pem",
-        cert=tmp_path / "server.pem",
-        key=tmp_path / "server.key",
-        secret="s" * 32,
-    )
+    options = proxy_options(tmp_path)
     for render in (nginx.render, haproxy.render):
         text = render(options)
         assert [h for h in CLIENT_ADDRESS_HEADERS if h not in text] == []

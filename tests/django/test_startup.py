@@ -53,20 +53,26 @@ def test_a_sound_configuration_starts_with_its_guard_built(settings: Any, pki: T
     assert isinstance(get_guard(), Guard)
 
 
-def test_get_wsgi_application_fails_before_any_request(pki: TestPki, tmp_path: Path) -> None:
-    """What gunicorn does when it loads the project: the process exits with the key named."""
+def with_a_missing_anchor(
+    pki: TestPki, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Python running ``args`` in the integration project, TRUST_ANCHORS naming no file."""
     config = tmp_path / "hookshield.json"
     config.write_text(json.dumps(guard_config(pki, TRUST_ANCHORS=[str(tmp_path / "gone.pem")])))
-    env = project_env(config, tmp_path / "hookshield.log")
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import tests.integration.project.wsgi"],
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=REPO,
-        env=env,
+        env=project_env(config, tmp_path / "hookshield.log"),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_get_wsgi_application_fails_before_any_request(pki: TestPki, tmp_path: Path) -> None:
+    """What gunicorn does when it loads the project: the process exits with the key named."""
+    loaded = with_a_missing_anchor(pki, tmp_path, "-c", "import tests.integration.project.wsgi")
     assert loaded.returncode == 1
     assert "django.core.exceptions.ImproperlyConfigured: HOOKSHIELD['TRUST_ANCHORS'][0]" in (
         loaded.stderr
@@ -77,18 +83,7 @@ def test_management_commands_report_the_same_as_system_check_errors(
     pki: TestPki, tmp_path: Path
 ) -> None:
     """`manage.py check` names the file (E004) instead of crashing, and fails."""
-    config = tmp_path / "hookshield.json"
-    config.write_text(json.dumps(guard_config(pki, TRUST_ANCHORS=[str(tmp_path / "gone.pem")])))
-    env = project_env(config, tmp_path / "hookshield.log")
-    checked = subprocess.run(
-        [sys.executable, "-m", "django", "check"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = with_a_missing_anchor(pki, tmp_path, "-m", "django", "check")
     assert checked.returncode == 1
     assert "hookshield.E004" in checked.stderr
     assert "gone.pem" in checked.stderr

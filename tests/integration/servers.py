@@ -176,6 +176,19 @@ def hookshield_serve(
         yield App(port, log)
 
 
+def serve_with_test_pki(directory: Path, hookshield: dict[str, Any], pki: TestPki) -> Any:
+    """``hookshield serve`` on the test PKI (its server certificate, its CA for clients), the
+    guard reading the certificate from the ASGI TLS extension."""
+    cert, key = pki.files("server")
+    return hookshield_serve(
+        directory,
+        {**hookshield, "CERT_SOURCE": "asgi-tls"},
+        cert=cert,
+        key=key,
+        client_ca=pki.ca_file,
+    )
+
+
 NGINX_MAIN = """
 worker_processes 1;
 daemon off;

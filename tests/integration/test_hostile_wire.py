@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, TestPki, guard_config
-from tests.integration.servers import App, gunicorn_app, hookshield_serve, mtls_client
+from tests.integration.servers import App, gunicorn_app, mtls_client, serve_with_test_pki
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +45,7 @@ def gunicorn(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def uvicorn(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    cert, key = pki.files("server")
-    with hookshield_serve(
-        tmp_path_factory.mktemp("wire-serve"),
-        config(pki, CERT_SOURCE="asgi-tls"),
-        cert=cert,
-        key=key,
-        client_ca=pki.ca_file,
-    ) as app:
+    with serve_with_test_pki(tmp_path_factory.mktemp("wire-serve"), config(pki), pki) as app:
         yield app
 
 

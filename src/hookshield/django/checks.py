@@ -17,12 +17,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from hookshield.core.certs import load_chain
-from hookshield.core.errors import HookshieldError
+from hookshield.core.errors import HookshieldError, Rejection
 from hookshield.core.headers import catalogued
 from hookshield.core.revocation import RevocationLists
 from hookshield.core.sources import build_source
 from hookshield.django.conf import Settings, get_settings
-from hookshield.django.guard import build_guard
+from hookshield.django.guard import get_guard
 from hookshield.django.inventory import CACHE_ALIAS
 
 E001_ID = "hookshield.E001"
@@ -398,20 +398,23 @@ def check_unlimited_endpoints(conf: Settings) -> list[CheckMessage]:
     ]
 
 
-def check_guard_builds(conf: Settings) -> list[CheckMessage]:
-    """What else stops the guard from being built (what a server's start-up refuses)."""
-    try:
-        build_guard(conf)
-    except (HookshieldError, ImproperlyConfigured) as exc:
-        return [
-            Error(
-                f"The guard cannot be built: {exc}. Servers (get_wsgi_application(), "
-                "get_asgi_application()) refuse to start with it.",
-                hint="Fix the named key in settings.HOOKSHIELD.",
-                id=E013_ID,
-            )
-        ]
-    return []
+def check_guard_builds() -> list[CheckMessage]:
+    """What else stops the guard from being built (what a server's start-up refuses).
+
+    Asks the process's guard rather than building another: management commands build it on
+    first use (a server has built it at start-up, or not started).
+    """
+    guard = get_guard()
+    if not isinstance(guard, Rejection):
+        return []
+    return [
+        Error(
+            f"The {guard.reason}. Servers (get_wsgi_application(), get_asgi_application()) "
+            "refuse to start with it.",
+            hint="Fix the named key in settings.HOOKSHIELD.",
+            id=E013_ID,
+        )
+    ]
 
 
 @register(Tags.security)
@@ -422,7 +425,7 @@ def hookshield_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     messages = _setting_checks(conf)
     # Problems the checks above name precisely are not repeated in the general form.
     if not any(message.is_serious() for message in messages):
-        messages += check_guard_builds(conf)
+        messages += check_guard_builds()
     return messages
 
 

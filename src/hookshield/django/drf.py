@@ -5,10 +5,11 @@
         authentication_classes = [WebhookAuthentication]
         permission_classes = [IsAuthenticated]
 
-``@webhook`` on the class guards its ``dispatch`` before DRF sees the request, exactly as it
-guards a function view: every protection (certificate, identity, rate, input rules, signature,
-replay) answers with the same status, code and body, and each decision is logged, counted and
-inventoried once. The same goes for generic views and viewsets (decorate the ViewSet class).
+``@webhook`` on the class guards the view function its ``as_view()`` makes, before DRF sees
+the request, exactly as it guards a function view: every protection (certificate, identity,
+rate, input rules, signature, replay) answers with the same status, code and body, and each
+decision is logged, counted and inventoried once. The same goes for generic views and
+viewsets (decorate the ViewSet class).
 
 ``WebhookAuthentication`` decides nothing: it shows DRF the caller the guard accepted
 (``request.user`` a ``WebhookCaller``, ``request.auth`` its ``ClientIdentity``), and refuses a

@@ -115,6 +115,7 @@ class TestPki:
     rogue: IssuedCertificate
     foreign: IssuedCertificate
     server: IssuedCertificate
+    named: IssuedCertificate  # the allowed SPIFFE ID with a CN and a DNS SAN beside it
 
     @property
     def ca_file(self) -> Path:
@@ -154,6 +155,9 @@ def make_pki(directory: Path) -> TestPki:
         "long_lived": root.issue_client(spiffe_id=ALLOWED, lifetime=dt.timedelta(days=400)),
         "foreign": stranger.issue_client(spiffe_id=ALLOWED),
         "server": root.issue_server(["127.0.0.1", "localhost"]),
+        "named": root.issue_client(
+            spiffe_id=ALLOWED, common_name="payments-gateway", dns_names=["payments.corp.example"]
+        ),
     }
     issued["rogue"] = self_signed_copy(issued["allowed"].certificate)
     for name, cert in issued.items():

@@ -230,6 +230,7 @@ NGINX_SERVER = """
             proxy_set_header X-SSL-Client-Verify $ssl_client_verify;
 {extra}
         }}
+{locations}
     }}
 """
 
@@ -246,6 +247,8 @@ class NginxServer:
     server_cert: Path | None = None
     server_key: Path | None = None
     max_body: str = "1m"
+    # More location blocks; "{app_port}" in them is the app's port.
+    locations: str = ""
 
 
 @contextmanager
@@ -274,6 +277,7 @@ def nginx(
             ciphers=spec.ciphers,
             tokens=spec.tokens,
             max_body=spec.max_body,
+            locations=spec.locations.replace("{app_port}", str(spec.app_port)),
         )
         for port, spec in zip(ports, servers, strict=True)
     )

@@ -2,9 +2,12 @@
 
 A naive deployment (no identity check, DEBUG on, permissive nginx, TLS 1.0, a server certificate
 from a CA the scanner does not trust) has the flaws; a hardened one (nginx plus the guard fully
-configured) has none of severity low or above. Flaws the naive target cannot show get a small
-target of their own: a permissive HAProxy (expired certificates), a legacy trust fallback, a bare
-429, plain HTTP, a terminator that aborts the handshake without a client certificate.
+configured) has none of severity low or above. Flaws the naive target cannot show (it accepts
+deliveries without any certificate, which masks every certificate flaw) get small targets of
+their own: an app that wants any certificate behind a permissive HAProxy, glue that splits the
+forwarded DN on commas, nginx setting the certificate header in one location only, a legacy
+trust fallback, a bare 429, plain HTTP, a terminator that aborts the handshake without a client
+certificate.
 """
 
 from __future__ import annotations
@@ -28,13 +31,22 @@ from tests.integration.servers import NginxServer, forget_counts, gunicorn_app, 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# nginx overwrites X-SSL-Client-Cert in location / only; this location forwards the certificate
+# under another name, and a client's own X-SSL-Client-Cert passes untouched.
+BELIEVER_LOCATION = """
+        location /hooks/believer/ {
+            proxy_pass http://127.0.0.1:{app_port};
+            proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
+        }"""
 
 
 @dataclass(frozen=True)
 class Targets:
     hardened: str
     naive: str
-    permissive: str  # HAProxy passing every certificate to the naive view
+    permissive: str  # HAProxy passing every certificate to a view that wants one, any one
+    split_dn: str  # nginx ssl_verify_client on; the view splits the subject DN on commas
+    believer: str  # same nginx; a location that does not set the certificate header
     fallback: str
     bare_limit: str
     plain_http: str
@@ -87,8 +99,14 @@ def targets(
                     server_key=stranger_server[1],
                 ),
                 NginxServer(naive.port),
+                NginxServer(
+                    naive.port,
+                    verify_mode="on",
+                    extra="            proxy_set_header X-SSL-Client-S-DN $ssl_client_s_dn;",
+                    locations=BELIEVER_LOCATION,
+                ),
             ],
-        ) as (hardened_port, naive_port, plain_nginx_port),
+        ) as (hardened_port, naive_port, plain_nginx_port, verify_on_port),
         haproxy(
             base / "permissive",
             combined,
@@ -106,14 +124,16 @@ def targets(
         yield Targets(
             hardened=f"https://127.0.0.1:{hardened_port}/hooks/strict/",
             naive=f"https://127.0.0.1:{naive_port}/hooks/naive/",
-            permissive=f"https://127.0.0.1:{permissive_port}/hooks/naive/",
+            permissive=f"https://127.0.0.1:{permissive_port}/hooks/cert-present/",
+            split_dn=f"https://127.0.0.1:{verify_on_port}/hooks/split-dn/",
+            believer=f"https://127.0.0.1:{verify_on_port}/hooks/believer/",
             fallback=f"https://127.0.0.1:{plain_nginx_port}/hooks/fallback/",
             bare_limit=f"https://127.0.0.1:{plain_nginx_port}/hooks/bare-limit/",
             plain_http=f"http://127.0.0.1:{naive.port}/hooks/naive/",
             strict_handshake=f"https://127.0.0.1:{strict_port}/hooks/strict/",
             any_valid=f"https://127.0.0.1:{required_port}/hooks/naive/",
             files={
-                "legit": ClientFiles(*pki.files("allowed")),
+                "legit": ClientFiles(*pki.files("named")),
                 "mint": ClientFiles(pki.ca_file, ca_key),
             },
             ca=str(pki.ca_file),
@@ -155,15 +175,33 @@ def outcome(report: Report, check_id: str) -> Outcome:
     return result.outcome
 
 
+# What a certificate-less delivery accepted masks: each of these needs a target of its own.
+MASKED = {
+    "auth.untrusted-cert",
+    "auth.forged-subject",
+    "auth.expired-cert",
+    "auth.spoofed-identity-header",
+    "authz.foreign-identity",
+    "authz.identity-confusion",
+}
 # Checks the naive target shows; the others have targets of their own below.
-NAIVE_FLAWS = sorted(
-    set(CHECKS) - {"auth.expired-cert", "rate.no-retry-after", "tls.plaintext-http"}
-)
+NAIVE_FLAWS = sorted(set(CHECKS) - MASKED - {"rate.no-retry-after", "tls.plaintext-http"})
 
 
 @pytest.mark.parametrize("check_id", NAIVE_FLAWS)
 def test_the_naive_deployment_has_the_flaw(naive_report: Report, check_id: str) -> None:
     assert outcome(naive_report, check_id) is Outcome.FAILED
+
+
+@pytest.mark.parametrize("check_id", sorted(MASKED))
+def test_what_the_naive_deployment_masks_is_not_claimed(
+    naive_report: Report, check_id: str
+) -> None:
+    """Accepted without any certificate: no certificate or header can be shown to be the cause,
+    so these checks say so (not applicable, masked) instead of one finding per probe."""
+    (result,) = [r for r in naive_report.results if r.id == check_id]
+    assert result.outcome is Outcome.NOT_APPLICABLE, result
+    assert result.reason.startswith("masked")
 
 
 @pytest.mark.parametrize("check_id", sorted(CHECKS))
@@ -204,9 +242,56 @@ async def test_a_burst_cut_short_by_the_budget_proves_nothing(targets: Targets) 
     assert "budget" in result.reason
 
 
-async def test_expired_certificates_through_a_permissive_proxy(targets: Targets) -> None:
-    report = await scan(targets, targets.permissive, checks=("auth.expired-cert",))
-    assert outcome(report, "auth.expired-cert") is Outcome.FAILED
+async def test_any_certificate_through_a_permissive_proxy(targets: Targets) -> None:
+    """The view wants a certificate, any: each certificate flaw is found, with its control (the
+    same delivery without a certificate, refused) in the evidence."""
+    report = await scan(targets, targets.permissive, checks=tuple(sorted(MASKED)))
+    for check_id in ("auth.untrusted-cert", "auth.forged-subject", "auth.expired-cert"):
+        assert outcome(report, check_id) is Outcome.FAILED, check_id
+        (finding,) = [f for f in report.findings if f.id == check_id]
+        assert finding.evidence.control is not None
+        assert finding.evidence.control.status == 401
+    assert outcome(report, "authz.foreign-identity") is Outcome.FAILED
+    # Any valid identity gets in: resemblance cannot be what lets a look-alike in.
+    assert outcome(report, "authz.identity-confusion") is Outcome.NOT_APPLICABLE
+
+
+async def test_glue_that_splits_the_forwarded_dn_on_commas(targets: Targets) -> None:
+    report = await scan(
+        targets,
+        targets.split_dn,
+        checks=(
+            "authz.identity-confusion",
+            "authz.foreign-identity",
+            "auth.tls-client-auth-optional",
+        ),
+    )
+    assert outcome(report, "authz.foreign-identity") is Outcome.PASSED
+    found = {
+        f.evidence.request.split("look-alike: ")[1].split(")")[0]
+        for f in report.findings
+        if f.id == "authz.identity-confusion"
+    }
+    # An escaped comma inside another attribute, and the CN of an X509-SVID under another ID.
+    assert {"dn-escaped-comma", "dn-second-cn", "cn-other-spiffe"} <= found, found
+    assert "dn-escaped-plus" not in found  # nothing splits on "+" here
+    # nginx answers 400 itself to a certificate-less request: client auth is required.
+    assert outcome(report, "auth.tls-client-auth-optional") is Outcome.PASSED
+
+
+async def test_a_header_set_in_one_location_only_behind_nginx_verify_on(targets: Targets) -> None:
+    """nginx refuses certificate-less requests with its own 400: the forged headers ride on a
+    foreign valid certificate instead, and the location that does not set the header believes
+    them. The control (the foreign certificate alone) was refused: 403, not that identity."""
+    report = await scan(targets, targets.believer, checks=("auth.spoofed-identity-header",))
+    assert outcome(report, "auth.spoofed-identity-header") is Outcome.FAILED
+    findings = [f for f in report.findings if f.id == "auth.spoofed-identity-header"]
+    assert all("another valid identity" in f.evidence.request for f in findings)
+    assert any("forged nginx headers" in f.evidence.request for f in findings)
+    assert {f.evidence.control.status for f in findings if f.evidence.control} == {403}
+    # The location that sets the header is not fooled.
+    report = await scan(targets, targets.split_dn, checks=("auth.spoofed-identity-header",))
+    assert outcome(report, "auth.spoofed-identity-header") is Outcome.PASSED
 
 
 async def test_a_legacy_trust_fallback_is_a_spoofing_path(targets: Targets) -> None:
@@ -230,7 +315,7 @@ async def test_header_spoofing_is_not_blamed_on_a_foreign_certificate_let_in_any
         checks=("auth.spoofed-identity-header", "authz.foreign-identity"),
     )
     assert outcome(report, "authz.foreign-identity") is Outcome.FAILED
-    assert outcome(report, "auth.spoofed-identity-header") is Outcome.INCONCLUSIVE
+    assert outcome(report, "auth.spoofed-identity-header") is Outcome.NOT_APPLICABLE
 
 
 async def test_a_429_without_retry_after(targets: Targets) -> None:

@@ -221,6 +221,13 @@ def run_demo(
             "[bold]What the naive view let through[/] (critical and high): " + ", ".join(worst),
             soft_wrap=True,
         )
+        masked = [r.id for r in naive.results if r.reason.startswith("masked")]
+        if masked:
+            console.print(
+                "[bold]Not provable on the naive view[/] (anything gets in without a "
+                "certificate, which masks what certificates could show): " + ", ".join(masked),
+                soft_wrap=True,
+            )
         console.print(_curl(files, bound), soft_wrap=True, markup=False)
         console.print(f"Done in {time.monotonic() - started:.1f} s.")
     if keep:

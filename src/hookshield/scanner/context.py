@@ -32,6 +32,15 @@ _CONNECTION_ERRORS = (httpx.TransportError, ssl.SSLError, OSError)
 # How much of an answer is kept: enough to find a framework's debug page (Django's puts its
 # exception summary about 5 KiB in), bounded so a hostile target cannot fill the scanner's memory.
 MAX_REPLY_BODY = 64 * 1024
+# What terminators answer over a completed handshake that lacked a valid client certificate:
+# nginx with ssl_verify_client on (400 "No required SSL certificate was sent", 495 "The SSL
+# certificate error", both sent as 400); Apache httpd when TLS 1.3 post-handshake
+# authentication fails (403).
+_TERMINATOR_MARKS = (
+    "No required SSL certificate was sent",
+    "The SSL certificate error",
+    "Cannot perform Post-Handshake Authentication",
+)
 
 
 async def _read_capped(response: httpx.Response) -> str:
@@ -101,11 +110,37 @@ class Reply:
     def throttled(self) -> bool:
         return self.status == 429 or (self.status == 503 and "retry-after" in self.headers)
 
-    def evidence(self, note: str = "") -> Evidence:
-        """The reply as a finding's evidence; ``note`` says what about it is the flaw."""
+    @property
+    def terminator_refusal(self) -> str | None:
+        """How the TLS terminator, not the application, refused this request, if it did.
+
+        A request refused there never reached the application: it proves nothing about what
+        the application does with the rest of the request.
+        """
+        if self.status is None:
+            return f"no HTTP answer ({self.error or 'the connection failed'})"
+        if self.status in (400, 403) and any(mark in self.body for mark in _TERMINATOR_MARKS):
+            return f"HTTP {self.status} from the TLS terminator ({self.body_title})"
+        return None
+
+    @property
+    def body_title(self) -> str:
+        start = self.body.find("<title>")
+        end = self.body.find("</title>", start)
+        return self.body[start + 7 : end].strip() if 0 <= start < end else self.body[:80]
+
+    def evidence(self, note: str = "", *, control: Reply | None = None) -> Evidence:
+        """The reply as a finding's evidence; ``note`` says what about it is the flaw and
+        ``control`` is the same request without the property under test."""
         excerpt = self.body[:EXCERPT] if self.status is not None else (self.error or "")
         request = f"{self.request}: {note}" if note else self.request
-        return Evidence(request, self.status, excerpt, self.elapsed_ms)
+        return Evidence(
+            request,
+            self.status,
+            excerpt,
+            self.elapsed_ms,
+            None if control is None else control.evidence(),
+        )
 
 
 class ScanContext:
@@ -133,6 +168,18 @@ class ScanContext:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self.memo: dict[str, Any] = {}  # results several checks share (the rate-limit burst)
         self.burst: tuple[int, float] | None = None  # (requests, seconds) of the burst
+        self._controls: dict[Profile, Reply] = {}
+        self._control_locks: dict[Profile, asyncio.Lock] = {}
+
+    async def control(self, profile: Profile) -> Reply:
+        """``profile``'s plain delivery, sent once per scan: the control several checks compare
+        their probes with (the same request without the property each one tests)."""
+        lock = self._control_locks.setdefault(profile, asyncio.Lock())
+        async with lock:
+            if profile not in self._controls:
+                label = f"{profile}, nothing else changed (control)"
+                self._controls[profile] = await self.deliver(profile, label=label)
+            return self._controls[profile]
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -71,12 +71,21 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """What was sent and what came back, trimmed."""
+    """What was sent and what came back, trimmed.
+
+    ``control`` is the request that differed only in the property under test, and its answer:
+    a claim "accepted because of Y" stands only beside the same request without Y refused.
+    """
 
     request: str
     status: int | None = None
     excerpt: str = ""
     elapsed_ms: float | None = None
+    control: Evidence | None = None
+
+    @property
+    def answer(self) -> str:
+        return "no HTTP answer" if self.status is None else f"HTTP {self.status}"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"request": self.request, "status": self.status}
@@ -84,6 +93,8 @@ class Evidence:
             data["excerpt"] = self.excerpt
         if self.elapsed_ms is not None:
             data["elapsed_ms"] = round(self.elapsed_ms, 1)
+        if self.control is not None:
+            data["control"] = self.control.to_json()
         return data
 
 

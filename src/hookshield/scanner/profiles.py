@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -67,77 +68,161 @@ def _primary(cert: x509.Certificate) -> tuple[str, str]:
     raise ValueError("the legitimate certificate names no SPIFFE ID, DNS SAN or CN to imitate")
 
 
-def _sans(kind: str, values: list[str]) -> list[x509.GeneralName]:
-    if kind == "spiffe":
-        return [x509.UniformResourceIdentifier(v) for v in values]
-    if kind == "dns":
-        return [x509.DNSName(v) for v in values]
-    return []
+_DECOY = "hookshield-lookalike"
+_DECOY_DNS = "lookalike.hookshield.invalid"
+# Latin letters and the Cyrillic letters drawn the same way.
+_CONFUSABLE = str.maketrans("aceopxy", "\u0430\u0441\u0435\u043e\u0440\u0445\u0443")
+_SAN_TYPES: dict[str, Callable[[str], x509.GeneralName]] = {
+    "spiffe": x509.UniformResourceIdentifier,
+    "uri": x509.UniformResourceIdentifier,
+    "dns": x509.DNSName,
+    "email": x509.RFC822Name,
+}
 
 
-def look_alikes(legit: x509.Certificate, ca: CertificateAuthority) -> list[LookAlike]:
-    """Prefix, suffix, substring, case, trailing dot, extra RDN and extra SAN variants."""
-    kind, value = _primary(legit)
-    head, sep, last = value.rpartition("/") if kind == "spiffe" else ("", "", value)
+def names(cert: x509.Certificate) -> list[tuple[str, str]]:
+    """Every name a receiver might match on: each URI SAN ('spiffe' or 'uri'), DNS SAN, email
+    SAN and CN, as (kind, value)."""
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        sans = x509.SubjectAlternativeName([])
+    found = [
+        ("spiffe" if uri.startswith("spiffe://") else "uri", uri)
+        for uri in sans.get_values_for_type(x509.UniformResourceIdentifier)
+    ]
+    found += [("dns", value) for value in sans.get_values_for_type(x509.DNSName)]
+    found += [("email", value) for value in sans.get_values_for_type(x509.RFC822Name)]
+    found += [
+        ("cn", str(attr.value)) for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    ]
+    return found
+
+
+def _variants(kind: str, value: str) -> dict[str, tuple[str, str]]:
+    """Names that resemble ``value`` without being it: variant -> (name, how it resembles)."""
+    sep = "/" if kind in ("spiffe", "uri") else ""
+    head, _, last = value.rpartition("/") if sep else ("", "", value)
+    if sep:
+        head += sep
+    flipped = last.upper() if last.upper() != last else last.lower()
     variants = {
         "prefix": (f"{value}-hookshield", "the legitimate name is a prefix of it"),
-        "suffix": (f"{head}{sep}hookshield-{last}", "the legitimate name is a suffix of it"),
-        "substring": (f"{head}{sep}x{last}x", "it contains the legitimate name"),
-        "case": (
-            f"{head}{sep}{last.upper()}" if last.upper() != last else f"{head}{sep}{last.lower()}",
-            "it differs only in case",
-        ),
+        "suffix": (f"{head}hookshield-{last}", "the legitimate name is a suffix of it"),
+        "substring": (f"{head}x{last}x", "it contains the legitimate name"),
+        "case": (f"{head}{flipped}", "it differs only in case"),
         "trailing-dot": (f"{value}.", "it adds a trailing dot"),
+        "nul": (f"{value}\x00.{_DECOY_DNS}", "the legitimate name, a NUL, then more"),
     }
-    out = []
-    for name, (variant, description) in variants.items():
-        if kind == "cn":
-            subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, variant)])
-            sans: list[x509.GeneralName] = [x509.DNSName("lookalike.hookshield.invalid")]
-        else:
-            subject, sans = x509.Name([]), _sans(kind, [variant])
-        out.append(
-            LookAlike(
-                name, f"{kind} {variant!r}: {description}", ca.issue(subject=subject, sans=sans)
-            )
-        )
-    # The legitimate name inside another RDN of the subject, the real identity elsewhere.
-    extra_rdn = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"CN={value}"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "hookshield-lookalike"),
+    if kind in ("dns", "email"):
+        # Host names compare without case and with or without the root's dot: those variants
+        # name the same host, and a receiver that treats them alike is right.
+        del variants["case"], variants["trailing-dot"]
+    if kind == "cn":  # SANs are IA5 strings: only a CN can carry Unicode
+        confusable = last.translate(_CONFUSABLE)
+        if confusable != last:
+            variants["confusable"] = (f"{head}{confusable}", "Cyrillic letters drawn as Latin ones")
+    return variants
+
+
+def _carrying(kind: str, value: str) -> tuple[x509.Name, list[x509.GeneralName]]:
+    """Subject and SANs of a certificate that carries ``value`` as its only ``kind`` name."""
+    if kind == "cn":
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)]), [
+            x509.DNSName(_DECOY_DNS)
         ]
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _DECOY)]), [_SAN_TYPES[kind](value)]
+
+
+def _attribute(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute[str]:
+    return x509.NameAttribute(oid, value)
+
+
+def dn_injections(cn: str) -> dict[str, tuple[x509.Name, str]]:
+    """Subjects whose DN *string* yields ``CN=<cn>`` to glue that splits it naively, though no
+    CN attribute is ``cn`` (or more than one CN is): variant -> (subject, description)."""
+    cn_oid, org, unit = (
+        NameOID.COMMON_NAME,
+        NameOID.ORGANIZATION_NAME,
+        NameOID.ORGANIZATIONAL_UNIT_NAME,
     )
-    out.append(
-        LookAlike(
-            "extra-rdn",
-            f"the legitimate name inside an extra RDN ('OU=CN={value}')",
-            ca.issue(subject=extra_rdn, sans=[x509.DNSName("lookalike.hookshield.invalid")]),
+
+    def around(injected: str) -> x509.Name:
+        # Before and after the real CN, so glue taking the first or the last CN is fooled.
+        return x509.Name(
+            [_attribute(org, injected), _attribute(cn_oid, _DECOY), _attribute(unit, injected)]
         )
-    )
-    if kind == "spiffe":
-        # Two URI SANs: not an X509-SVID, whatever the first one says.
-        two = _sans(kind, [value, value.rsplit("/", 1)[0] + "/hookshield-extra"])
-        out.append(
-            LookAlike(
-                "extra-san", "the legitimate SPIFFE ID plus a second URI SAN", ca.issue(sans=two)
+
+    return {
+        "escaped-comma": (around(f"x,CN={cn}"), f"'CN={cn}' after an escaped comma ('\\,')"),
+        "escaped-plus": (around(f"x+CN={cn}"), f"'CN={cn}' after an escaped plus ('\\+')"),
+        "escaped-equals": (around(f"x=CN={cn}"), f"'CN={cn}' after an equals sign ('\\=')"),
+        "slash": (around(f"x/CN={cn}"), f"'/CN={cn}' inside a value (OpenSSL one-line DNs)"),
+        "name-in-ou": (
+            x509.Name([_attribute(unit, cn), _attribute(cn_oid, _DECOY)]),
+            f"'{cn}' as the OU, another CN",
+        ),
+        "second-cn": (
+            x509.Name([_attribute(cn_oid, _DECOY), _attribute(cn_oid, cn)]),
+            f"two CNs, one of them '{cn}'",
+        ),
+        "multi-valued-rdn": (
+            x509.Name(
+                [
+                    x509.RelativeDistinguishedName([_attribute(cn_oid, _DECOY)]),
+                    x509.RelativeDistinguishedName([_attribute(unit, "x"), _attribute(cn_oid, cn)]),
+                ]
+            ),
+            f"'CN={cn}' in a multi-valued RDN beside another CN",
+        ),
+    }
+
+
+def look_alikes(
+    legit: x509.Certificate, ca: CertificateAuthority, *, other_spiffe_id: str | None = None
+) -> list[LookAlike]:
+    """For every name of ``legit``: prefix, suffix, substring, case, trailing dot, NUL and
+    (CNs) confusable variants; DN-string injections of its CN; the CN under another SPIFFE ID;
+    and the primary name with an extra SAN or CN."""
+    out: list[LookAlike] = []
+    for kind, value in names(legit):
+        for variant, (alike, description) in _variants(kind, value).items():
+            subject, sans = _carrying(kind, alike)
+            out.append(
+                LookAlike(
+                    f"{kind}-{variant}",
+                    f"{kind} {alike!r}: {description}",
+                    ca.issue(subject=subject, sans=sans),
+                )
             )
-        )
-    elif kind == "cn":
-        two_cns = x509.Name(
-            [
-                x509.NameAttribute(NameOID.COMMON_NAME, value),
-                x509.NameAttribute(NameOID.COMMON_NAME, "hookshield-extra"),
-            ]
-        )
-        out.append(
-            LookAlike(
-                "extra-san",
-                "the legitimate CN plus a second CN",
-                ca.issue(subject=two_cns, sans=[x509.DNSName("x.hookshield.invalid")]),
-            )
-        )
+    identity = ClientIdentity.from_certificate(legit)
+    _, primary = _primary(legit)
+    cn = identity.common_names[0] if identity.common_names else primary
+    for variant, (subject, description) in dn_injections(cn).items():
+        issued = ca.issue(subject=subject, sans=[x509.DNSName(_DECOY_DNS)])
+        out.append(LookAlike(f"dn-{variant}", f"subject {description}", issued))
+    if identity.spiffe_id and identity.common_names and other_spiffe_id:
+        # Receivers that authorize on the CN of an X509-SVID: the CN is not its identity.
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        issued = ca.issue(subject=subject, sans=[x509.UniformResourceIdentifier(other_spiffe_id)])
+        out.append(LookAlike("cn-other-spiffe", f"CN {cn!r} under {other_spiffe_id}", issued))
+    out.extend(_extra_names(legit, ca))
     return out
+
+
+def _extra_names(legit: x509.Certificate, ca: CertificateAuthority) -> list[LookAlike]:
+    """The SPIFFE ID plus a second URI SAN: not an X509-SVID, whatever the first one says (a
+    second CN is among the DN injections)."""
+    kind, value = _primary(legit)
+    if kind != "spiffe":
+        return []
+    two = [
+        x509.UniformResourceIdentifier(value),
+        x509.UniformResourceIdentifier(value.rsplit("/", 1)[0] + "/hookshield-extra"),
+    ]
+    return [
+        LookAlike("extra-san", "the legitimate SPIFFE ID plus a second URI SAN", ca.issue(sans=two))
+    ]
 
 
 class Profiles:
@@ -201,16 +286,21 @@ class Profiles:
             return self.foreign
         if self.mint is None or self.legit_cert is None:
             return None
-        kind, value = _primary(self.legit_cert)
-        foreign = (
-            "spiffe://" + value.split("/")[2] + "/hookshield-scan-foreign"
-            if kind == "spiffe"
-            else None
-        )
+        foreign = self.foreign_spiffe_id
         issued = self.mint.issue_client(
             spiffe_id=foreign, dns_names=() if foreign else ["hookshield-scan-foreign.invalid"]
         )
         return self._write("foreign", issued)
+
+    @property
+    def foreign_spiffe_id(self) -> str | None:
+        """A SPIFFE ID in the legitimate one's trust domain that is not it (None without one)."""
+        if self.legit_cert is None:
+            return None
+        kind, value = _primary(self.legit_cert)
+        return (
+            f"spiffe://{value.split('/')[2]}/hookshield-scan-foreign" if kind == "spiffe" else None
+        )
 
     def _expired(self, legit_cert: x509.Certificate) -> ClientFiles | None:
         if self.mint is None:
@@ -241,5 +331,7 @@ class Profiles:
             return []
         return [
             (alike, self._write(f"lookalike-{alike.kind}", alike.issued))
-            for alike in look_alikes(self.legit_cert, self.mint)
+            for alike in look_alikes(
+                self.legit_cert, self.mint, other_spiffe_id=self.foreign_spiffe_id
+            )
         ]

@@ -76,6 +76,24 @@ class Check(ABC):
         """A finding for each reply the target accepted (the usual verdict of a probe)."""
         return [self.finding(reply.evidence()) for reply in replies if reply.accepted]
 
+    def if_accepted_unlike(self, control: Reply, *probes: Reply, masked_by: str) -> list[Finding]:
+        """A finding for each probe accepted while ``control`` (the same request without the
+        property under test) was refused; the control goes into each finding's evidence.
+
+        When the control is accepted too, the property is not what lets the probes in: the
+        broader flaw (reported by ``masked_by``) hides it, and the check is not applicable.
+        """
+        if control.accepted:
+            raise NotApplicable(
+                f"masked: the control ({control.request}) is accepted as well, which {masked_by} "
+                "reports; the probes cannot show more"
+            )
+        return self.accepted_against(control, *probes)
+
+    def accepted_against(self, control: Reply, *probes: Reply) -> list[Finding]:
+        """A finding for each accepted probe, with ``control`` (refused) in its evidence."""
+        return [self.finding(probe.evidence(control=control)) for probe in probes if probe.accepted]
+
 
 CHECKS: dict[str, type[Check]] = {}
 C = TypeVar("C", bound=type[Check])

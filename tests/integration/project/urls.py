@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from typing import Any
+from urllib.parse import unquote
 
+from cryptography import x509
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from hookshield.django import webhook
+from tests.conftest import ALLOWED
 
 
 @webhook("limited")
@@ -49,6 +52,46 @@ def fallback(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+@csrf_exempt
+def cert_present(request: HttpRequest) -> JsonResponse:
+    """Lets in whoever the proxy forwarded a certificate for: verified or not, any identity."""
+    if not request.META.get("HTTP_X_SSL_CLIENT_CERT"):
+        return JsonResponse({"error": "client certificate required"}, status=401)
+    return JsonResponse({"ok": True})
+
+
+SPLIT_DN_CN = "payments-gateway"
+
+
+@csrf_exempt
+def split_dn(request: HttpRequest) -> JsonResponse:
+    """Authorizes on the CNs of the subject DN nginx forwards, split on commas (common glue)."""
+    if request.META.get("HTTP_X_SSL_CLIENT_VERIFY") != "SUCCESS":
+        return JsonResponse({"error": "client certificate required"}, status=401)
+    parts = (part.strip() for part in request.META.get("HTTP_X_SSL_CLIENT_S_DN", "").split(","))
+    if SPLIT_DN_CN not in [part[3:] for part in parts if part.startswith("CN=")]:
+        return JsonResponse({"error": "not allowed"}, status=403)
+    return JsonResponse({"ok": True})
+
+
+@csrf_exempt
+def header_believer(request: HttpRequest) -> JsonResponse:
+    """Takes the caller's SPIFFE ID from X-SSL-Client-Cert, else X-Client-Cert. nginx sets the
+    first in another location only: here a client's own copy arrives untouched."""
+    forwarded = request.META.get("HTTP_X_SSL_CLIENT_CERT") or request.META.get(
+        "HTTP_X_CLIENT_CERT", ""
+    )
+    pem = unquote(forwarded)
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return JsonResponse({"error": "client certificate required"}, status=401)
+    if ALLOWED not in sans.get_values_for_type(x509.UniformResourceIdentifier):
+        return JsonResponse({"error": "not allowed"}, status=403)
+    return JsonResponse({"ok": True})
+
+
 _served = Counter[int]()
 
 
@@ -82,6 +125,9 @@ urlpatterns: list[Any] = [
     path("hooks/fallback/", fallback),
     path("hooks/bare-limit/", bare_limit),
     path("hooks/naive/", naive),
+    path("hooks/cert-present/", cert_present),
+    path("hooks/split-dn/", split_dn),
+    path("hooks/believer/", header_believer),
     path("hooks/unguarded/", unguarded),
     path("hooks/limited/", limited),
     path("hooks/strict/", strict),

@@ -7,9 +7,9 @@ from cryptography import x509
 from hookshield.core.headers import CATALOGUE, Carries
 from hookshield.pki import encodings
 from hookshield.scanner.context import Reply, ScanContext
-from hookshield.scanner.model import Category, Evidence, Finding, Severity
+from hookshield.scanner.model import Category, Finding, Severity
 from hookshield.scanner.profiles import Profile
-from hookshield.scanner.registry import Check, Inconclusive, Need, register
+from hookshield.scanner.registry import Check, Inconclusive, Need, NotApplicable, register
 
 _DECORATE = (
     "Decorate the view with @webhook('<endpoint>') from hookshield.django and list its callers "
@@ -17,18 +17,8 @@ _DECORATE = (
 )
 
 
-class _RefusedProfile(Check):
-    """Deliver as ``profile``; a 2xx is the finding."""
-
-    profile: Profile
-
-    async def run(self, ctx: ScanContext) -> list[Finding]:
-        reply = await ctx.deliver(self.profile)
-        return self.if_accepted(reply)
-
-
 @register
-class NoClientCert(_RefusedProfile):
+class NoClientCert(Check):
     id = "auth.no-client-cert"
     category = Category.AUTHENTICATION
     severity = Severity.CRITICAL
@@ -38,11 +28,26 @@ class NoClientCert(_RefusedProfile):
         "ssl_verify_client on (nginx) and set HOOKSHIELD['CERT_SOURCE'] to match the terminator."
     )
     needs = frozenset({Need.ACCEPTED_BASELINE})
-    profile = Profile.NO_CERT
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        return self.if_accepted(await ctx.control(Profile.NO_CERT))
+
+
+class _CertificateProbe(Check):
+    """Deliver with ``profile``'s certificate; accepted while a certificate-less delivery is
+    refused is the finding. Over plain HTTP no certificate can be presented."""
+
+    profile: Profile
+    needs = frozenset({Need.ACCEPTED_BASELINE, Need.HTTPS})
+
+    async def run(self, ctx: ScanContext) -> list[Finding]:
+        control = await ctx.control(Profile.NO_CERT)
+        reply = await ctx.deliver(self.profile)
+        return self.if_accepted_unlike(control, reply, masked_by=NoClientCert.id)
 
 
 @register
-class UntrustedCert(_RefusedProfile):
+class UntrustedCert(_CertificateProbe):
     id = "auth.untrusted-cert"
     category = Category.AUTHENTICATION
     severity = Severity.CRITICAL
@@ -51,12 +56,11 @@ class UntrustedCert(_RefusedProfile):
         "Set HOOKSHIELD['TRUST_ANCHORS'] to your client CA only: @webhook re-verifies every chain "
         "in process and answers 401 client_cert_untrusted, whatever the proxy let through."
     )
-    needs = frozenset({Need.ACCEPTED_BASELINE})
     profile = Profile.UNKNOWN_CA
 
 
 @register
-class ForgedSubject(_RefusedProfile):
+class ForgedSubject(_CertificateProbe):
     id = "auth.forged-subject"
     category = Category.AUTHENTICATION
     severity = Severity.CRITICAL
@@ -66,12 +70,12 @@ class ForgedSubject(_RefusedProfile):
         "@webhook with HOOKSHIELD['TRUST_ANCHORS']; it refuses the copy "
         "(401 client_cert_untrusted)."
     )
-    needs = frozenset({Need.ACCEPTED_BASELINE, Need.CLIENT_CERT})
+    needs = frozenset({Need.ACCEPTED_BASELINE, Need.CLIENT_CERT, Need.HTTPS})
     profile = Profile.ROGUE
 
 
 @register
-class ExpiredCert(_RefusedProfile):
+class ExpiredCert(_CertificateProbe):
     id = "auth.expired-cert"
     category = Category.AUTHENTICATION
     severity = Severity.HIGH
@@ -80,7 +84,7 @@ class ExpiredCert(_RefusedProfile):
         "Verify validity at request time: @webhook does (401 client_cert_expired), even behind a "
         "proxy with ssl_verify_client optional_no_ca or a skewed clock."
     )
-    needs = frozenset({Need.ACCEPTED_BASELINE, Need.MINT_CA})
+    needs = frozenset({Need.ACCEPTED_BASELINE, Need.MINT_CA, Need.HTTPS})
     profile = Profile.EXPIRED
 
 
@@ -185,29 +189,57 @@ class SpoofedIdentityHeader(Check):
     async def run(self, ctx: ScanContext) -> list[Finding]:
         legit = ctx.profiles.legit_cert
         assert legit is not None  # Need.CLIENT_CERT
-        replies: list[Reply] = []
-        foreign_alone: Reply | None = None
-        for style, headers in forged_headers(legit):
-            # No certificate at all; if the handshake demands one, a foreign valid one carries
-            # the headers instead (the server must then not take the header's word for the name).
-            reply = await ctx.deliver(
-                Profile.NO_CERT, headers=headers, label=f"no cert, forged {style} headers"
-            )
-            if reply.status is None and ctx.profiles.files(Profile.FOREIGN) is not None:
-                if foreign_alone is None:
-                    foreign_alone = await ctx.deliver(Profile.FOREIGN, label="foreign cert alone")
-                if foreign_alone.accepted:
-                    continue  # let in without any header: its deliveries cannot show them believed
-                reply = await ctx.deliver(
-                    Profile.FOREIGN, headers=headers, label=f"foreign cert, forged {style} headers"
-                )
-            replies.append(reply)
-        if not replies:
+        routes, masks = await _header_routes(ctx)
+        if not routes:
+            why = "; ".join(masks)
+            if any(mask.startswith("masked") for mask in masks):
+                raise NotApplicable(why)
             raise Inconclusive(
-                "the handshake demands a certificate and the foreign one is accepted by itself "
-                "(see authz.foreign-identity): no delivery can isolate the forged headers"
+                f"no delivery carrying forged headers can reach the application: {why}"
             )
-        return self.if_accepted(*replies)
+        findings: list[Finding] = []
+        for profile, control in routes:
+            probes = [
+                await ctx.deliver(
+                    profile, headers=headers, label=f"{profile}, forged {style} headers"
+                )
+                for style, headers in forged_headers(legit)
+            ]
+            findings += self.accepted_against(control, *probes)
+        return findings
+
+
+async def _header_routes(ctx: ScanContext) -> tuple[list[tuple[Profile, Reply]], list[str]]:
+    """The deliveries that can carry forged headers to the application, each with its control
+    (the same delivery without them, refused), and why each other one cannot.
+
+    Without a certificate, unless the terminator refuses that at the TLS or HTTP layer; with a
+    foreign valid certificate when the certificate-less delivery is refused in any way (nginx
+    with ssl_verify_client on answers 400 itself: headers sent without a certificate never reach
+    the application).
+    """
+    routes: list[tuple[Profile, Reply]] = []
+    masks: list[str] = []
+    no_cert = await ctx.control(Profile.NO_CERT)
+    if no_cert.accepted:
+        masks.append(f"masked: a delivery without a certificate is accepted ({NoClientCert.id})")
+    elif no_cert.terminator_refusal:
+        masks.append(f"without a certificate: {no_cert.terminator_refusal}")
+    else:
+        routes.append((Profile.NO_CERT, no_cert))
+    if no_cert.accepted:
+        return routes, masks
+    if not ctx.config.https or ctx.profiles.files(Profile.FOREIGN) is None:
+        masks.append("no foreign certificate to carry them (--foreign-cert or --mint-ca)")
+        return routes, masks
+    foreign = await ctx.control(Profile.FOREIGN)
+    if foreign.accepted:
+        masks.append("masked: the foreign certificate alone is accepted (authz.foreign-identity)")
+    elif foreign.terminator_refusal:
+        masks.append(f"with the foreign certificate: {foreign.terminator_refusal}")
+    else:
+        routes.append((Profile.FOREIGN, foreign))
+    return routes, masks
 
 
 @register
@@ -237,10 +269,11 @@ class TlsClientAuthOptional(Check):
     id = "auth.tls-client-auth-optional"
     category = Category.AUTHENTICATION
     severity = Severity.INFO
-    title = "The TLS handshake completes without a client certificate"
+    title = "The terminator lets requests without a client certificate through"
     remediation = (
-        "Fine when the application enforces certificates (@webhook does); otherwise require them "
-        "at the terminator (nginx: ssl_verify_client on)."
+        "Fine when the application enforces certificates (@webhook does, with 401 "
+        "client_cert_missing); otherwise require them at the terminator (nginx: "
+        "ssl_verify_client on; HAProxy: verify required; hookshield proxy-config writes either)."
     )
     needs = frozenset({Need.HTTPS})
 
@@ -248,4 +281,11 @@ class TlsClientAuthOptional(Check):
         completed, detail, _ = await ctx.handshake(ctx.profiles.context(Profile.NO_CERT))
         if not completed:
             return []
-        return [self.finding(Evidence(f"TLS handshake without a client certificate ({detail})"))]
+        # The handshake completing is not enough: nginx with ssl_verify_client on completes it
+        # and refuses at the HTTP layer, which is as required as a failed handshake.
+        reply = await ctx.control(Profile.NO_CERT)
+        if reply.terminator_refusal:
+            return []
+        note = f"TLS handshake without a client certificate completed ({detail}); the request "
+        note += "was accepted" if reply.accepted else "reached the application, which refused it"
+        return [self.finding(reply.evidence(note))]

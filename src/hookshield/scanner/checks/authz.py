@@ -19,11 +19,12 @@ class ForeignIdentity(Check):
         "HOOKSHIELD['ENDPOINTS']['<endpoint>']['ALLOW'] (SPIFFE IDs, dns:, uri: or sha256: pins); "
         "@webhook answers 403 identity_not_allowed to every other valid certificate."
     )
-    needs = frozenset({Need.ACCEPTED_BASELINE, Need.FOREIGN_CERT})
+    needs = frozenset({Need.ACCEPTED_BASELINE, Need.FOREIGN_CERT, Need.HTTPS})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        reply = await ctx.deliver(Profile.FOREIGN)
-        return self.if_accepted(reply)
+        control = await ctx.control(Profile.NO_CERT)
+        reply = await ctx.control(Profile.FOREIGN)
+        return self.if_accepted_unlike(control, reply, masked_by="auth.no-client-cert")
 
 
 @register
@@ -38,12 +39,16 @@ class IdentityConfusion(Check):
         "IDs and SANs, certificates with several URI SANs are refused, and a CN matches only "
         "with ALLOW_CN and a single CN."
     )
-    needs = frozenset({Need.ACCEPTED_BASELINE, Need.MINT_CA})
+    needs = frozenset({Need.ACCEPTED_BASELINE, Need.MINT_CA, Need.HTTPS})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
+        # The control: a valid identity that resembles nothing. Accepted, it hides every
+        # resemblance (authz.foreign-identity reports that).
+        control = await ctx.control(Profile.FOREIGN)
+        self.if_accepted_unlike(control, masked_by=ForeignIdentity.id)
         findings = []
         for alike, files in ctx.profiles.look_alikes():
             reply = await ctx.deliver(files, label=f"look-alike: {alike.kind}")
             if reply.accepted:
-                findings.append(self.finding(reply.evidence(alike.description)))
+                findings.append(self.finding(reply.evidence(alike.description, control=control)))
         return findings

@@ -51,11 +51,14 @@ async def _read_capped(response: httpx.Response) -> str:
     """
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_REPLY_BODY:
-            break
+    if response.is_stream_consumed:  # built in memory (an httpx.MockTransport's answer)
+        chunks.append(response.content)
+    else:
+        async for chunk in response.aiter_raw():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= MAX_REPLY_BODY:
+                break
     body = b"".join(chunks)[:MAX_REPLY_BODY]
     try:
         return body.decode(response.charset_encoding or "utf-8", errors="replace")
@@ -144,9 +147,16 @@ class Reply:
 
 
 class ScanContext:
-    def __init__(self, config: ScanConfig, profiles: Profiles) -> None:
+    def __init__(
+        self,
+        config: ScanConfig,
+        profiles: Profiles,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.config = config
         self.profiles = profiles
+        self._transport = transport  # tests: an httpx.MockTransport answers every request
         self.canary = f"hookshield-canary-{secrets.token_hex(8)}"
         self.payload = (
             config.payload
@@ -201,6 +211,7 @@ class ScanContext:
         if key not in self._clients:
             self._clients[key] = httpx.AsyncClient(
                 verify=self.profiles.context(profile),
+                transport=self._transport,
                 timeout=self.config.timeout,
                 limits=httpx.Limits(max_connections=max(self.config.concurrency, 8)),
             )

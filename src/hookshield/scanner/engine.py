@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import httpx
+
 from hookshield import __version__
 from hookshield.core.redact import without_credentials
 from hookshield.scanner import checks as _checks  # noqa: F401  (registers every check)
@@ -142,11 +144,17 @@ def _incomplete(
     return None
 
 
-async def run_scan(config: ScanConfig, observer: Observer | None = None) -> Report:
+async def run_scan(
+    config: ScanConfig,
+    observer: Observer | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Report:
+    """Scan ``config.url``; ``transport`` replaces the network for every HTTP request (tests)."""
     observer = observer or _Silent()
     checks = [cls() for cls in selected_checks(config.checks)]
     profiles = Profiles(legit=config.legit, foreign=config.foreign, mint_ca=config.mint_ca)
-    ctx = ScanContext(config, profiles)
+    ctx = ScanContext(config, profiles, transport=transport)
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     deadline = None if config.max_duration is None else clock + config.max_duration
     observer.scan_started(shown(config.url), len(checks))

@@ -18,6 +18,7 @@ from hookshield.pki import CertificateAuthority, IssuedCertificate, self_signed_
 
 DAY = dt.timedelta(days=1)
 ALLOWED = "spiffe://corp.example/payments-gateway"
+GITHUB_SECRET = "It's a Secret to Everybody"  # the integration project's GitHub-style receiver
 OTHER = "spiffe://corp.example/reporting"
 VIA_INTERMEDIATE = "spiffe://corp.example/billing"
 

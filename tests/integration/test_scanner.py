@@ -25,7 +25,7 @@ from hookshield.scanner import ScanConfig, run_scan
 from hookshield.scanner.model import Outcome, Report, Severity
 from hookshield.scanner.profiles import ClientFiles
 from hookshield.scanner.registry import CHECKS
-from tests.conftest import ALLOWED, TestPki, guard_config
+from tests.conftest import ALLOWED, GITHUB_SECRET, TestPki, guard_config
 from tests.integration.servers import NginxServer, forget_counts, gunicorn_app, haproxy, nginx
 
 pytestmark = pytest.mark.integration
@@ -318,6 +318,27 @@ async def test_header_spoofing_is_not_blamed_on_a_foreign_certificate_let_in_any
     assert outcome(report, "auth.spoofed-identity-header") is Outcome.NOT_APPLICABLE
 
 
+async def test_a_receiver_that_needs_a_github_signature(targets: Targets) -> None:
+    from hookshield.scanner.signers import Scheme
+
+    github = targets.bare_limit.replace("/bare-limit/", "/github/")
+    replay = ("replay.unsigned-accepted", "replay.duplicate-accepted", "replay.stale-timestamp")
+    report = await scan(
+        targets,
+        github,
+        checks=replay,
+        signing_secret=GITHUB_SECRET,
+        signature_scheme=Scheme.GITHUB,
+        headers=(("X-GitHub-Event", "push"),),
+    )
+    assert outcome(report, "replay.unsigned-accepted") is Outcome.PASSED
+    assert outcome(report, "replay.duplicate-accepted") is Outcome.FAILED
+    assert outcome(report, "replay.stale-timestamp") is Outcome.NOT_APPLICABLE
+    # Signed the Standard Webhooks way, it refuses the baseline: the scan says it tested nothing.
+    report = await scan(targets, github, checks=replay)
+    assert report.grade == "incomplete"
+
+
 async def test_a_429_without_retry_after(targets: Targets) -> None:
     report = await scan(
         targets, targets.bare_limit, burst=20, checks=("rate.no-limit", "rate.no-retry-after")
@@ -342,7 +363,7 @@ async def test_inputs_missing_mean_skipped_with_the_reason(targets: Targets) -> 
     report = await scan(targets, targets.hardened, mint_ca=None, signing_secret=None, legit=None)
     reasons = {r.id: r.reason for r in report.results if r.outcome is Outcome.SKIPPED}
     assert "--mint-ca" in reasons["auth.expired-cert"]
-    assert "--signing-secret" in reasons["replay.duplicate-accepted"]
+    assert "--signing-secret" in reasons["replay.stale-timestamp"]
     assert "--cert" in reasons["auth.forged-subject"]
     # Without the legitimate certificate the baseline is refused: comparisons are inconclusive.
     inconclusive = {r.id for r in report.results if r.outcome is Outcome.INCONCLUSIVE}

@@ -20,7 +20,6 @@ from hookshield.cli.exit_codes import ExitCode
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.redact import without_credentials
-from hookshield.core.signatures import sign_v1
 from hookshield.pki import CertificateAuthority
 from hookshield.scanner.context import ScanConfig
 from hookshield.scanner.engine import Unreachable, run_scan, selected_checks
@@ -28,6 +27,7 @@ from hookshield.scanner.formats import OutputFormat
 from hookshield.scanner.formats.many import render_many
 from hookshield.scanner.model import CheckResult, Report, Severity
 from hookshield.scanner.profiles import ClientFiles
+from hookshield.scanner.signers import DEFAULT_HMAC_HEADER, Scheme
 
 __all__ = ["add_parser", "run"]
 
@@ -41,6 +41,13 @@ examples:
       --ca server-ca.pem --mint-ca clients-ca.pem --mint-key clients-ca.key \\
       --signing-secret whsec_... --threshold 90
   hookshield scan --targets targets.yaml --format sarif --output hookshield.sarif
+  # a receiver with its own signature, paced, without the rate-limit burst:
+  hookshield scan https://hooks.example.test/github/ --cert client.pem --key client.key \
+      --signature-scheme github --signing-secret "$GITHUB_WEBHOOK_SECRET" \
+      --header 'X-GitHub-Event: push' --rate 5/s --skip rate.no-limit,rate.no-retry-after
+  # only the identity checks, basic auth in the URL (shown as *** in every report):
+  hookshield scan 'https://user:password@hooks.example.test/mail/' --cert client.pem \
+      --key client.key --checks authz.foreign-identity,authz.identity-confusion
 """
 
 
@@ -81,8 +88,34 @@ def add_parser(subparsers: Any) -> None:
     delivery = p.add_argument_group("deliveries")
     delivery.add_argument(
         "--signing-secret",
-        metavar="WHSEC",
-        help="Standard Webhooks secret (whsec_...): sign deliveries, run replay.*",
+        metavar="SECRET",
+        help="the endpoint's signing secret (Standard Webhooks: whsec_...): sign deliveries, "
+        "run replay.*",
+    )
+    delivery.add_argument(
+        "--signature-scheme",
+        type=Scheme,
+        choices=list(Scheme),
+        default=Scheme.STANDARD,
+        help="how deliveries are signed with --signing-secret (standard): Standard Webhooks, "
+        "GitHub X-Hub-Signature-256, Stripe-Signature, Slack v0, or an HMAC-SHA256 of the body "
+        "in hex (hmac, see --signature-header)",
+    )
+    delivery.add_argument(
+        "--signature-header",
+        default=DEFAULT_HMAC_HEADER,
+        metavar="NAME",
+        help=f"the header of --signature-scheme hmac ({DEFAULT_HMAC_HEADER})",
+    )
+    delivery.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        type=_header,
+        metavar="'NAME: VALUE'",
+        help="send this header with every request (repeatable): a receiver's own "
+        "authentication or event name; values never appear in a report",
     )
     delivery.add_argument(
         "--payload",
@@ -100,7 +133,19 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         help="hard cap on a scan's wall time; checks not reached are skipped",
     )
-    limits.add_argument("--checks", help="comma-separated check ids to run (default: all)")
+    limits.add_argument(
+        "--rate",
+        type=_rate,
+        metavar="N/s",
+        help="pace every request, probes and burst included, to at most N per second "
+        "(default: unpaced, --concurrency in flight)",
+    )
+    limits.add_argument(
+        "--checks", metavar="IDS", help="comma-separated check ids to run (default: all)"
+    )
+    limits.add_argument(
+        "--skip", metavar="IDS", help="comma-separated check ids not to run (e.g. rate.no-limit)"
+    )
     report = p.add_argument_group("report")
     report.add_argument(
         "--format", type=OutputFormat, choices=list(OutputFormat), default=OutputFormat.PRETTY
@@ -191,15 +236,26 @@ def _pair(
     return ClientFiles(cert, key)
 
 
-def _signing_secret(secret: str | None) -> str | None:
-    if secret is not None:
-        try:
-            sign_v1(secret, "msg_check", 0, b"")  # what every signed probe does with it
-        except ValueError as exc:
-            raise UsageError(
-                "--signing-secret: not a base64 Standard Webhooks secret (value not shown)"
-            ) from exc
-    return secret
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c in name for c in " \t\r\n") or any(c in value for c in "\r\n"):
+        # The value may be a secret: never echoed.
+        raise argparse.ArgumentTypeError("expected 'Name: value' (value not shown)")
+    return name, value
+
+
+def _rate(text: str) -> float:
+    number = text.strip().removesuffix("/s")
+    return positive(float)(number)
+
+
+def _signer(config: ScanConfig) -> ScanConfig:
+    try:
+        config.signer()  # what every signed probe does with the secret
+    except ValueError as exc:
+        raise UsageError(f"--signing-secret: {exc} (value not shown)") from exc
+    return config
 
 
 def _config(
@@ -223,31 +279,52 @@ def _config(
     ca = path("ca")
     if ca is not None and not ca.is_file():
         raise UsageError(f"--ca: cannot read {ca}")
-    return ScanConfig(
-        url=url,
-        legit=_pair(path("cert"), path("key"), "--cert/--key"),
-        foreign=_pair(path("foreign_cert"), path("foreign_key"), "--foreign-cert/--foreign-key"),
-        mint_ca=_pair(path("mint_ca"), path("mint_key"), "--mint-ca/--mint-key", authority=True),
-        ca=str(ca) if ca else None,
-        signing_secret=_signing_secret(overrides.get("signing_secret", args.signing_secret)),
-        payload=payload,
-        budget=args.budget,
-        burst=args.burst,
-        timeout=args.timeout,
-        concurrency=args.concurrency,
-        max_duration=args.max_duration,
-        checks=checks,
-        min_coverage=args.min_coverage,
+    return _signer(
+        ScanConfig(
+            url=url,
+            legit=_pair(path("cert"), path("key"), "--cert/--key"),
+            foreign=_pair(
+                path("foreign_cert"), path("foreign_key"), "--foreign-cert/--foreign-key"
+            ),
+            mint_ca=_pair(
+                path("mint_ca"), path("mint_key"), "--mint-ca/--mint-key", authority=True
+            ),
+            ca=str(ca) if ca else None,
+            signing_secret=overrides.get("signing_secret", args.signing_secret),
+            signature_scheme=args.signature_scheme,
+            signature_header=args.signature_header,
+            headers=tuple(args.headers),
+            rate=args.rate,
+            payload=payload,
+            budget=args.budget,
+            burst=args.burst,
+            timeout=args.timeout,
+            concurrency=args.concurrency,
+            max_duration=args.max_duration,
+            checks=checks,
+            min_coverage=args.min_coverage,
+        )
     )
 
 
-def _check_ids(spec: str | None) -> tuple[str, ...]:
-    checks = tuple(c.strip() for c in (spec or "").split(",") if c.strip())
+def _ids(spec: str | None) -> tuple[str, ...]:
+    ids = tuple(c.strip() for c in (spec or "").split(",") if c.strip())
     try:
-        selected_checks(checks)
+        selected_checks(ids)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    return checks
+    return ids
+
+
+def _check_ids(checks: str | None, skip: str | None) -> tuple[str, ...]:
+    """--checks minus --skip; empty means every check."""
+    chosen, skipped = _ids(checks), set(_ids(skip))
+    if not skipped:
+        return chosen
+    kept = tuple(c.id for c in selected_checks(chosen) if c.id not in skipped)
+    if not kept:
+        raise UsageError("--skip leaves no check to run")
+    return kept
 
 
 def _structured_entries(targets: Path, text: str) -> list[Any]:
@@ -288,7 +365,7 @@ def _entry_config(
 
 def _targets(args: argparse.Namespace) -> list[ScanConfig]:
     # --checks is the same for every target: parsed and checked once.
-    checks = _check_ids(args.checks)
+    checks = _check_ids(args.checks, args.skip)
     if args.targets is None:
         if not args.url:
             raise UsageError("give a URL or --targets FILE")
@@ -304,10 +381,14 @@ class _TargetProgress:
         self.progress = progress
 
     def scan_started(self, target: str, checks: int) -> None:
+        self.target = target
         self.task = self.progress.add_task(target, total=checks)
 
     def check_done(self, result: CheckResult) -> None:
         self.progress.advance(self.task)
+
+    def notice(self, message: str) -> None:
+        self.progress.console.print(f"{self.target}: {message}", highlight=False, markup=False)
 
 
 async def _scan_all(

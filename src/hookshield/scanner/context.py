@@ -14,16 +14,16 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from hookshield.core.signatures import sign_v1
 from hookshield.scanner.model import Evidence
 from hookshield.scanner.profiles import ClientFiles, Profile, Profiles
+from hookshield.scanner.signers import DEFAULT_HMAC_HEADER, Scheme, Signer
 
 __all__ = ["BudgetExhausted", "Reply", "ScanConfig", "ScanContext", "Throttled"]
 
@@ -82,6 +82,12 @@ class ScanConfig:
     mint_ca: ClientFiles | None = None
     ca: str | None = None  # bundle that signs the server certificate
     signing_secret: str | None = None
+    signature_scheme: Scheme = Scheme.STANDARD
+    signature_header: str = DEFAULT_HMAC_HEADER  # the generic HMAC scheme's header
+    # Sent with every request as given (a receiver's own authentication: API keys, basic auth,
+    # event names); their values never appear in a report.
+    headers: tuple[tuple[str, str], ...] = ()
+    rate: float | None = None  # most requests per second, every probe included
     payload: bytes | None = None
     budget: int = 500
     burst: int = 120
@@ -94,6 +100,22 @@ class ScanConfig:
     @property
     def https(self) -> bool:
         return urlsplit(self.url).scheme == "https"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What a report must never show: the signing secret, every --header value (and the
+        credentials part of one like "Basic <credentials>"), the URL's password."""
+        found = [self.signing_secret or ""]
+        for _, value in self.headers:
+            found += [value, value.partition(" ")[2]]
+        found.append(urlsplit(self.url).password or "")
+        # Too short to be a secret, and replacing it would garble the report.
+        return tuple(sorted({s for s in found if len(s) >= 6}, key=len, reverse=True))
+
+    def signer(self) -> Signer | None:
+        if self.signing_secret is None:
+            return None
+        return Signer(self.signature_scheme, self.signing_secret, self.signature_header)
 
 
 @dataclass(slots=True)
@@ -153,10 +175,17 @@ class ScanContext:
         profiles: Profiles,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.profiles = profiles
+        self.notice = notice or (lambda message: None)
+        # --rate: request i may start no earlier than i / rate seconds into the scan.
+        self._interval = 1 / config.rate if config.rate else 0.0
+        self._next_start = 0.0
+        self._pace_lock = asyncio.Lock()
         self._transport = transport  # tests: an httpx.MockTransport answers every request
+        self.signer = config.signer()
         self.canary = f"hookshield-canary-{secrets.token_hex(8)}"
         self.payload = (
             config.payload
@@ -204,6 +233,18 @@ class ScanContext:
             if self.sent + count > self.config.budget:
                 raise BudgetExhausted(f"request budget of {self.config.budget} spent")
             self.sent += count
+        await self._pace()
+
+    async def _pace(self) -> None:
+        """Wait for this request's slot under --rate (every request passes here)."""
+        if not self._interval:
+            return
+        async with self._pace_lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self._interval
+        if start > now:
+            await asyncio.sleep(start - now)
 
     def _client(self, profile: Profile | ClientFiles) -> httpx.AsyncClient:
         files = profile if isinstance(profile, ClientFiles) else self.profiles.files(profile)
@@ -218,16 +259,16 @@ class ScanContext:
         return self._clients[key]
 
     def signed_headers(
-        self, body: bytes, *, msg_id: str | None = None, timestamp: int | None = None
+        self, body: bytes, *, delivery_id: str | None = None, timestamp: int | None = None
     ) -> dict[str, str]:
-        assert self.config.signing_secret is not None
-        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-        stamp = int(time.time()) if timestamp is None else timestamp
-        return {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": sign_v1(self.config.signing_secret, msg_id, stamp, body),
-        }
+        """Headers that sign ``body`` as one delivery per ``--signature-scheme``."""
+        assert self.signer is not None  # Need.SIGNING_SECRET
+        return self.signer.headers(body, delivery_id=delivery_id, timestamp=timestamp)
+
+    def redact(self, text: str) -> str:
+        for secret in self.config.secrets:
+            text = text.replace(secret, "***")
+        return text
 
     async def deliver(
         self,
@@ -271,7 +312,8 @@ class ScanContext:
         all_headers: dict[str, str] = {"Accept-Encoding": "identity"}
         if content_type is not None:
             all_headers["Content-Type"] = content_type
-        if sign and self.config.signing_secret and method == "POST":
+        all_headers.update(self.config.headers)
+        if sign and self.signer is not None and method == "POST":
             all_headers.update(self.signed_headers(content))
         all_headers.update(extra or {})
         return all_headers

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import httpx
@@ -18,7 +19,7 @@ from hookshield import __version__
 from hookshield.core.redact import without_credentials
 from hookshield.scanner import checks as _checks  # noqa: F401  (registers every check)
 from hookshield.scanner.context import BudgetExhausted, Reply, ScanConfig, ScanContext, Throttled
-from hookshield.scanner.model import CheckResult, Finding, Outcome, Report, coverage
+from hookshield.scanner.model import CheckResult, Evidence, Finding, Outcome, Report, coverage
 from hookshield.scanner.profiles import Profile, Profiles
 from hookshield.scanner.registry import (
     CHECKS,
@@ -42,12 +43,18 @@ class Observer(Protocol):
 
     def check_done(self, result: CheckResult) -> None: ...
 
+    def notice(self, message: str) -> None:
+        """Something the person running the scan should know now (a terminal shows it)."""
+
 
 class _Silent:
     def scan_started(self, target: str, checks: int) -> None:
         pass
 
     def check_done(self, result: CheckResult) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
         pass
 
 
@@ -103,8 +110,18 @@ def _interrupted(exc: Exception) -> tuple[Outcome, str]:
 
 async def _run_one(check: Check, ctx: ScanContext, deadline: float | None) -> CheckResult:
     def result(outcome: Outcome, reason: str = "", findings: Sequence[Finding] = ()) -> CheckResult:
+        # What a target answered may echo a secret the scan sent (a debug page lists headers).
+        shown_findings = tuple(
+            replace(f, evidence=_redacted(f.evidence, ctx.redact)) for f in findings
+        )
         return CheckResult(
-            check.id, check.category, check.severity, check.title, outcome, tuple(findings), reason
+            check.id,
+            check.category,
+            check.severity,
+            check.title,
+            outcome,
+            shown_findings,
+            ctx.redact(reason),
         )
 
     blocked = _blocked(check, ctx)
@@ -118,6 +135,16 @@ async def _run_one(check: Check, ctx: ScanContext, deadline: float | None) -> Ch
     except Exception as exc:  # one broken check never sinks the scan; its outcome says why
         return result(*_interrupted(exc))
     return result(Outcome.FAILED if findings else Outcome.PASSED, findings=findings)
+
+
+def _redacted(evidence: Evidence, redact: Callable[[str], str]) -> Evidence:
+    control = None if evidence.control is None else _redacted(evidence.control, redact)
+    return replace(
+        evidence,
+        request=redact(evidence.request),
+        excerpt=redact(evidence.excerpt),
+        control=control,
+    )
 
 
 INCOMPLETE = "incomplete"
@@ -154,7 +181,7 @@ async def run_scan(
     observer = observer or _Silent()
     checks = [cls() for cls in selected_checks(config.checks)]
     profiles = Profiles(legit=config.legit, foreign=config.foreign, mint_ca=config.mint_ca)
-    ctx = ScanContext(config, profiles, transport=transport)
+    ctx = ScanContext(config, profiles, transport=transport, notice=observer.notice)
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     deadline = None if config.max_duration is None else clock + config.max_duration
     observer.scan_started(shown(config.url), len(checks))

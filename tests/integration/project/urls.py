@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections import Counter
 from typing import Any
@@ -13,7 +15,7 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from hookshield.django import webhook
-from tests.conftest import ALLOWED
+from tests.conftest import ALLOWED, GITHUB_SECRET
 
 
 @webhook("limited")
@@ -92,6 +94,20 @@ def header_believer(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+@csrf_exempt
+def github(request: HttpRequest) -> JsonResponse:
+    """A GitHub-style receiver: X-Hub-Signature-256 over the body and an event name; it keeps
+    no delivery ids, so a delivery sent again is accepted again."""
+    expected = (
+        "sha256=" + hmac.new(GITHUB_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    )
+    if not hmac.compare_digest(request.headers.get("X-Hub-Signature-256", ""), expected):
+        return JsonResponse({"error": "bad signature"}, status=401)
+    if "X-GitHub-Event" not in request.headers:
+        return JsonResponse({"error": "no event"}, status=400)
+    return JsonResponse({"ok": True})
+
+
 _served = Counter[int]()
 
 
@@ -128,6 +144,7 @@ urlpatterns: list[Any] = [
     path("hooks/cert-present/", cert_present),
     path("hooks/split-dn/", split_dn),
     path("hooks/believer/", header_believer),
+    path("hooks/github/", github),
     path("hooks/unguarded/", unguarded),
     path("hooks/limited/", limited),
     path("hooks/strict/", strict),

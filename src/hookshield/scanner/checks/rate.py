@@ -22,7 +22,12 @@ _BURST = "rate.burst"
 async def burst(ctx: ScanContext) -> list[Reply]:
     """The burst, sent once for both rate checks, never past the budget; stops at a refusal."""
     if _BURST not in ctx.memo:
-        slots = iter(range(min(ctx.config.burst, ctx.remaining)))  # shared by the senders
+        size = min(ctx.config.burst, ctx.remaining)
+        ctx.notice(
+            f"rate-limit burst: up to {size} deliveries as the legitimate identity; they count "
+            "against its real quota on this endpoint until the window passes"
+        )
+        slots = iter(range(size))  # shared by the senders
         replies: list[Reply] = []
         throttled = False
 

@@ -1,4 +1,8 @@
-"""Replay: with the signing secret, unsigned, repeated and stale deliveries must be refused."""
+"""Replay: unsigned, repeated and stale deliveries must be refused, whatever the signing scheme.
+
+Signed per ``--signature-scheme``; without a secret, a receiver's own authentication given with
+``--header`` is sent unchanged on every request, so re-sending the baseline tests replay too.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,14 @@ import time
 
 from hookshield.scanner.context import ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
-from hookshield.scanner.registry import Check, Inconclusive, Need, register
+from hookshield.scanner.registry import (
+    Check,
+    CheckSkipped,
+    Inconclusive,
+    Need,
+    NotApplicable,
+    register,
+)
 
 _NEEDS = frozenset({Need.ACCEPTED_BASELINE, Need.SIGNING_SECRET})
 
@@ -33,20 +44,34 @@ class DuplicateAccepted(Check):
     id = "replay.duplicate-accepted"
     category = Category.REPLAY
     severity = Severity.MEDIUM
-    title = "The same signed delivery (same webhook-id) is accepted twice"
+    title = "The same signed delivery, sent again unchanged, is accepted twice"
     remediation = (
-        "Keep seen webhook-ids: with SIGNING_SECRETS set, @webhook claims each id in "
-        "HOOKSHIELD['REPLAY_STORAGE'] (a shared cache or redis://) and answers 409 to a repeat."
+        "Keep seen delivery ids: with SIGNING_SECRETS set, @webhook claims each webhook-id in "
+        "HOOKSHIELD['REPLAY_STORAGE'] (the database, a shared cache or redis://) and answers "
+        "409 delivery_replayed to a repeat. Other schemes: dedupe on their delivery id "
+        "(X-GitHub-Delivery) or on the signature itself for at least the timestamp tolerance."
     )
-    needs = _NEEDS
+    needs = frozenset({Need.ACCEPTED_BASELINE})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        headers = ctx.signed_headers(ctx.payload)
-        first = await ctx.deliver(headers=headers, sign=False, label="signed delivery")
-        if not first.accepted:
-            why = first.error or f"answered {first.status}"
-            raise Inconclusive(f"the first signed delivery was refused ({why}): nothing to repeat")
-        again = await ctx.deliver(headers=headers, sign=False, label="the same delivery again")
+        if ctx.signer is not None:
+            headers = ctx.signed_headers(ctx.payload)
+            first = await ctx.deliver(headers=headers, sign=False, label="signed delivery")
+            if not first.accepted:
+                why = first.error or f"answered {first.status}"
+                raise Inconclusive(
+                    f"the first signed delivery was refused ({why}): nothing to repeat"
+                )
+            again = await ctx.deliver(headers=headers, sign=False, label="the same delivery again")
+            return self.if_accepted(again)
+        if not ctx.config.headers:
+            raise CheckSkipped(
+                f"needs {Need.SIGNING_SECRET.value}, or the receiver's own authentication "
+                "headers (--header) to re-send unchanged"
+            )
+        # The --header values are the same on every request: the baseline, accepted, was the
+        # first delivery; the same one again is the replay.
+        again = await ctx.deliver(label="the baseline delivery again, unchanged")
         return self.if_accepted(again)
 
 
@@ -63,6 +88,12 @@ class StaleTimestamp(Check):
     needs = _NEEDS
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
+        assert ctx.signer is not None  # Need.SIGNING_SECRET
+        if not ctx.signer.timestamped:
+            raise NotApplicable(
+                f"the {ctx.signer.scheme} scheme signs no timestamp: only a dedupe "
+                "(replay.duplicate-accepted) can refuse an old delivery"
+            )
         headers = ctx.signed_headers(ctx.payload, timestamp=int(time.time()) - 3600)
         reply = await ctx.deliver(headers=headers, sign=False, label="signed an hour ago")
         return self.if_accepted(reply)

@@ -348,8 +348,13 @@ async def test_a_429_without_retry_after(targets: Targets) -> None:
 
 
 async def test_plain_http(targets: Targets) -> None:
-    report = await scan(targets, targets.plain_http, checks=("tls.plaintext-http",))
+    report = await scan(targets, targets.plain_http)
     assert outcome(report, "tls.plaintext-http") is Outcome.FAILED
+    # No certificate can be presented over plain HTTP: none is reported as accepted.
+    for check_id in sorted(MASKED - {"auth.spoofed-identity-header"}):
+        (result,) = [r for r in report.results if r.id == check_id]
+        assert result.outcome is Outcome.NOT_APPLICABLE, result
+        assert "https://" in result.reason
 
 
 async def test_a_handshake_that_requires_a_client_certificate(targets: Targets) -> None:

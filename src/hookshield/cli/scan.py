@@ -20,7 +20,7 @@ from hookshield.cli.exit_codes import ExitCode
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.redact import without_credentials
-from hookshield.core.signatures import sign_v1
+from hookshield.core.signatures import sign
 from hookshield.pki import CertificateAuthority
 from hookshield.scanner.context import ScanConfig
 from hookshield.scanner.engine import Unreachable, run_scan, selected_checks
@@ -81,8 +81,9 @@ def add_parser(subparsers: Any) -> None:
     delivery = p.add_argument_group("deliveries")
     delivery.add_argument(
         "--signing-secret",
-        metavar="WHSEC",
-        help="Standard Webhooks secret (whsec_...): sign deliveries, run replay.*",
+        metavar="KEY",
+        help="Standard Webhooks signing key, whsec_... (HMAC) or whsk_... (Ed25519 private): "
+        "sign deliveries, run replay.*",
     )
     delivery.add_argument(
         "--payload",
@@ -194,11 +195,9 @@ def _pair(
 def _signing_secret(secret: str | None) -> str | None:
     if secret is not None:
         try:
-            sign_v1(secret, "msg_check", 0, b"")  # what every signed probe does with it
+            sign(secret, "msg_check", 0, b"")  # what every signed probe does with it
         except ValueError as exc:
-            raise UsageError(
-                "--signing-secret: not a base64 Standard Webhooks secret (value not shown)"
-            ) from exc
+            raise UsageError(f"--signing-secret: {exc}") from exc
     return secret
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hookshield.core.signatures import sign_v1
+from hookshield.core.signatures import signed_headers
 from hookshield.scanner.model import Evidence
 from hookshield.scanner.profiles import ClientFiles, Profile, Profiles
 
@@ -163,13 +163,7 @@ class ScanContext:
         self, body: bytes, *, msg_id: str | None = None, timestamp: int | None = None
     ) -> dict[str, str]:
         assert self.config.signing_secret is not None
-        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-        stamp = int(time.time()) if timestamp is None else timestamp
-        return {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": sign_v1(self.config.signing_secret, msg_id, stamp, body),
-        }
+        return signed_headers(self.config.signing_secret, body, msg_id=msg_id, timestamp=timestamp)
 
     async def deliver(
         self,

@@ -44,6 +44,11 @@ with override_settings(HOOKSHIELD={{"REPLAY_STORAGE": "redis://127.0.0.1:6379/0"
 from hookshield.cli import main
 print("scan", main(["scan", "https://hooks.example.test/"]))
 print("pki", main(["pki", "init", os.environ["CA_DIR"]]))
+print("send", main(["send", "https://hooks.example.test/"]))
+out, sys.stdout = sys.stdout, io.StringIO()
+secret = main(["secret"]), sys.stdout.getvalue()
+sys.stdout = out
+print("secret", secret[0], secret[1].startswith("whsec_"))
 leaked = sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED)
 print("imported", leaked)
 """
@@ -80,5 +85,8 @@ def test_the_guard_runs_without_the_extras_and_commands_name_theirs(tmp_path: Pa
     assert "hookshield scan needs the command-line extra: pip install 'hookshield[cli]'" in (
         result.stderr
     )
-    assert lines["pki"] == "0"  # pki needs nothing more
+    assert lines["pki"] == "0"  # pki and secret need nothing more
+    assert lines["secret"] == "0 True"
+    assert lines["send"] == "2"
+    assert "hookshield send needs the command-line extra" in result.stderr
     assert lines["imported"] == "[]"

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hookshield.cli import main
+from hookshield.cli import ExitCode, main
+from hookshield.core.signatures import new_ed25519_keys, new_hmac_secret
 from hookshield.scanner.registry import CHECKS
 from tests.conftest import TestPki
 
@@ -139,3 +140,21 @@ def test_targets_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     empty = tmp_path / "empty.yaml"
     empty.write_text("[]")
     assert main(["scan", "--targets", str(empty)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        (new_hmac_secret(), ExitCode.UNREACHABLE),  # accepted: the scan ran, nothing listens
+        (new_ed25519_keys()[0], ExitCode.UNREACHABLE),  # whsk_: deliveries signed v1a
+        (new_ed25519_keys()[1], ExitCode.USAGE),  # whpk_: verifies, cannot sign
+    ],
+)
+def test_signing_keys_of_both_schemes(
+    key: str, code: ExitCode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scan", DEAD, "--signing-secret", key, "--format", "json"]) == code
+    captured = capsys.readouterr()
+    assert key[6:] not in captured.out + captured.err
+    if code == ExitCode.USAGE:
+        assert "--signing-secret: a whpk_ key is public" in captured.err

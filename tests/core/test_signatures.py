@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 
@@ -11,7 +12,15 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
-from hookshield.core.signatures import SignatureVerifier, sign_v1
+from hookshield.core.signatures import (
+    SignatureVerifier,
+    new_ed25519_keys,
+    new_hmac_secret,
+    sign,
+    sign_v1,
+    sign_v1a,
+    signed_headers,
+)
 
 SW1: dict[str, Any] = {
     "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -27,6 +36,7 @@ SW2: dict[str, Any] = {
     "body": b'{"email":"test@example.com","username":"test_user"}',
     "sig": "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
 }
+SW_A1_PRIVATE = "whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk="  # the vector's seed
 SW_A1_PUBLIC = "whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g="
 SW_A1_SIG = (
     "v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag=="
@@ -117,6 +127,84 @@ def test_ed25519_v1a_vector() -> None:
         is Code.SIGNATURE_INVALID
     )
     assert code(v.verify(meta(SW1), SW1["body"])) is Code.SIGNATURE_INVALID
+
+
+def test_ed25519_v1a_signing_vector() -> None:
+    assert sign_v1a(SW_A1_PRIVATE, SW1["id"], SW1["ts"], SW1["body"]) == SW_A1_SIG
+    assert sign(SW_A1_PRIVATE, SW1["id"], SW1["ts"], SW1["body"]) == SW_A1_SIG
+    assert sign(SW1["secret"], SW1["id"], SW1["ts"], SW1["body"]) == SW1["sig"]
+
+
+def headers_as_meta(headers: dict[str, str]) -> dict[str, str]:
+    return {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
+
+
+@pytest.mark.parametrize(
+    ("key", "public"), [(SW1["secret"], SW1["secret"]), (SW_A1_PRIVATE, SW_A1_PUBLIC)]
+)
+def test_signed_headers_verify_and_carry_a_fresh_id(key: str, public: str) -> None:
+    body = b'{"type": "payment.succeeded"}'
+    first = signed_headers(key, body, clock=lambda: 1_700_000_000.7)
+    second = signed_headers(key, body, clock=lambda: 1_700_000_000.7)
+    assert first["webhook-timestamp"] == "1700000000"
+    assert first["webhook-id"] != second["webhook-id"]
+    assert first["webhook-id"].startswith("msg_")
+    result = verifier(public, at=1_700_000_000).verify(headers_as_meta(first), body)
+    assert result == first["webhook-id"]
+    fixed = signed_headers(key, body, msg_id="msg_fixed", timestamp=SW1["ts"])
+    assert fixed["webhook-id"] == "msg_fixed"
+    assert fixed["webhook-timestamp"] == str(SW1["ts"])
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (SW_A1_PUBLIC, "whpk_ key is public"),
+        ("whsk_AAAA", "32-byte Ed25519 seed"),  # 3 bytes
+        ("whsk_!!!!", "not a Standard Webhooks signing key"),
+        ("whsec_é", "not a Standard Webhooks signing key"),
+        ("whsec_!!!", "not a Standard Webhooks signing key"),
+        ("sk_live_abc", "not a Standard Webhooks signing key"),
+    ],
+)
+def test_keys_that_cannot_sign_raise_without_the_value(key: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        sign(key, "msg_1", 0, b"")
+    assert key.split("_")[-1] not in str(info.value)
+
+
+def test_new_hmac_secrets_are_fresh_and_verify() -> None:
+    secret = new_hmac_secret()
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
+    assert new_hmac_secret() != secret
+    assert len(base64.b64decode(new_hmac_secret(64).removeprefix("whsec_"))) == 64
+    body = b'{"type": "x"}'
+    headers = signed_headers(secret, body, clock=lambda: SW1["ts"])
+    assert (
+        verifier(secret, at=SW1["ts"]).verify(headers_as_meta(headers), body)
+        == (headers["webhook-id"])
+    )
+    for size in (23, 65):
+        with pytest.raises(ValueError, match="24 to 64"):
+            new_hmac_secret(size)
+
+
+def test_new_ed25519_keys_pair_up() -> None:
+    private, public = new_ed25519_keys()
+    assert private.startswith("whsk_")
+    assert public.startswith("whpk_")
+    assert new_ed25519_keys()[0] != private
+    body = b'{"type": "x"}'
+    headers = signed_headers(private, body, clock=lambda: SW1["ts"])
+    assert headers["webhook-signature"].startswith("v1a,")
+    assert (
+        verifier(public, at=SW1["ts"]).verify(headers_as_meta(headers), body)
+        == (headers["webhook-id"])
+    )
+    other_public = new_ed25519_keys()[1]
+    result = verifier(other_public, at=SW1["ts"]).verify(headers_as_meta(headers), body)
+    assert code(result) is Code.SIGNATURE_INVALID
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The commands, each in a module of this package; all but pki need the "cli" extra.
-_COMMANDS = ("demo", "pki", "proxy-config", "scan", "serve")
+# The commands, each in a module of this package; all but pki and secret need the "cli" extra.
+_COMMANDS = ("demo", "pki", "proxy-config", "scan", "secret", "send", "serve")
 CLI_EXTRA = ("httpx", "rich", "uvicorn", "yaml")
 
 

@@ -89,8 +89,8 @@ def add_parser(subparsers: Any) -> None:
     delivery.add_argument(
         "--signing-secret",
         metavar="SECRET",
-        help="the endpoint's signing secret (Standard Webhooks: whsec_...): sign deliveries, "
-        "run replay.*",
+        help="the endpoint's signing secret (Standard Webhooks: whsec_..., or a whsk_... Ed25519 "
+        "private key): sign deliveries, run replay.*",
     )
     delivery.add_argument(
         "--signature-scheme",
@@ -254,7 +254,7 @@ def _signer(config: ScanConfig) -> ScanConfig:
     try:
         config.signer()  # what every signed probe does with the secret
     except ValueError as exc:
-        raise UsageError(f"--signing-secret: {exc} (value not shown)") from exc
+        raise UsageError(f"--signing-secret: {exc}") from exc
     return config
 
 

@@ -9,6 +9,12 @@ and to signatures made by the official package.
 Signed content: ``{webhook-id}.{webhook-timestamp}.{raw body}``. ``webhook-signature`` is a
 space-separated list of ``version,base64`` entries (several during key rotation); entries of
 unknown versions are skipped; any match is enough.
+
+Keys, as the spec shows them to users: ``whsec_`` + base64 of a random HMAC secret (24 to 64
+bytes), ``whsk_`` + base64 of a 32-byte Ed25519 seed (the sender's private key, as the Go
+implementation of the ``v1a`` proposal reads it), ``whpk_`` + base64 of its 32-byte public key.
+The sending side (``sign``, ``signed_headers``) serves the scanner, ``hookshield send`` and the
+tests; ``new_hmac_secret`` and ``new_ed25519_keys`` serve ``hookshield secret`` and the demo.
 """
 
 from __future__ import annotations
@@ -18,20 +24,33 @@ import binascii
 import hashlib
 import hmac
 import re
+import secrets
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
 
-__all__ = ["DEFAULT_TOLERANCE", "SignatureVerifier", "sign_v1"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "SignatureVerifier",
+    "new_ed25519_keys",
+    "new_hmac_secret",
+    "sign",
+    "sign_v1",
+    "sign_v1a",
+    "signed_headers",
+]
 
 DEFAULT_TOLERANCE = 300
 MIN_SECRET_BYTES = 24  # the spec's minimum for v1 secrets
+MAX_SECRET_BYTES = 64  # and its maximum
 MAX_SIGNATURE_HEADER = 4096
 MAX_ENTRIES = 32
 _ID = re.compile(r"[\x21-\x7e]{1,256}")  # printable ASCII, no spaces
@@ -48,10 +67,80 @@ def _b64(value: str) -> bytes:
 
 
 def sign_v1(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``v1`` signature entry for a delivery (used by tests and the scanner)."""
+    """The ``v1`` signature entry for a delivery under a ``whsec_`` secret (prefix optional)."""
     key = _b64(secret.removeprefix("whsec_"))
     mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode("ascii")
+
+
+def sign_v1a(private_key: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``v1a`` signature entry for a delivery under a ``whsk_`` Ed25519 private key."""
+    seed = _b64(private_key.removeprefix("whsk_"))
+    if len(seed) != 32:
+        raise ValueError("a whsk_ key is the base64 of a 32-byte Ed25519 seed (value not shown)")
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    signature = Ed25519PrivateKey.from_private_bytes(seed).sign(signed)
+    return "v1a," + base64.b64encode(signature).decode("ascii")
+
+
+def sign(key: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The signature entry for a delivery: ``v1a`` under a ``whsk_`` key, else ``v1``.
+
+    Raises ``ValueError``, never showing the key, when it cannot sign.
+    """
+    if key.startswith("whpk_"):
+        raise ValueError(
+            "a whpk_ key is public: the receiver verifies with it; sign with its whsk_ private key"
+        )
+    try:
+        if key.startswith("whsk_"):
+            return sign_v1a(key, msg_id, timestamp, body)
+        return sign_v1(key, msg_id, timestamp, body)
+    except (binascii.Error, UnicodeError) as exc:  # what base64 decoding raises
+        raise ValueError(
+            "not a Standard Webhooks signing key: 'whsec_' (HMAC secret) or 'whsk_' (Ed25519 "
+            "private key) followed by base64 (value not shown)"
+        ) from exc
+
+
+def signed_headers(
+    key: str,
+    body: bytes,
+    *,
+    msg_id: str | None = None,
+    timestamp: int | None = None,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, str]:
+    """The three Standard Webhooks headers of one delivery of ``body``, signed with ``key``.
+
+    A fresh ``webhook-id`` and the current time unless given; every delivery needs its own id,
+    since receivers refuse an id they have seen (replay protection).
+    """
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    stamp = int(clock()) if timestamp is None else timestamp
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": sign(key, msg_id, stamp, body),
+    }
+
+
+def new_hmac_secret(size: int = 32) -> str:
+    """A fresh ``whsec_`` secret of ``size`` random bytes (24 to 64, as the spec allows)."""
+    if not MIN_SECRET_BYTES <= size <= MAX_SECRET_BYTES:
+        raise ValueError(f"a secret has {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes")
+    return "whsec_" + base64.b64encode(secrets.token_bytes(size)).decode("ascii")
+
+
+def new_ed25519_keys() -> tuple[str, str]:
+    """A fresh Ed25519 key pair: the sender's ``whsk_`` private key, the receiver's ``whpk_``."""
+    private = Ed25519PrivateKey.generate()
+    seed = private.private_bytes_raw()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return (
+        "whsk_" + base64.b64encode(seed).decode("ascii"),
+        "whpk_" + base64.b64encode(public).decode("ascii"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

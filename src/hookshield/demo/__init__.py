@@ -8,11 +8,11 @@ server process never outlives the demo (unless ``--keep``, until Ctrl-C).
 from __future__ import annotations
 
 import asyncio
-import base64
 import ctypes
 import ctypes.util
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -25,7 +25,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.table import Table
 
-from hookshield.core.signatures import sign_v1
+from hookshield.core.signatures import new_hmac_secret
 from hookshield.demo.processes import free_port, serving
 from hookshield.pki.store import CaDirectory
 from hookshield.scanner import ScanConfig, run_scan
@@ -67,7 +67,7 @@ def prepare(directory: Path) -> DemoFiles:
     ca.issue("payments-gateway", spiffe_id=SPIFFE_ID, days=7)
     ca.issue("reporting", spiffe_id="spiffe://demo.hookshield.test/reporting", days=7)
     ca.issue("server", server_hosts=("127.0.0.1", "localhost"), days=7)
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    secret = new_hmac_secret()
     (directory / "signing-secret.txt").write_text(secret + "\n")
     (directory / "signing-secret.txt").chmod(0o600)
     return DemoFiles(directory, secret)
@@ -174,28 +174,33 @@ def _side_by_side(naive: Report, shielded: Report) -> Table:
     return table
 
 
-def _curl(files: DemoFiles, port: int) -> str:
+def _by_hand(files: DemoFiles, port: int) -> str:
     base = f"https://127.0.0.1:{port}"
-    tls = f"--cacert {files.path('ca.pem')}"
+    send = f"{_hookshield()} send"
+    tls = f"--ca {files.path('ca.pem')}"
     me = f"--cert {files.client.cert} --key {files.client.key}"
     other = f"--cert {files.other.cert} --key {files.other.key}"
-    body = '{"type": "payment.succeeded", "amount": 1200}'
-    msg_id, stamp = f"msg_{secrets.token_hex(8)}", int(time.time())
-    signature = sign_v1(files.signing_secret, msg_id, stamp, body.encode())
-    json_header = "-H 'content-type: application/json'"
+    data = """--data '{"type": "payment.succeeded", "amount": 1200}'"""
+    secret = f"--secret-file {files.path('signing-secret.txt')}"
     return f"""Try it by hand (run with --keep so the server stays up):
   # naive: anyone, no certificate, anything goes
-  curl {tls} -X POST {base}/naive/payments/ {json_header} -d '{body}'
+  {send} {base}/naive/payments/ {tls} {data}
   # shielded, no certificate: 401 client_cert_missing
-  curl {tls} -X POST {base}/shielded/payments/ {json_header} -d '{body}'
+  {send} {base}/shielded/payments/ {tls} {data}
   # shielded, another valid service: 403 identity_not_allowed
-  curl {tls} {other} -X POST {base}/shielded/payments/ {json_header} -d '{body}'
-  # shielded, the payments gateway, signed (valid for 5 minutes, once): 200
-  curl {tls} {me} -X POST {base}/shielded/payments/ {json_header} \\
-    -H 'webhook-id: {msg_id}' -H 'webhook-timestamp: {stamp}' \\
-    -H 'webhook-signature: {signature}' -d '{body}'
+  {send} {base}/shielded/payments/ {tls} {other} {data}
+  # shielded, the payments gateway, signed: 200; the same delivery again: 409 delivery_replayed
+  {send} {base}/shielded/payments/ {tls} {me} {secret} {data} --replay
 Files (CA, certificates, signing secret, decisions.log): {files.directory}
 """
+
+
+def _hookshield() -> str:
+    """How to run this installation's command from a shell: by name when that finds it."""
+    script = Path(sys.executable).parent / "hookshield"
+    if shutil.which("hookshield") == str(script):
+        return "hookshield"
+    return str(script) if script.exists() else f"{sys.executable} -m hookshield"
 
 
 def run_demo(
@@ -228,7 +233,7 @@ def run_demo(
                 "certificate, which masks what certificates could show): " + ", ".join(masked),
                 soft_wrap=True,
             )
-        console.print(_curl(files, bound), soft_wrap=True, markup=False)
+        console.print(_by_hand(files, bound), soft_wrap=True, markup=False)
         console.print(f"Done in {time.monotonic() - started:.1f} s.")
     if keep:
         # A fresh server: the scans' burst used up the gateway's rate for this minute.

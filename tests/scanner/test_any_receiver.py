@@ -164,6 +164,29 @@ def test_headers_alone_replay_the_baseline_unchanged() -> None:
     assert outcome(report, "replay.unsigned-accepted") is Outcome.SKIPPED
 
 
+def test_a_captured_delivery_signed_in_its_body_is_replayed() -> None:
+    """Mailgun signs inside the JSON body: --payload alone carries the signature."""
+    token = "f3c8a1e2" * 4
+    mac = hmac.new(b"mg-key", b"1700000000" + token.encode(), hashlib.sha256).hexdigest()
+    body = json.dumps({"signature": {"timestamp": "1700000000", "token": token, "signature": mac}})
+
+    def mailgun(request: httpx.Request) -> httpx.Response:
+        signed = json.loads(request.read()).get("signature", {})
+        given = f"{signed.get('timestamp')}{signed.get('token')}".encode()
+        expected = hmac.new(b"mg-key", given, hashlib.sha256).hexdigest()
+        ok = hmac.compare_digest(str(signed.get("signature")), expected)
+        return httpx.Response(200 if ok else 401, json={})
+
+    report = scan(mailgun, payload=body.encode(), checks=REPLAY)
+    assert outcome(report, "replay.duplicate-accepted") is Outcome.FAILED
+
+    # No secret and nothing given to re-send: skipped, saying what it needs.
+    report = scan(lambda request: httpx.Response(200), checks=("replay.duplicate-accepted",))
+    (result,) = report.results
+    assert result.outcome is Outcome.SKIPPED
+    assert "--payload" in result.reason
+
+
 def test_stripe_and_slack_stale_timestamps_are_tried() -> None:
     def accepts_anything_signed(request: httpx.Request) -> httpx.Response:
         signed = "stripe-signature" in request.headers or "x-slack-signature" in request.headers

@@ -1,7 +1,8 @@
 """Replay: unsigned, repeated and stale deliveries must be refused, whatever the signing scheme.
 
 Signed per ``--signature-scheme``; without a secret, a receiver's own authentication given with
-``--header`` is sent unchanged on every request, so re-sending the baseline tests replay too.
+``--header`` or inside ``--payload`` (a captured delivery: Mailgun signs in the body) is sent
+unchanged on every request, so re-sending the baseline tests replay too.
 """
 
 from __future__ import annotations
@@ -64,13 +65,13 @@ class DuplicateAccepted(Check):
                 )
             again = await ctx.deliver(headers=headers, sign=False, label="the same delivery again")
             return self.if_accepted(again)
-        if not ctx.config.headers:
+        if not ctx.config.headers and ctx.config.payload is None:
             raise CheckSkipped(
-                f"needs {Need.SIGNING_SECRET.value}, or the receiver's own authentication "
-                "headers (--header) to re-send unchanged"
+                f"needs {Need.SIGNING_SECRET.value}, or a delivery the receiver authenticates "
+                "to re-send unchanged (--header, --payload: a captured signed delivery)"
             )
-        # The --header values are the same on every request: the baseline, accepted, was the
-        # first delivery; the same one again is the replay.
+        # The given headers and payload are the same on every request: the baseline, accepted,
+        # was the first delivery; the same one again is the replay.
         again = await ctx.deliver(label="the baseline delivery again, unchanged")
         return self.if_accepted(again)
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from hookshield.cli.exit_codes import ExitCode
+from hookshield.cli.headers import header
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.redact import without_credentials
@@ -112,7 +113,7 @@ def add_parser(subparsers: Any) -> None:
         dest="headers",
         action="append",
         default=[],
-        type=_header,
+        type=header,
         metavar="'NAME: VALUE'",
         help="send this header with every request (repeatable): a receiver's own "
         "authentication or event name; values never appear in a report",
@@ -234,15 +235,6 @@ def _pair(
     except (OSError, ValueError, HookshieldError) as exc:
         raise UsageError(f"{what}: {exc}") from exc
     return ClientFiles(cert, key)
-
-
-def _header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not name or any(c in name for c in " \t\r\n") or any(c in value for c in "\r\n"):
-        # The value may be a secret: never echoed.
-        raise argparse.ArgumentTypeError("expected 'Name: value' (value not shown)")
-    return name, value
 
 
 def _rate(text: str) -> float:

@@ -21,6 +21,7 @@ import httpx
 
 from hookshield import __version__
 from hookshield.cli.exit_codes import ExitCode
+from hookshield.cli.headers import header
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.identity import ClientIdentity
@@ -31,7 +32,6 @@ __all__ = ["add_parser", "run"]
 
 DEFAULT_BODY = b'{"type": "hookshield.test"}'
 MAX_SHOWN = 4096  # characters of a body that is not JSON (a debug page can be long)
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 # What a hostile answer could steer a terminal with (escape sequences, carriage returns).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -210,6 +210,13 @@ def _delivery(args: argparse.Namespace) -> Delivery:
     return Delivery(url, body, headers, signed, certificate=args.cert is not None)
 
 
+def _extra_headers(values: Sequence[str]) -> list[tuple[str, str]]:
+    try:
+        return [header(value) for value in values]
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"--header: {exc}") from None
+
+
 def _body(args: argparse.Namespace) -> bytes:
     if args.data is not None:
         return str(args.data).encode()
@@ -236,16 +243,6 @@ def _key(args: argparse.Namespace) -> str | None:
     if not lines or not lines[0].strip():
         raise UsageError(f"--secret-file: {args.secret_file} has no key on its first line")
     return lines[0].strip()
-
-
-def _extra_headers(values: Sequence[str]) -> list[tuple[str, str]]:
-    headers = []
-    for value in values:
-        name, colon, text = value.partition(":")
-        if not colon or not _HEADER_NAME.fullmatch(name.strip()):
-            raise UsageError(f"--header: expected 'Name: value', not {value!r}")
-        headers.append((name.strip(), text.strip()))
-    return headers
 
 
 def _send(client: httpx.Client, delivery: Delivery) -> httpx.Response:

@@ -229,8 +229,11 @@ async def _header_routes(ctx: ScanContext) -> tuple[list[tuple[Profile, Reply]],
         routes.append((Profile.NO_CERT, no_cert))
     if no_cert.accepted:
         return routes, masks
-    if not ctx.config.https or ctx.profiles.files(Profile.FOREIGN) is None:
-        masks.append("no foreign certificate to carry them (--foreign-cert or --mint-ca)")
+    if not ctx.config.https:
+        masks.append("over plain HTTP no certificate can carry them instead")
+        return routes, masks
+    if ctx.profiles.files(Profile.FOREIGN) is None:
+        masks.append("no foreign certificate to carry them instead (--foreign-cert or --mint-ca)")
         return routes, masks
     foreign = await ctx.control(Profile.FOREIGN)
     if foreign.accepted:

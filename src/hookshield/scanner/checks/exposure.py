@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
-from hookshield.scanner.registry import Check, register
+from hookshield.scanner.registry import Check, CheckSkipped, register
 
 _DEBUG_MARKERS = (
     "Traceback (most recent call last)",
@@ -55,6 +55,10 @@ class PayloadEcho(Check):
     last = True
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
+        if ctx.canary.encode() not in ctx.payload:
+            # A --payload of the user's own carries no canary: no answer could show the echo,
+            # and a pass would claim what was never tested.
+            raise CheckSkipped("needs the default payload: the --payload given carries no canary")
         for reply in _all_answers(ctx):
             if ctx.canary in reply.body:
                 return [self.finding(reply.evidence())]

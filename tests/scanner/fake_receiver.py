@@ -267,15 +267,15 @@ class Endpoint:
         r = self.receiver
         der = self.world.server_certs[r.server_cert]
         legacy = {ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1"}
-        if context.maximum_version in legacy:
-            if not r.legacy_tls:
-                return False, "TLSV1_ALERT_PROTOCOL_VERSION", None
-            return True, legacy[context.maximum_version], der
+        version = legacy.get(context.maximum_version, "TLSv1.3")
+        if version != "TLSv1.3" and not r.legacy_tls:
+            return False, "TLSV1_ALERT_PROTOCOL_VERSION", None
         if context.verify_mode == ssl.CERT_REQUIRED and not r.server_trusted:
             return False, "CERTIFICATE_VERIFY_FAILED", None
-        if without_cert and r.handshake_requires_cert:
-            return False, "TLSV13_ALERT_CERTIFICATE_REQUIRED", None
-        return True, "TLSv1.3", der
+        if without_cert and r.handshake_requires_cert:  # what OpenSSL says, in every version
+            alert = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+            return False, alert if version == "TLSv1.3" else "SSLV3_ALERT_HANDSHAKE_FAILURE", None
+        return True, version, der
 
 
 def _refusal(status: int, code: str) -> httpx.Response:
@@ -289,9 +289,17 @@ def serving(
     """Route the scanner's requests and handshakes to ``endpoint`` for the ``with`` block.
 
     The scanner opens one client per certificate profile; each gets its own MockTransport that
-    tells the endpoint which certificate chain was presented. Yields the clients (to close).
+    tells the endpoint which certificate chain was presented. A handshake's context carries a
+    client certificate when ``load_cert_chain`` was called on it (recorded here: a context does
+    not say). Yields the clients (to close).
     """
     clients: dict[str, httpx.AsyncClient] = {}
+    holding: list[ssl.SSLContext] = []  # contexts given a client certificate
+    load_cert_chain = ssl.SSLContext.load_cert_chain
+
+    def recording(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        load_cert_chain(context, *args, **kwargs)
+        holding.append(context)
 
     def client(ctx: ScanContext, profile: Profile | ClientFiles) -> httpx.AsyncClient:
         files = profile if isinstance(profile, ClientFiles) else ctx.profiles.files(profile)
@@ -305,11 +313,12 @@ def serving(
     async def handshake(
         ctx: ScanContext, context: ssl.SSLContext, *, send_request: bool = True
     ) -> tuple[bool, str, bytes | None]:
-        del send_request
-        without_cert = context is ctx.profiles.context(Profile.NO_CERT)
+        del ctx, send_request
+        without_cert = not any(context is held for held in holding)
         return endpoint.handshake(context, without_cert=without_cert)
 
     with monkeypatch.context() as patch:
         patch.setattr(ScanContext, "_client", client)
         patch.setattr(ScanContext, "handshake", handshake)
+        patch.setattr(ssl.SSLContext, "load_cert_chain", recording)
         yield clients

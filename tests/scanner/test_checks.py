@@ -236,6 +236,11 @@ CASES = [
          INCONCLUSIVE, reason="throttled"),
     Case("tls.legacy-protocol", F, "tls-1.0-and-1.1", HARDENED.but(legacy_tls=True),
          request="TLSv1 handshake", status=None),
+    # The probe carries the legitimate certificate: without it this terminator ends every
+    # handshake, TLS 1.0 included, and the check passed.
+    Case("tls.legacy-protocol", F, "client-cert-required",
+         HARDENED.but(legacy_tls=True, handshake_requires_cert=True),
+         request="TLSv1 handshake", status=None),
     Case("tls.legacy-protocol", N, "tls-1.2-up", HARDENED),
     Case("tls.legacy-protocol", X, "plain-http", PLAIN_NAIVE, NOT_APPLICABLE, reason="https",
          config=HTTP_URL),

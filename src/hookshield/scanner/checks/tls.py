@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hookshield.scanner.context import ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
-from hookshield.scanner.profiles import Profile
+from hookshield.scanner.profiles import ClientFiles, Profile
 from hookshield.scanner.registry import Check, CheckSkipped, Need, register
 
 
@@ -39,7 +39,7 @@ class PlaintextHttp(Check):
         return self.if_accepted(reply)
 
 
-def _legacy_context(version: ssl.TLSVersion) -> ssl.SSLContext:
+def _legacy_context(version: ssl.TLSVersion, legit: ClientFiles | None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -50,6 +50,10 @@ def _legacy_context(version: ssl.TLSVersion) -> ssl.SSLContext:
         warnings.simplefilter("ignore", DeprecationWarning)
         context.minimum_version = version
         context.maximum_version = version
+    if legit is not None:
+        # The legitimate certificate, as on every probe: a terminator that requires one aborts
+        # a certificate-less handshake in any version, which would hide the legacy one.
+        context.load_cert_chain(legit.cert, legit.key)
     return context
 
 
@@ -69,9 +73,10 @@ class LegacyProtocol(Check):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             legacy = (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
+        legit = ctx.profiles.files(Profile.LEGIT)
         for version in legacy:
             try:
-                context = _legacy_context(version)
+                context = _legacy_context(version, legit)
             except (ValueError, ssl.SSLError) as exc:
                 raise CheckSkipped(
                     f"this Python/OpenSSL cannot offer {version.name}: {exc}"

@@ -31,9 +31,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from hookshield.core.certs import PresentedChain, load_chain
-from hookshield.core.errors import CertificateParseError, Rejection
+from hookshield.core.errors import CertificateParseError, Code, Rejection
 from hookshield.core.identity import ClientIdentity
 from hookshield.core.policy import Allowlist
+from hookshield.core.signatures import SignatureVerifier
 from hookshield.core.sources.base import pem_urlenc
 from hookshield.core.verify import Verifier
 from hookshield.pki import CertificateAuthority
@@ -88,6 +89,11 @@ class Receiver:
     believes: str | None = None  # a certificate header it reads from the client (glue code)
     terminator_requires_cert: bool = False  # nginx ssl_verify_client on: its own 400
     unguarded: frozenset[str] = frozenset()  # methods the view serves before any check
+    # Standard Webhooks signatures (the guard's SignatureVerifier), for the replay checks.
+    secret: str | None = None  # None: signatures are not looked at
+    requires_signature: bool = True  # else an unsigned delivery passes (a signed one is checked)
+    tolerance: int = 300  # seconds a timestamp may be away from now
+    remembers_ids: bool = True  # refuses a webhook-id it has taken before (409)
     # What it takes.
     content_types: frozenset[str] | None = frozenset({"application/json"})  # None: any
     max_body: int | None = 256 * 1024
@@ -165,6 +171,12 @@ class Endpoint:
         self.world = world
         self.verifier = Verifier([world.root.certificate])
         self.allowlist = Allowlist.parse(list(receiver.allow))
+        self.signatures = (
+            SignatureVerifier([receiver.secret], tolerance=receiver.tolerance)
+            if receiver.secret
+            else None
+        )
+        self.seen_ids: set[str] = set()
         self.count = 0
 
     # HTTP
@@ -193,7 +205,7 @@ class Endpoint:
             return refused
         if request.method != "POST":
             return _refusal(405, "method_not_allowed")
-        return self._take(request)
+        return self._signed(request) or self._take(request)
 
     def _limit(self) -> httpx.Response | None:
         r = self.receiver
@@ -239,6 +251,24 @@ class Endpoint:
             return self.allowlist.match(identity) is not None
         names = (*identity.uri_sans, *identity.dns_sans, *identity.common_names)
         return any(allowed in name for allowed in self.receiver.allow for name in names)
+
+    def _signed(self, request: httpx.Request) -> httpx.Response | None:
+        """The signature, its age and its webhook-id, when the receiver has a secret."""
+        if self.signatures is None:
+            return None
+        meta = {
+            f"HTTP_WEBHOOK_{part.upper()}": request.headers.get(f"webhook-{part}")
+            for part in ("id", "timestamp", "signature")
+        }
+        verdict = self.signatures.verify(meta, request.content)
+        if isinstance(verdict, Rejection):
+            if verdict.code is Code.SIGNATURE_MISSING and not self.receiver.requires_signature:
+                return None
+            return _refusal(401, str(verdict.code))
+        if self.receiver.remembers_ids and verdict in self.seen_ids:
+            return _refusal(409, str(Code.DELIVERY_REPLAYED))
+        self.seen_ids.add(verdict)
+        return None
 
     def _take(self, request: httpx.Request) -> httpx.Response:
         """The view: content type, size, then the parse a naive view does with json.loads."""

@@ -105,6 +105,7 @@ class Receiver:
     throttle_after: int | None = None  # requests answered before it answers 429
     retry_after: bool = True  # its 429s say when to retry
     overload_after: int | None = None  # requests answered before 503s without Retry-After
+    crash_after: int | None = None  # requests answered before 500s (a limiter that breaks)
     plain_http: bool = False  # serves http:// like https:// (else nginx's 400)
     # TLS, for ScanContext.handshake.
     legacy_tls: bool = False  # completes TLS 1.0 and 1.1 handshakes
@@ -214,7 +215,14 @@ class Endpoint:
             return httpx.Response(429, json={"error": {"code": "rate_limited"}}, headers=headers)
         if r.overload_after is not None and self.count > r.overload_after:
             return httpx.Response(503, html="<h1>Service Unavailable</h1>")
+        if r.crash_after is not None and self.count > r.crash_after:
+            return self._crashed()
         return None
+
+    def _crashed(self) -> httpx.Response:
+        return httpx.Response(
+            500, html=DJANGO_500 if self.receiver.debug else "<h1>Server Error</h1>"
+        )
 
     def _authenticate(self, request: httpx.Request, chain: Chain) -> httpx.Response | None:
         r = self.receiver
@@ -284,7 +292,7 @@ class Endpoint:
         except r.handles:
             return _refusal(400, "malformed_body")
         except Exception:  # what the view does not catch: Django's 500
-            return httpx.Response(500, html=DJANGO_500 if r.debug else "<h1>Server Error</h1>")
+            return self._crashed()
         if r.echo:
             return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
         return httpx.Response(200, json={"ok": True})

@@ -213,6 +213,10 @@ CASES = [
          request="malformed JSON", status=500, also=("input.malformed-json-5xx",)),
     Case("exposure.debug-page", F, "debug-404", HARDENED.but(debug=True),
          request="a path that does not exist", status=404, also=("inventory.url-patterns-leak",)),
+    # The answers to the rate-limit burst are answers too.
+    Case("exposure.debug-page", F, "debug-500-in-the-burst",
+         HARDENED.but(debug=True, crash_after=3), request="(burst)", status=500,
+         also=("rate.no-limit",)),
     Case("exposure.debug-page", N, "plain-500", HARDENED.but(handles=()),
          also=("input.malformed-json-5xx",)),
     Case("exposure.debug-page", X, "out-of-time", NAIVE, SKIPPED, reason="--max-duration",

@@ -204,7 +204,7 @@ async def run_scan(
             observer.check_done(done)
 
         await asyncio.gather(*(one(c) for c in checks if not c.last))
-        for check in (c for c in checks if c.last):
+        for check in sorted((c for c in checks if c.last), key=lambda c: c.reads_answers):
             await one(check)
     finally:
         await ctx.close()

@@ -62,6 +62,9 @@ class Check(ABC):
     # Runs after every other check (the rate-limit burst would throttle them; data-exposure
     # checks read every answer the others got).
     last: ClassVar[bool] = False
+    # Sends nothing, reads every answer of the scan: runs after the other last checks, so the
+    # rate-limit burst's answers are read too.
+    reads_answers: ClassVar[bool] = False
 
     @abstractmethod
     async def run(self, ctx: ScanContext) -> list[Finding]:

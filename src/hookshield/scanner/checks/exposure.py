@@ -34,6 +34,7 @@ class DebugPage(Check):
         "@webhook's refusals stay JSON without tracebacks either way."
     )
     last = True
+    reads_answers = True
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         for reply in _all_answers(ctx):
@@ -53,6 +54,7 @@ class PayloadEcho(Check):
         "request.webhook.delivery_id from the @webhook view, or {'ok': true}."
     )
     last = True
+    reads_answers = True
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         if ctx.canary.encode() not in ctx.payload:
@@ -73,6 +75,7 @@ class ServerBanner(Check):
     title = "A Server or X-Powered-By header names software and version"
     remediation = "Hide versions at the terminator (nginx: server_tokens off)."
     last = True
+    reads_answers = True
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         for reply in _all_answers(ctx):

@@ -163,6 +163,9 @@ CASES = [
     # authz.identity-confusion
     Case("authz.identity-confusion", F, "substring-match", HARDENED.but(match=Match.SUBSTRING),
          request="look-alike: spiffe-prefix", control=403),
+    Case("authz.identity-confusion", F, "dn-split-on-commas",
+         HARDENED.but(match=Match.DN_SPLIT, allow=("payments-gateway",)),
+         request="look-alike: dn-escaped-comma", control=403),
     Case("authz.identity-confusion", N, "hardened", HARDENED),
     Case("authz.identity-confusion", X, "masked", HARDENED.but(match=Match.ANY), NOT_APPLICABLE,
          reason="masked"),

@@ -99,6 +99,7 @@ class Receiver:
     content_types: frozenset[str] | None = frozenset({"application/json"})  # None: any
     max_body: int | None = 256 * 1024
     handles: tuple[type[Exception], ...] = (ValueError, RecursionError)  # others: a 500
+    dies: bool = False  # what it does not handle kills the worker: no answer, not a 500
     # How it answers.
     debug: bool = False  # Django's DEBUG: tracebacks in 500s, URL patterns in 404s
     echo: bool = False  # answers with the delivery's body
@@ -223,6 +224,8 @@ class Endpoint:
         return None
 
     def _crashed(self) -> httpx.Response:
+        if self.receiver.dies:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
         return httpx.Response(
             500, html=DJANGO_500 if self.receiver.debug else "<h1>Server Error</h1>"
         )

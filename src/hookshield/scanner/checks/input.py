@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hookshield.scanner.context import ScanContext
+from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
-from hookshield.scanner.registry import Check, Need, register
+from hookshield.scanner.registry import Check, Inconclusive, Need, register
 
 OVERSIZED = 8 * 1024 * 1024
 DEEP = 10_000
@@ -12,6 +12,14 @@ DEEP = 10_000
 
 def _is_5xx(status: int | None) -> bool:
     return status is not None and status >= 500
+
+
+def _answered(reply: Reply) -> Reply:
+    """``reply``, when it is an HTTP answer: a probe after which the connection dropped may
+    have crashed the worker or met the network, and proves neither a 5xx nor its absence."""
+    if reply.status is None:
+        raise Inconclusive(f"{reply.request}: no HTTP answer ({reply.error})")
+    return reply
 
 
 @register
@@ -27,8 +35,8 @@ class MalformedJson5xx(Check):
     needs = frozenset({Need.ACCEPTED_BASELINE})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        reply = await ctx.deliver(
-            body=b'{"type": "hookshield.scan", "data": {', label="malformed JSON"
+        reply = _answered(
+            await ctx.deliver(body=b'{"type": "hookshield.scan", "data": {', label="malformed JSON")
         )
         return [self.finding(reply.evidence())] if _is_5xx(reply.status) else []
 
@@ -87,7 +95,7 @@ class DeepNesting(Check):
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         body = b'{"type": "hookshield.scan", "data": ' + b"[" * DEEP + b"]" * DEEP + b"}"
-        reply = await ctx.deliver(body=body, label=f"JSON nested {DEEP} deep")
+        reply = _answered(await ctx.deliver(body=body, label=f"JSON nested {DEEP} deep"))
         baseline = ctx.baseline.elapsed_ms if ctx.baseline else 0.0
         slow = reply.status is not None and reply.elapsed_ms > max(2000.0, 20 * baseline)
         if _is_5xx(reply.status) or slow:
@@ -106,7 +114,9 @@ class InvalidUtf85xx(Check):
     needs = frozenset({Need.ACCEPTED_BASELINE})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        reply = await ctx.deliver(
-            body=b'{"type": "hookshield.scan", "name": "\xff\xfe\xfd"}', label="invalid UTF-8"
+        reply = _answered(
+            await ctx.deliver(
+                body=b'{"type": "hookshield.scan", "name": "\xff\xfe\xfd"}', label="invalid UTF-8"
+            )
         )
         return [self.finding(reply.evidence())] if _is_5xx(reply.status) else []

@@ -279,7 +279,7 @@ CASES = [
          reason="throttled"),
 ]  # fmt: skip
 
-# Passed against the replay checks of ff10b33; not run until the rework settles (LEFT_OUT).
+# They pass against the replay checks of main at 756e301; not run until those settle (LEFT_OUT).
 SIGNED = HARDENED.but(secret=SECRET)
 SIGNING = {"signing_secret": SECRET}
 REPLAY_CASES = [

@@ -37,7 +37,7 @@ from tests.scanner.fake_receiver import (
     serving,
 )
 
-URL = f"https://hooks.example.test{PATH}"
+URL = f"https://hooks.example.test:8443{PATH}"
 # The replay checks are being reworked: REPLAY_CASES (below, not run) join CASES when they settle.
 LEFT_OUT = frozenset(
     {"replay.unsigned-accepted", "replay.duplicate-accepted", "replay.stale-timestamp"}
@@ -94,7 +94,7 @@ REFUSES_LEGIT = HARDENED.but(allow=("spiffe://corp.example/someone-else",))
 THROTTLES_PROBES = HARDENED.but(throttle_after=1)  # the baseline passes, every probe gets 429
 NO_CERT_PLEASE = HARDENED.but(trust=Trust.NOTHING)  # any caller, otherwise hardened
 BELIEVER = HARDENED.but(believes="X-SSL-Client-Cert")
-HTTP_URL = {"url": f"http://hooks.example.test{PATH}"}
+HTTP_URL = {"url": f"http://hooks.example.test:8080{PATH}"}
 PLAIN_NAIVE = NAIVE.but(plain_http=True)  # the naive app on a plain-HTTP port
 NO_FOREIGN = {"foreign": None, "mint_ca": None}
 
@@ -246,6 +246,8 @@ CASES = [
     # tls.*
     Case("tls.plaintext-http", F, "http-served", NO_CERT_PLEASE.but(plain_http=True),
          request="plain HTTP to the same port"),
+    Case("tls.plaintext-http", F, "http-on-port-80", NO_CERT_PLEASE.but(plain_http=True),
+         request="plain HTTP to port 80", config={"url": f"https://hooks.example.test{PATH}"}),
     Case("tls.plaintext-http", F, "http-url", PLAIN_NAIVE, request="baseline", config=HTTP_URL),
     Case("tls.plaintext-http", N, "nginx-400", NO_CERT_PLEASE),
     Case("tls.plaintext-http", X, "throttled", THROTTLES_PROBES.but(plain_http=True),

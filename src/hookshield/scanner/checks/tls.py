@@ -35,7 +35,9 @@ class PlaintextHttp(Check):
             baseline = ctx.baseline
             return self.if_accepted(baseline) if baseline else []
         plain = urlunsplit(parts._replace(scheme="http"))
-        reply = await ctx.deliver(Profile.NO_CERT, url=plain, label="plain HTTP to the same port")
+        # Without a port in the URL the http:// one is another port: the evidence says which.
+        where = "the same port" if parts.port else "port 80"
+        reply = await ctx.deliver(Profile.NO_CERT, url=plain, label=f"plain HTTP to {where}")
         return self.if_accepted(reply)
 
 

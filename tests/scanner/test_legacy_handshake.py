@@ -2,8 +2,9 @@
 
 Such a terminator (HAProxy ``verify required``, Envoy, most Go and Java servers) ends a
 certificate-less handshake in every version; the probe carries the legitimate certificate, as
-every probe does, so the legacy version is what is tested. The HTTP side is an
-``httpx.MockTransport`` (only the baseline goes there); the handshakes are real, on 127.0.0.1.
+every probe does, so the legacy version is what is tested; without one the check says it needs
+it rather than pass. The HTTP side is an ``httpx.MockTransport`` (only the baseline goes
+there); the handshakes are real, on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -87,3 +88,12 @@ async def test_tls10_behind_a_required_client_certificate_is_found(
     requests = [f.evidence.request for f in result.findings]
     assert requests == ["TLSv1 handshake", "TLSv1_1 handshake"]
     assert [f.evidence.excerpt for f in result.findings] == ["TLSv1", "TLSv1.1"]
+
+
+async def test_without_the_certificate_it_says_what_it_needs(strict_tls10: str) -> None:
+    # Every handshake without a certificate ends here, the current ones too: no verdict.
+    config = ScanConfig(url=strict_tls10, checks=("tls.legacy-protocol",))
+    report = await run_scan(config, transport=httpx.MockTransport(_accepted))
+    (result,) = report.results
+    assert result.outcome is Outcome.SKIPPED
+    assert "--cert" in result.reason

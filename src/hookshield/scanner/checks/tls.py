@@ -89,7 +89,20 @@ class LegacyProtocol(Check):
                 raise CheckSkipped(f"this Python/OpenSSL cannot offer {version.name}: {detail}")
             if completed:
                 findings.append(self.finding(Evidence(f"{version.name} handshake", excerpt=detail)))
+        if not findings and legit is None:
+            await _certificate_not_required(ctx)
         return findings
+
+
+async def _certificate_not_required(ctx: ScanContext) -> None:
+    """Raise CheckSkipped when a current handshake fails without a client certificate as well:
+    the legacy ones then failed for want of one, whatever versions the terminator allows."""
+    completed, detail, _ = await ctx.handshake(ctx.profiles.context(Profile.NO_CERT))
+    if not completed:
+        raise CheckSkipped(
+            f"needs {Need.CLIENT_CERT.value}: without one the terminator ends every handshake "
+            f"({detail}), so the legacy ones prove nothing"
+        )
 
 
 def _certificate_problems(der: bytes) -> list[str]:

@@ -177,6 +177,7 @@ def outcome(report: Report, check_id: str) -> Outcome:
 
 # What a certificate-less delivery accepted masks: each of these needs a target of its own.
 MASKED = {
+    "auth.method-bypass",
     "auth.untrusted-cert",
     "auth.forged-subject",
     "auth.expired-cert",
@@ -246,11 +247,16 @@ async def test_any_certificate_through_a_permissive_proxy(targets: Targets) -> N
     """The view wants a certificate, any: each certificate flaw is found, with its control (the
     same delivery without a certificate, refused) in the evidence."""
     report = await scan(targets, targets.permissive, checks=tuple(sorted(MASKED)))
-    for check_id in ("auth.untrusted-cert", "auth.forged-subject", "auth.expired-cert"):
+    for check_id in (
+        "auth.untrusted-cert",
+        "auth.forged-subject",
+        "auth.expired-cert",
+        "auth.method-bypass",
+    ):
         assert outcome(report, check_id) is Outcome.FAILED, check_id
-        (finding,) = [f for f in report.findings if f.id == check_id]
+        finding = next(f for f in report.findings if f.id == check_id)
         assert finding.evidence.control is not None
-        assert finding.evidence.control.status == 401
+        assert finding.evidence.control.status == 401, check_id
     assert outcome(report, "authz.foreign-identity") is Outcome.FAILED
     # Any valid identity gets in: resemblance cannot be what lets a look-alike in.
     assert outcome(report, "authz.identity-confusion") is Outcome.NOT_APPLICABLE
@@ -351,7 +357,7 @@ async def test_plain_http(targets: Targets) -> None:
     report = await scan(targets, targets.plain_http)
     assert outcome(report, "tls.plaintext-http") is Outcome.FAILED
     # No certificate can be presented over plain HTTP: none is reported as accepted.
-    for check_id in sorted(MASKED - {"auth.spoofed-identity-header"}):
+    for check_id in sorted(MASKED - {"auth.spoofed-identity-header", "auth.method-bypass"}):
         (result,) = [r for r in report.results if r.id == check_id]
         assert result.outcome is Outcome.NOT_APPLICABLE, result
         assert "https://" in result.reason

@@ -38,10 +38,6 @@ from tests.scanner.fake_receiver import (
 )
 
 URL = f"https://hooks.example.test:8443{PATH}"
-# The replay checks are being reworked: REPLAY_CASES (below, not run) join CASES when they settle.
-LEFT_OUT = frozenset(
-    {"replay.unsigned-accepted", "replay.duplicate-accepted", "replay.stale-timestamp"}
-)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a test key
 
 
@@ -140,7 +136,8 @@ CASES = [
          reason="masked"),
     # auth.method-bypass
     Case("auth.method-bypass", F, "get-unguarded", HARDENED.but(unguarded=frozenset({"GET"})),
-         request="GET /hooks/payments/ (GET without credentials)"),
+         request="GET /hooks/payments/ (GET without credentials)", control=401),
+    Case("auth.method-bypass", X, "masked", NO_CERT_PLEASE, NOT_APPLICABLE, reason="masked"),
     Case("auth.method-bypass", N, "hardened", HARDENED),
     Case("auth.method-bypass", X, "throttled", THROTTLES_PROBES, INCONCLUSIVE, reason="throttled"),
     # auth.tls-client-auth-optional
@@ -285,7 +282,6 @@ CASES = [
          reason="throttled"),
 ]  # fmt: skip
 
-# They pass against the replay checks of main at 756e301; not run until those settle (LEFT_OUT).
 SIGNED = HARDENED.but(secret=SECRET)
 SIGNING = {"signing_secret": SECRET}
 REPLAY_CASES = [
@@ -372,7 +368,10 @@ def assert_evidence(case: Case, result: CheckResult) -> None:
         assert "(control)" in control.request
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
+ALL_CASES = CASES + REPLAY_CASES
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in ALL_CASES])
 async def test_check(case: Case, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     result = result_of(await scan(case, world, monkeypatch), case.check)
     assert result.outcome is case.expected, result.reason or result.findings
@@ -385,15 +384,12 @@ async def test_check(case: Case, world: World, monkeypatch: pytest.MonkeyPatch) 
 
 def test_every_check_has_each_scenario() -> None:
     covered: dict[str, set[Scenario]] = {}
-    for case in CASES:
+    for case in ALL_CASES:
         covered.setdefault(case.check, set()).add(case.scenario)
     assert set(covered) <= set(CHECKS), "a case names no registered check"
-    assert set(CHECKS) >= LEFT_OUT, "a left-out check is gone: drop it from LEFT_OUT"
-    assert not set(covered) & LEFT_OUT
-    assert {case.check for case in REPLAY_CASES} == LEFT_OUT
     missing = {
         check_id: sorted(set(Scenario) - covered.get(check_id, set()))
-        for check_id in sorted(set(CHECKS) - LEFT_OUT)
+        for check_id in sorted(CHECKS)
         if covered.get(check_id, set()) != set(Scenario)
     }
     assert not missing, f"checks without a unit test for these scenarios: {missing}"

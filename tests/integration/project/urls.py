@@ -56,8 +56,9 @@ def fallback(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 def cert_present(request: HttpRequest) -> JsonResponse:
-    """Lets in whoever the proxy forwarded a certificate for: verified or not, any identity."""
-    if not request.META.get("HTTP_X_SSL_CLIENT_CERT"):
+    """Lets in whoever the proxy forwarded a certificate for: verified or not, any identity;
+    and anyone at all with another method than POST ("GET is the health check")."""
+    if request.method == "POST" and not request.META.get("HTTP_X_SSL_CLIENT_CERT"):
         return JsonResponse({"error": "client certificate required"}, status=401)
     return JsonResponse({"ok": True})
 

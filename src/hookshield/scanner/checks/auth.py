@@ -258,13 +258,16 @@ class MethodBypass(Check):
     needs = frozenset({Need.ACCEPTED_BASELINE})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
+        control = await ctx.deliver(
+            Profile.NO_CERT, sign=False, label="POST without credentials (control)"
+        )
         replies = [
             await ctx.deliver(
                 Profile.NO_CERT, method=method, sign=False, label=f"{method} without credentials"
             )
             for method in ("GET", "PUT", "PATCH", "DELETE")
         ]
-        return self.if_accepted(*replies)
+        return self.if_accepted_unlike(control, *replies, masked_by=NoClientCert.id)
 
 
 @register

@@ -60,7 +60,10 @@ class PayloadEcho(Check):
         if ctx.canary.encode() not in ctx.payload:
             # A --payload of the user's own carries no canary: no answer could show the echo,
             # and a pass would claim what was never tested.
-            raise CheckSkipped("needs the default payload: the --payload given carries no canary")
+            raise CheckSkipped(
+                "needs the default payload: the --payload given carries no canary "
+                "(--skip exposure.payload-echo leaves it out of the coverage)"
+            )
         for reply in _all_answers(ctx):
             if ctx.canary in reply.body:
                 return [self.finding(reply.evidence())]

@@ -9,6 +9,7 @@ import pytest
 
 from hookshield.cli import ExitCode, main
 from tests.conftest import TestPki
+from tests.integration.servers import find_binary
 
 
 def run(pki: TestPki, *extra: str) -> int:
@@ -69,3 +70,103 @@ def test_max_body_out_of_range_is_a_usage_error(
 ) -> None:
     assert run(pki, "--client-ca", str(pki.ca_file), "--max-body", size) == ExitCode.USAGE
     assert "--max-body must be 1 to" in capsys.readouterr().err
+
+
+def test_every_flag_has_a_help_line_showing_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["proxy-config", "--help"])
+    text = " ".join(capsys.readouterr().out.split("options:", 1)[1].split())
+    for flag, default in [
+        ("--upstream HOST:PORT", "(default: 127.0.0.1:8000)"),
+        ("--listen [HOST:]PORT", "(default: 443)"),
+        ("--max-body BYTES", "(default: 262144)"),
+        ("--server-name NAME", "(default: _)"),
+    ]:
+        assert f"{flag} " in text
+        after = text.split(f"{flag} ", 1)[1]
+        assert default in after.split(" --", 1)[0], flag
+    for flag in ("--client-ca", "--cert", "--key", "--intermediates", "--secret", "--check"):
+        after = text.split(f" {flag} ", 1)[1]
+        assert len(after.split(" --", 1)[0].split()) > 3, f"{flag} has no help line"
+
+
+@pytest.mark.parametrize(
+    ("listen", "nginx", "haproxy", "envoy"),
+    [
+        ("9500", "listen 9500 ssl;", "bind :9500 ssl", "0.0.0.0"),  # noqa: S104
+        ("127.0.0.1:9500", "listen 127.0.0.1:9500 ssl;", "bind 127.0.0.1:9500 ssl", "127.0.0.1"),
+        ("[::1]:9500", "listen [::1]:9500 ssl;", "bind [::1]:9500 ssl", "::1"),
+    ],
+)
+def test_listen_takes_a_port_or_host_and_port(
+    pki: TestPki,
+    capsys: pytest.CaptureFixture[str],
+    listen: str,
+    nginx: str,
+    haproxy: str,
+    envoy: str,
+) -> None:
+    cert, key = pki.files("server")
+    common = ["--client-ca", str(pki.ca_file), "--cert", str(cert), "--key", str(key)]
+    outputs = {}
+    for proxy in ("nginx", "haproxy", "envoy"):
+        assert main(["proxy-config", proxy, *common, "--listen", listen]) == 0
+        outputs[proxy] = capsys.readouterr().out
+    assert nginx in outputs["nginx"]
+    assert haproxy in outputs["haproxy"]
+    assert f"address: {envoy}" in outputs["envoy"] or f"address: '{envoy}'" in outputs["envoy"]
+    assert "port_value: 9500" in outputs["envoy"]
+
+
+@pytest.mark.parametrize("listen", ["9500x", "0", "70000", "host:", "a b:80", "::1:80"])
+def test_a_listen_that_is_no_address_is_a_usage_error(
+    pki: TestPki, capsys: pytest.CaptureFixture[str], listen: str
+) -> None:
+    with pytest.raises(SystemExit) as raised:
+        run(pki, "--client-ca", str(pki.ca_file), "--listen", listen)
+    assert raised.value.code == ExitCode.USAGE
+    assert "neither a port" in capsys.readouterr().err
+
+
+def test_output_writes_private_files(
+    pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(pki, "--client-ca", str(pki.ca_file), "--output", str(tmp_path / "out")) == 0
+    written = tmp_path / "out" / "hookshield.conf"
+    assert "ssl_verify_client on;" in written.read_text()
+    assert written.stat().st_mode & 0o077 == 0  # it holds the proxy secret
+    streams = capsys.readouterr()
+    assert streams.out == ""
+    assert f"wrote {tmp_path / 'out' / 'hookshield.conf'}" in streams.err
+
+
+def test_check_runs_the_terminators_own_validation(
+    pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    find_binary("nginx")
+    assert run(pki, "--client-ca", str(pki.ca_file), "--check") == 0
+    streams = capsys.readouterr()
+    assert "nginx -t" in streams.err
+    assert "accepted" in streams.err
+    assert "ssl_verify_client on;" in streams.out
+    # A certificate nginx cannot load: refused by nginx itself, and nothing printed to install.
+    bad = tmp_path / "not-a-certificate.pem"
+    bad.write_text("nothing here\n")
+    args = ["proxy-config", "nginx", "--client-ca", str(pki.ca_file), "--key", str(bad)]
+    assert main([*args, "--cert", str(bad), "--check"]) == ExitCode.BELOW_THRESHOLD
+    streams = capsys.readouterr()
+    assert streams.out == ""
+    assert "REFUSED" in streams.err
+    assert "not-a-certificate.pem" in streams.err  # nginx's own words name the file
+
+
+def test_check_without_the_binary_is_a_usage_error(
+    pki: TestPki, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hookshield.proxy_config.check.find_binary", lambda *names: None)
+    assert run(pki, "--client-ca", str(pki.ca_file), "--check") == ExitCode.USAGE
+    streams = capsys.readouterr()
+    assert streams.out == ""
+    assert "nginx is not installed here" in streams.err

@@ -136,6 +136,39 @@ def test_haproxy_placeholders_and_other_formats_are_malformed(value: str) -> Non
         build_source("haproxy").take(inbound({"X-SSL-Client-Cert": value}))
 
 
+# --- Caddy -----------------------------------------------------------------------------------
+
+
+def test_caddy_base64_der_leaf(pki: TestPki) -> None:
+    b64 = encodings.b64der(pki.allowed.certificate)
+    source = build_source("caddy")
+    assert source.meta_keys() == ("HTTP_X_CADDY_CLIENT_CERT",)
+    chain = source.take(inbound({"X-Caddy-Client-Cert": b64}))
+    assert leaf_of(chain) == der(pki.allowed.certificate)
+    assert chain is not None
+    assert chain.source == "caddy"
+    assert source.take(inbound({"X-Caddy-Client-Cert": ""})) is None  # no certificate
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{http.request.tls.client.certificate_der_base64}",  # an unexpanded placeholder
+        "-----BEGIN CERTIFICATE-----",
+        "(null)",
+    ],
+)
+def test_caddy_placeholders_and_other_formats_are_malformed(value: str) -> None:
+    with pytest.raises(CertificateParseError):
+        build_source("caddy").take(inbound({"X-Caddy-Client-Cert": value}))
+
+
+def test_caddy_joined_copies_are_refused(pki: TestPki) -> None:
+    b64 = encodings.b64der(pki.allowed.certificate)
+    with pytest.raises(CertificateParseError, match="several values"):
+        build_source("caddy").take(inbound({"X-Caddy-Client-Cert": f"{b64},{b64}"}))
+
+
 def test_haproxy_optional_verify_header(pki: TestPki) -> None:
     source = build_source("haproxy", verify_header="X-SSL-Client-Verify")
     b64 = encodings.b64der(pki.allowed.certificate)

@@ -1,4 +1,4 @@
-"""``hookshield proxy-config nginx|haproxy|envoy``: a hardened terminator configuration."""
+"""``hookshield proxy-config nginx|haproxy|caddy|envoy``: a hardened terminator configuration."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.proxy_config import (
     ProxyOptions,
+    caddy,
     check,
     django_settings,
     envoy,
@@ -32,16 +33,24 @@ _SOURCES = {
     "nginx": ("nginx", "X-SSL-Client-Verify"),
     "haproxy": ("haproxy", "X-SSL-Client-Verify"),
     "envoy": ("envoy-xfcc", None),
+    "caddy": ("caddy", None),
 }
 # Webhook bodies are small; HAProxy holds a buffer above the limit for every connection.
+_SECRET = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
 MAX_BODY_LIMIT = 64 * 1024 * 1024
 _RENDER: dict[str, Callable[[ProxyOptions], str]] = {
     "nginx": nginx.render,
     "haproxy": haproxy.render,
     "envoy": envoy.render,
+    "caddy": caddy.render,
 }
 # What --output names each file (the terminator's usual name where it has one).
-_FILE_NAMES = {"nginx": "hookshield.conf", "haproxy": "haproxy.cfg", "envoy": "envoy.yaml"}
+_FILE_NAMES = {
+    "nginx": "hookshield.conf",
+    "haproxy": "haproxy.cfg",
+    "envoy": "envoy.yaml",
+    "caddy": "Caddyfile",
+}
 # Terminators that read several files: (options, the directory they will be in) -> files.
 _MULTI_FILE: dict[str, Callable[[ProxyOptions, Path], dict[str, str]]] = {}
 
@@ -59,7 +68,7 @@ class _DefaultsShown(argparse.HelpFormatter):
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "proxy-config",
-        help="print a hardened nginx, HAProxy or Envoy configuration for the guard",
+        help="print a hardened nginx, HAProxy, Caddy or Envoy configuration for the guard",
         description="Print a TLS terminator configuration (stdout, or files in --output) that "
         "verifies client certificates, overwrites every certificate header on every request, "
         "adds a fresh PROXY_SECRET, drops underscore header names, limits bodies and hides its "
@@ -156,10 +165,9 @@ def _listen(value: str) -> tuple[str, int]:
 def _usage_problem(args: argparse.Namespace) -> str | None:
     if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", args.upstream):
         return f"--upstream {args.upstream!r} is not host:port"
-    if args.secret is not None and (
-        len(args.secret) < 16 or '"' in args.secret or "\\" in args.secret
-    ):
-        return "--secret needs 16+ characters, no quotes"
+    if args.secret is not None and not _SECRET.fullmatch(args.secret):
+        # Nothing a terminator would expand ($var, %[...], {placeholder}) or unquote.
+        return "--secret needs 16+ characters of A-Z a-z 0-9 - _ . ~ + / ="
     if not 1 <= args.max_body <= MAX_BODY_LIMIT:
         return f"--max-body must be 1 to {MAX_BODY_LIMIT}"
     if args.proxy in _MULTI_FILE and args.output is None:

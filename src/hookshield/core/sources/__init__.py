@@ -8,6 +8,7 @@ from hookshield.core.errors import ConfigurationError
 from hookshield.core.sources.asgi_tls import AsgiTlsSource
 from hookshield.core.sources.aws_alb import AwsAlbSource
 from hookshield.core.sources.base import HeaderSource, Inbound, Source, meta_key
+from hookshield.core.sources.caddy import CaddySource
 from hookshield.core.sources.haproxy import HaproxySource
 from hookshield.core.sources.nginx import NginxSource
 from hookshield.core.sources.rfc9440 import CloudflareSource, GcpSource
@@ -27,6 +28,7 @@ HEADER_SOURCES: dict[str, type[HeaderSource]] = {
         AwsAlbSource,
         GcpSource,
         CloudflareSource,
+        CaddySource,
     )
 }
 SOURCE_NAMES = ("asgi-tls", "wsgi-environ", *HEADER_SOURCES)

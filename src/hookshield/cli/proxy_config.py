@@ -1,4 +1,4 @@
-"""``hookshield proxy-config nginx|haproxy|caddy|envoy``: a hardened terminator configuration."""
+"""``hookshield proxy-config <terminator>``: a hardened terminator configuration."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from hookshield.proxy_config import (
     haproxy,
     new_secret,
     nginx,
+    traefik,
 )
 
 __all__ = ["add_parser"]
@@ -34,6 +35,7 @@ _SOURCES = {
     "haproxy": ("haproxy", "X-SSL-Client-Verify"),
     "envoy": ("envoy-xfcc", None),
     "caddy": ("caddy", None),
+    "traefik": ("traefik", None),
 }
 # Webhook bodies are small; HAProxy holds a buffer above the limit for every connection.
 _SECRET = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
@@ -52,7 +54,7 @@ _FILE_NAMES = {
     "caddy": "Caddyfile",
 }
 # Terminators that read several files: (options, the directory they will be in) -> files.
-_MULTI_FILE: dict[str, Callable[[ProxyOptions, Path], dict[str, str]]] = {}
+_MULTI_FILE: dict[str, Callable[[ProxyOptions, Path], dict[str, str]]] = {"traefik": traefik.render}
 
 
 class _DefaultsShown(argparse.HelpFormatter):
@@ -68,14 +70,14 @@ class _DefaultsShown(argparse.HelpFormatter):
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "proxy-config",
-        help="print a hardened nginx, HAProxy, Caddy or Envoy configuration for the guard",
+        help="print a hardened nginx, HAProxy, Caddy, Traefik or Envoy configuration for the guard",
         description="Print a TLS terminator configuration (stdout, or files in --output) that "
         "verifies client certificates, overwrites every certificate header on every request, "
         "adds a fresh PROXY_SECRET, drops underscore header names, limits bodies and hides its "
         "version; and the matching HOOKSHIELD settings (stderr).",
         formatter_class=_DefaultsShown,
     )
-    p.add_argument("proxy", choices=sorted(_RENDER), help="the TLS terminator")
+    p.add_argument("proxy", choices=sorted({*_RENDER, *_MULTI_FILE}), help="the TLS terminator")
     p.add_argument(
         "--upstream",
         default="127.0.0.1:8000",

@@ -48,15 +48,22 @@ https://:{options.listen} {{
 \t\t}}
 \t}}
 
-\t# Bodies over the limit (chunked ones too) are refused with 413.
+\t# Bodies over the limit, chunked ones too, are refused with 413 before anything is sent to
+\t# Django. request_body alone would let Caddy open the upstream request and cut it short;
+\t# reading the body in a matcher (held in memory, at most max_size) refuses it first. The
+\t# read fails at the limit, an error with no HTTP status, which handle_errors turns into 413.
 \trequest_body {{
 \t\tmax_size {options.max_body}
+\t}}
+\t@over_the_limit expression `{{http.request.body}}.size() > {options.max_body}`
+\trespond @over_the_limit 413
+\thandle_errors {{
+\t\t@body_unreadable vars {{err.status_code}} ""
+\t\trespond @body_unreadable 413
 \t}}
 \theader -Server
 
 \treverse_proxy {options.upstream} {{
-\t\t# Read the whole body (up to the limit) before anything is sent to Django.
-\t\trequest_buffers {options.max_body + 1}
 \t\t# What Django believes: this connection's certificate (replacing any client copy)...
 \t\theader_up {_CERT_HEADER} {{http.request.tls.client.certificate_der_base64}}
 \t\theader_up {DEFAULT_SECRET_HEADER} "{options.secret}"

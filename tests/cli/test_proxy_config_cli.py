@@ -65,6 +65,14 @@ def test_a_file_that_is_no_ca_certificate_is_a_usage_error(
         assert why in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["a b", "x;\n    include /etc/passwd", "", "{http.request}"])
+def test_a_server_name_that_is_no_host_name_is_a_usage_error(
+    pki: TestPki, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    assert run(pki, "--client-ca", str(pki.ca_file), "--server-name", name) == ExitCode.USAGE
+    assert "--server-name" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("size", ["0", str(64 * 1024 * 1024 + 1)])
 def test_max_body_out_of_range_is_a_usage_error(
     pki: TestPki, capsys: pytest.CaptureFixture[str], size: str
@@ -193,3 +201,24 @@ def test_traefik_writes_a_static_and_a_dynamic_file(
     # Traefik has no validation command: --check says so rather than pretending.
     assert main([*args, "--output", str(tmp_path), "--check"]) == ExitCode.USAGE
     assert "traefik has no command that validates" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("proxy", "validator"), [("apache", "-t -f"), ("caddy", "caddy validate")])
+def test_check_asks_apache_and_caddy_too(
+    pki: TestPki, capsys: pytest.CaptureFixture[str], proxy: str, validator: str
+) -> None:
+    find_binary("apache2" if proxy == "apache" else proxy)
+    cert, key = pki.files("server")
+    args = ["proxy-config", proxy, "--client-ca", str(pki.ca_file), "--key", str(key)]
+    assert main([*args, "--cert", str(cert), "--check"]) == 0
+    streams = capsys.readouterr()
+    assert validator in streams.err
+    assert "accepted" in streams.err
+    assert streams.out  # the configuration, once accepted
+    # What each refuses: Caddy loads the certificate (here the key); "apache2 -t" parses, and
+    # checks that the certificate file exists.
+    bad = ["--cert", str(key) if proxy == "caddy" else str(cert.with_name("missing.pem"))]
+    assert main([*args, *bad, "--check"]) == ExitCode.BELOW_THRESHOLD
+    streams = capsys.readouterr()
+    assert "REFUSED" in streams.err
+    assert streams.out == ""

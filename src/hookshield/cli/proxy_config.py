@@ -18,6 +18,7 @@ from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.proxy_config import (
     ProxyOptions,
+    apache,
     caddy,
     check,
     django_settings,
@@ -36,6 +37,7 @@ _SOURCES = {
     "envoy": ("envoy-xfcc", None),
     "caddy": ("caddy", None),
     "traefik": ("traefik", None),
+    "apache": ("apache", "SSL-Client-Verify"),
 }
 # Webhook bodies are small; HAProxy holds a buffer above the limit for every connection.
 _SECRET = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
@@ -45,6 +47,7 @@ _RENDER: dict[str, Callable[[ProxyOptions], str]] = {
     "haproxy": haproxy.render,
     "envoy": envoy.render,
     "caddy": caddy.render,
+    "apache": apache.render,
 }
 # What --output names each file (the terminator's usual name where it has one).
 _FILE_NAMES = {
@@ -52,6 +55,7 @@ _FILE_NAMES = {
     "haproxy": "haproxy.cfg",
     "envoy": "envoy.yaml",
     "caddy": "Caddyfile",
+    "apache": "hookshield-apache.conf",
 }
 # Terminators that read several files: (options, the directory they will be in) -> files.
 _MULTI_FILE: dict[str, Callable[[ProxyOptions, Path], dict[str, str]]] = {"traefik": traefik.render}
@@ -70,7 +74,7 @@ class _DefaultsShown(argparse.HelpFormatter):
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "proxy-config",
-        help="print a hardened nginx, HAProxy, Caddy, Traefik or Envoy configuration for the guard",
+        help="print a hardened nginx, HAProxy, Caddy, Traefik, Apache or Envoy configuration",
         description="Print a TLS terminator configuration (stdout, or files in --output) that "
         "verifies client certificates, overwrites every certificate header on every request, "
         "adds a fresh PROXY_SECRET, drops underscore header names, limits bodies and hides its "
@@ -170,6 +174,9 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     if args.secret is not None and not _SECRET.fullmatch(args.secret):
         # Nothing a terminator would expand ($var, %[...], {placeholder}) or unquote.
         return "--secret needs 16+ characters of A-Z a-z 0-9 - _ . ~ + / ="
+    if not re.fullmatch(r"_|(\*\.)?[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?", args.server_name):
+        # Written into configuration files: a host name, nothing a terminator would parse.
+        return f"--server-name {args.server_name!r} is not a host name"
     if not 1 <= args.max_body <= MAX_BODY_LIMIT:
         return f"--max-body must be 1 to {MAX_BODY_LIMIT}"
     if args.proxy in _MULTI_FILE and args.output is None:

@@ -66,7 +66,7 @@ HOOKSHIELD = {{
     "TRUSTED_PROXIES": ["{proxy_addresses}"],  # the proxy's address as Django sees it
     "PROXY_SECRET": "{options.secret}",  # keep it out of version control (env var, vault)
     "TRUST_ANCHORS": ["{options.client_ca}"],{intermediates}
-    "ENDPOINTS": {{...}},
+    "ENDPOINTS": {{...}},  # each endpoint's MAX_BODY at most {options.max_body} (--max-body)
 }}
 # Bind Django ({options.upstream}) where only the proxy can reach it (loopback, a private
 # network, a unix socket): the secret protects against neighbours, not against the internet.

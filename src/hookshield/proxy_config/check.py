@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hookshield.proxy_config import apache
+
 __all__ = ["CHECK_SECONDS", "Checked", "NoValidator", "find_binary", "validate"]
 
 CHECK_SECONDS = 60
@@ -88,11 +90,18 @@ def _caddy(binary: str, main: Path) -> list[str]:
     return [binary, "validate", "--config", str(main), "--adapter", "caddyfile"]
 
 
+def _apache(binary: str, main: Path) -> list[str]:
+    wrapper = main.with_name("check-httpd.conf")
+    wrapper.write_text(apache.standalone(main, main.parent, apache.modules_directory(binary)))
+    return [binary, "-t", "-f", str(wrapper)]
+
+
 _VALIDATORS: dict[str, tuple[tuple[str, ...], Callable[[str, Path], list[str]]]] = {
     "nginx": (("nginx",), _nginx),
     "haproxy": (("haproxy",), _haproxy),
     "envoy": (("envoy",), _envoy),
     "caddy": (("caddy",), _caddy),
+    "apache": (("apache2", "httpd"), _apache),
 }
 
 

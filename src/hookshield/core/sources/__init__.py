@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from hookshield.core.errors import ConfigurationError
+from hookshield.core.sources.apache import ApacheSource
 from hookshield.core.sources.asgi_tls import AsgiTlsSource
 from hookshield.core.sources.aws_alb import AwsAlbSource
 from hookshield.core.sources.base import HeaderSource, Inbound, Source, meta_key
@@ -29,6 +30,7 @@ HEADER_SOURCES: dict[str, type[HeaderSource]] = {
         GcpSource,
         CloudflareSource,
         CaddySource,
+        ApacheSource,
     )
 }
 SOURCE_NAMES = ("asgi-tls", "wsgi-environ", *HEADER_SOURCES)

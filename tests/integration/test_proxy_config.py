@@ -1,5 +1,8 @@
-"""The generated nginx and HAProxy configurations, run for real in front of gunicorn: forged
-certificate headers never reach Django as believed identities."""
+"""Every configuration ``proxy-config`` writes (nginx, HAProxy, Caddy, Traefik, Apache httpd),
+run by its real binary in front of gunicorn, through one suite: only clients of the client CA
+get through, whatever server name they send; forged, duplicated, folded, renamed and
+``Connection:``-named certificate headers are never believed; the secret never reaches a client;
+bodies over the limit are refused. Envoy's document is checked for structure only."""
 
 from __future__ import annotations
 

@@ -76,9 +76,11 @@ def add_parser(subparsers: Any) -> None:
         "proxy-config",
         help="print a hardened nginx, HAProxy, Caddy, Traefik, Apache or Envoy configuration",
         description="Print a TLS terminator configuration (stdout, or files in --output) that "
-        "verifies client certificates, overwrites every certificate header on every request, "
-        "adds a fresh PROXY_SECRET, drops underscore header names, limits bodies and hides its "
-        "version; and the matching HOOKSHIELD settings (stderr).",
+        "requires and verifies client certificates whatever server name a client sends, "
+        "overwrites every certificate header on every request, adds a fresh PROXY_SECRET, drops "
+        "underscore header names (or, where the terminator cannot, their catalogued ones), "
+        "limits bodies and hides its version; and the matching HOOKSHIELD settings (stderr). "
+        "What a terminator cannot do is said in the file it writes.",
         formatter_class=_DefaultsShown,
     )
     p.add_argument("proxy", choices=sorted({*_RENDER, *_MULTI_FILE}), help="the TLS terminator")

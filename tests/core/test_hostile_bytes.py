@@ -45,6 +45,8 @@ def valid_headers(pki: TestPki, name: str) -> dict[str, str]:
         ),
         "traefik": (encodings.traefik([leaf, chain]), None, None),
         "haproxy": (encodings.b64der(leaf), None, None),
+        "caddy": (encodings.b64der(leaf), None, None),
+        "apache": (encodings.pem(leaf).replace("\n", " "), "SUCCESS", None),
         "aws-alb": (encodings.alb(leaf, chain), None, None),
         "gcp": (encodings.rfc9440(leaf), "true", encodings.rfc9440_list([chain])),
         "cloudflare": (encodings.rfc9440(leaf), None, None),

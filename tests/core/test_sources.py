@@ -136,6 +136,82 @@ def test_haproxy_placeholders_and_other_formats_are_malformed(value: str) -> Non
         build_source("haproxy").take(inbound({"X-SSL-Client-Cert": value}))
 
 
+# --- Caddy -----------------------------------------------------------------------------------
+
+
+def test_caddy_base64_der_leaf(pki: TestPki) -> None:
+    b64 = encodings.b64der(pki.allowed.certificate)
+    source = build_source("caddy")
+    assert source.meta_keys() == ("HTTP_X_CADDY_CLIENT_CERT",)
+    chain = source.take(inbound({"X-Caddy-Client-Cert": b64}))
+    assert leaf_of(chain) == der(pki.allowed.certificate)
+    assert chain is not None
+    assert chain.source == "caddy"
+    assert source.take(inbound({"X-Caddy-Client-Cert": ""})) is None  # no certificate
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{http.request.tls.client.certificate_der_base64}",  # an unexpanded placeholder
+        "-----BEGIN CERTIFICATE-----",
+        "(null)",
+    ],
+)
+def test_caddy_placeholders_and_other_formats_are_malformed(value: str) -> None:
+    with pytest.raises(CertificateParseError):
+        build_source("caddy").take(inbound({"X-Caddy-Client-Cert": value}))
+
+
+def test_caddy_joined_copies_are_refused(pki: TestPki) -> None:
+    b64 = encodings.b64der(pki.allowed.certificate)
+    with pytest.raises(CertificateParseError, match="several values"):
+        build_source("caddy").take(inbound({"X-Caddy-Client-Cert": f"{b64},{b64}"}))
+
+
+# --- Apache httpd ----------------------------------------------------------------------------
+
+
+def apache(cert: Any, verdict: str | None = "SUCCESS") -> Inbound:
+    """What ``RequestHeader set`` makes of the PEM: its line breaks become spaces."""
+    headers = {"SSL-Client-Cert": encodings.pem(cert).replace("\n", " ")}
+    if verdict is not None:
+        headers["SSL-Client-Verify"] = verdict
+    return inbound(headers)
+
+
+def test_apache_space_folded_pem_with_success(pki: TestPki) -> None:
+    source = build_source("apache")
+    assert source.meta_keys() == ("HTTP_SSL_CLIENT_CERT", "HTTP_SSL_CLIENT_VERIFY")
+    chain = source.take(apache(pki.allowed.certificate))
+    assert leaf_of(chain) == der(pki.allowed.certificate)
+
+
+@pytest.mark.parametrize("verdict", [None, "FAILED:unable to get issuer", "GENEROUS", ""])
+def test_apache_verdict_other_than_success_is_refused(pki: TestPki, verdict: str | None) -> None:
+    with pytest.raises(ProxyVerifyError):
+        build_source("apache").take(apache(pki.allowed.certificate, verdict))
+
+
+def test_apache_null_means_no_certificate() -> None:
+    """httpd writes "(null)" for an unset variable, and NONE as the verdict."""
+    source = build_source("apache")
+    assert source.take(inbound({"SSL-Client-Cert": "(null)", "SSL-Client-Verify": "NONE"})) is None
+    assert source.take(inbound({"SSL-Client-Verify": "NONE"})) is None
+
+
+def test_apache_a_certificate_with_verdict_none_is_refused(pki: TestPki) -> None:
+    with pytest.raises(ProxyVerifyError):
+        build_source("apache").take(apache(pki.allowed.certificate, "NONE"))
+
+
+def test_apache_joined_copies_are_refused(pki: TestPki) -> None:
+    folded = encodings.pem(pki.allowed.certificate).replace("\n", " ")
+    headers = {"SSL-Client-Cert": f"{folded},{folded}", "SSL-Client-Verify": "SUCCESS"}
+    with pytest.raises(CertificateParseError):
+        build_source("apache").take(inbound(headers))
+
+
 def test_haproxy_optional_verify_header(pki: TestPki) -> None:
     source = build_source("haproxy", verify_header="X-SSL-Client-Verify")
     b64 = encodings.b64der(pki.allowed.certificate)

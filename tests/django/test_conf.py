@@ -41,7 +41,7 @@ def test_defaults_fail_closed() -> None:
     ("raw", "names"),
     [
         ([], "HOOKSHIELD must be a dict"),
-        ({"CERT_SOURCE": "apache"}, "HOOKSHIELD['CERT_SOURCE']"),
+        ({"CERT_SOURCE": "lighttpd"}, "HOOKSHIELD['CERT_SOURCE']"),
         ({"TRUSTED_PROXIES": "127.0.0.1/32"}, "HOOKSHIELD['TRUSTED_PROXIES'] must be a list"),
         ({"TRUSTED_PROXIES": ["127.0.0.1/33"]}, "HOOKSHIELD['TRUSTED_PROXIES'][0]"),
         ({"TRUST_ANCHORS": [""]}, "HOOKSHIELD['TRUST_ANCHORS'][0]"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -24,6 +23,7 @@ import redis
 
 from hookshield.demo import processes
 from hookshield.demo.processes import free_port
+from hookshield.proxy_config import check
 from tests.conftest import LOG_FILES, TestPki, require_service
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,12 +39,13 @@ def serving(
     )
 
 
-def find_binary(name: str) -> str:
-    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/local/sbin/{name}"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    require_service(f"{name} is not installed (Debian: apt-get install {name})")
-    raise AssertionError("unreachable")
+def find_binary(name: str, install: str = "") -> str:
+    """A terminator's binary (PATH, sbin, or beside this Python for pip-installed ones)."""
+    found = check.find_binary(name)
+    if found is None:
+        require_service(f"{name} is not installed ({install or f'Debian: apt-get install {name}'})")
+        raise AssertionError("unreachable")
+    return found
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ def gunicorn_app(
     workers: int = 2,
     debug: bool = False,
     env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[App]:
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "hookshield.json"
@@ -129,6 +131,7 @@ def gunicorn_app(
         str(workers),
         "--error-logfile",
         str(server_log),
+        *args,
         "tests.integration.project.wsgi:application",
     ]
     with serving(command, output=server_log, ports=[port], env=env):

@@ -104,7 +104,7 @@ def recipe(
         config_path.write_text(
             config_path.read_text().replace(f"127.0.0.1:{app_port}", f"127.0.0.1:{app.port}")
         )
-        (base / "nginx.conf").write_text(NGINX_WRAPPER.format(prefix=base))
+        (base / "nginx.conf").write_text(NGINX_WRAPPER.format(prefix=base, conf=base))
         command = [binary, "-p", str(base), "-c", str(base / "nginx.conf")]
         with serving(
             command, output=base / "nginx.log", ports=[listen], stop_signal=signal.SIGQUIT

@@ -9,7 +9,8 @@ __all__ = ["ExitCode"]
 
 class ExitCode(IntEnum):
     OK = 0  # send: the delivery was accepted (2xx) and, with --replay, its repetition refused
-    BELOW_THRESHOLD = 1  # scan: a score below --threshold, or a finding at --fail-on or above
+    BELOW_THRESHOLD = 1  # scan: a score below --threshold, or a finding at --fail-on or above;
+    # proxy-config --check: the terminator refused the configuration
     USAGE = 2  # a bad flag, an unreadable file, invalid configuration
     # scan: a target could not be reached at all; send: no answer (connection refused, TLS
     # handshake failed, timeout)

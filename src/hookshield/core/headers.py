@@ -78,6 +78,10 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         ("X-Forwarded-Tls-Client-Cert-Info", _I),
     ),
     *_entries(
+        "Caddy ({http.request.tls.client.certificate_der_base64}, hookshield proxy-config caddy)",
+        ("X-Caddy-Client-Cert", _C),
+    ),
+    *_entries(
         "AWS Application Load Balancer",
         ("X-Amzn-Mtls-Clientcert", _C),
         ("X-Amzn-Mtls-Clientcert-Leaf", _C),

@@ -25,11 +25,18 @@ class ProxyOptions:
     key: Path
     secret: str
     listen: int = 443
+    # The address to listen on ("" for every address; IPv6 in brackets, as in "[::1]").
+    listen_host: str = ""
     server_name: str = "_"
     max_body: int = 262144  # bytes; the guard's MAX_BODY default
     # CA certificates between the client CA and the clients, for the guard's path building:
     # terminators verify with the chain a client sends, but most forward only the leaf.
     intermediates: tuple[Path, ...] = ()
+
+    @property
+    def listen_address(self) -> str:
+        """``host:port``, or ``:port`` for every address."""
+        return f"{self.listen_host}:{self.listen}"
 
     @property
     def max_body_kib(self) -> str:
@@ -59,7 +66,7 @@ HOOKSHIELD = {{
     "TRUSTED_PROXIES": ["{proxy_addresses}"],  # the proxy's address as Django sees it
     "PROXY_SECRET": "{options.secret}",  # keep it out of version control (env var, vault)
     "TRUST_ANCHORS": ["{options.client_ca}"],{intermediates}
-    "ENDPOINTS": {{...}},
+    "ENDPOINTS": {{...}},  # each endpoint's MAX_BODY at most {options.max_body} (--max-body)
 }}
 # Bind Django ({options.upstream}) where only the proxy can reach it (loopback, a private
 # network, a unix socket): the secret protects against neighbours, not against the internet.

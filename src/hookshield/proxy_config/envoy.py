@@ -21,6 +21,8 @@ def _type(name: str) -> str:
 
 def document(options: ProxyOptions) -> dict[str, object]:
     host, _, port = options.upstream.rpartition(":")
+    # Every address unless --listen named one (the public side); Envoy wants IPv6 unbracketed.
+    listen_host = options.listen_host.strip("[]") or "0.0.0.0"  # noqa: S104
     removed = [n for n in CERTIFICATE_HEADERS if n.lower() != "x-forwarded-client-cert"]
     # X-Forwarded-For stays Envoy's: with use_remote_address it appends this connection's
     # address, the entry the app may believe; the other address headers are the client's.
@@ -91,7 +93,7 @@ def document(options: ProxyOptions) -> dict[str, object]:
                 {
                     "name": "webhooks",
                     "address": {
-                        "socket_address": {"address": "0.0.0.0", "port_value": options.listen}  # noqa: S104  (the public side)
+                        "socket_address": {"address": listen_host, "port_value": options.listen}
                     },
                     "filter_chains": [
                         {

@@ -40,7 +40,7 @@ defaults
 
 frontend webhooks
     # Mutual TLS: the handshake fails without a certificate that chains to this CA.
-    bind :{options.listen} ssl crt {crt} ca-file {options.client_ca} verify required
+    bind {options.listen_address} ssl crt {crt} ca-file {options.client_ca} verify required
     option http-restrict-req-hdr-names delete  # X_SSL_Client_Cert never reaches Django
     option http-buffer-request
     http-request deny deny_status 413 if {{ req.body_size gt {options.max_body} }}

@@ -20,7 +20,7 @@ def render(options: ProxyOptions) -> str:
 # Every proxy_set_header sits at server level: a location that adds its own proxy_set_header
 # inherits none of these and would let clients' copies through. Add locations without them.
 server {{
-    listen {options.listen} ssl;
+    listen {options.listen_address.removeprefix(":")} ssl;
     server_name {options.server_name};
 
     ssl_certificate     {options.cert};

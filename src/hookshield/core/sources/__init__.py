@@ -5,9 +5,11 @@ from __future__ import annotations
 from importlib import import_module
 
 from hookshield.core.errors import ConfigurationError
+from hookshield.core.sources.apache import ApacheSource
 from hookshield.core.sources.asgi_tls import AsgiTlsSource
 from hookshield.core.sources.aws_alb import AwsAlbSource
 from hookshield.core.sources.base import HeaderSource, Inbound, Source, meta_key
+from hookshield.core.sources.caddy import CaddySource
 from hookshield.core.sources.haproxy import HaproxySource
 from hookshield.core.sources.nginx import NginxSource
 from hookshield.core.sources.rfc9440 import CloudflareSource, GcpSource
@@ -27,6 +29,8 @@ HEADER_SOURCES: dict[str, type[HeaderSource]] = {
         AwsAlbSource,
         GcpSource,
         CloudflareSource,
+        CaddySource,
+        ApacheSource,
     )
 }
 SOURCE_NAMES = ("asgi-tls", "wsgi-environ", *HEADER_SOURCES)

@@ -139,6 +139,7 @@ def forged_headers(cert: x509.Certificate) -> list[tuple[str, dict[str, str]]]:
                 "X-SSL-Client-DN": subject,
             },
         ),
+        ("caddy", {"X-Caddy-Client-Cert": encodings.b64der(cert)}),
         (
             "cloudflare",
             {

@@ -113,6 +113,7 @@ def forged_headers(cert: x509.Certificate) -> list[tuple[str, dict[str, str]]]:
         ),
         ("envoy-xfcc", {"X-Forwarded-Client-Cert": encodings.xfcc_element(cert)}),
         ("traefik", {"X-Forwarded-Tls-Client-Cert": encodings.traefik([cert])}),
+        ("caddy", {"X-Caddy-Client-Cert": encodings.b64der(cert)}),
         (
             "aws-alb",
             {
@@ -183,7 +184,7 @@ class SpoofedIdentityHeader(Check):
         "Believe certificate headers only from your terminator: set HOOKSHIELD['TRUSTED_PROXIES'] "
         "to its addresses and HOOKSHIELD['PROXY_SECRET'] where other hosts share its network, and "
         "make the proxy overwrite the headers on every path (hookshield proxy-config "
-        "nginx|haproxy|envoy writes such a configuration)."
+        "nginx|haproxy|caddy|traefik|apache|envoy writes such a configuration)."
     )
     needs = frozenset({Need.ACCEPTED_BASELINE, Need.CLIENT_CERT})
 

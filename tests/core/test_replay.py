@@ -5,6 +5,8 @@ from typing import Any, cast
 import pytest
 import redis
 
+from hookshield.core.errors import ConfigurationError
+from hookshield.core.ratelimit import RateLimiter
 from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, StoreUnavailable, replay_key
 
 
@@ -53,3 +55,25 @@ def test_redis_store_unreachable() -> None:
         store.claim("k", 60)
     with pytest.raises(StoreUnavailable):
         store.release("k")
+
+
+def test_sentinel_and_unix_uris_fail_closed_when_unreachable(tmp_path: Any) -> None:
+    for uri in ("redis+sentinel://127.0.0.1:1/mymaster", f"unix://{tmp_path}/no.sock"):
+        store = RedisReplayStore(uri)
+        with pytest.raises(StoreUnavailable, match="redis"):
+            store.claim("k", 60)
+
+
+def test_a_cluster_that_cannot_be_reached_is_a_configuration_error() -> None:
+    # The cluster client maps the slots when it is created: nothing to map, nothing to use.
+    with pytest.raises(ConfigurationError, match=r"REPLAY_STORAGE = .* cannot be reached"):
+        RedisReplayStore("redis+cluster://127.0.0.1:1")
+
+
+def test_sharing_the_rate_limiters_client(redis_url: str, unique: str) -> None:
+    limiter = RateLimiter(redis_url)
+    assert limiter.redis is not None
+    store = RedisReplayStore.sharing(limiter.redis)
+    assert store.storage is limiter.redis
+    assert store.claim(unique, 60)
+    assert not RedisReplayStore(redis_url).claim(unique, 60)

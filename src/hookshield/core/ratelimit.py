@@ -28,14 +28,12 @@ from typing import Any, NamedTuple, cast
 from urllib.parse import urlparse
 
 from limits import RateLimitItem, parse_many
-from limits.errors import ConfigurationError as LimitsConfigurationError
-from limits.errors import StorageError
-from limits.storage import MemoryStorage, MovingWindowSupport, storage_from_string
+from limits.storage import MemoryStorage, MovingWindowSupport, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
-from hookshield.core.extras import redis_client
 from hookshield.core.redact import without_credentials
+from hookshield.core.redis_topology import REDIS_SCHEMES, open_storage, storage_errors
 
 __all__ = ["RateLimitFailure", "RateLimiter", "parse_rates"]
 
@@ -45,21 +43,6 @@ logger = logging.getLogger("hookshield.ratelimit")
 # dead Redis costs one timeout per interval, not one per request.
 RETRY_STORAGE_AFTER = 5.0
 FAILURE_LOG_INTERVAL = 60.0
-# Redis answers on loopback or a LAN in well under a millisecond; a storage slower than this is
-# treated as unreachable rather than allowed to hold webhook workers.
-STORAGE_TIMEOUT = 0.5
-_REDIS_SCHEMES = (
-    "redis",
-    "rediss",
-    "redis+unix",
-    "redis+cluster",
-    "redis+sentinel",
-    "valkey",
-    "valkeys",
-    "valkey+unix",
-    "valkey+cluster",
-    "valkey+sentinel",
-)
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -142,7 +125,7 @@ def parse_rates(value: str | Sequence[str], where: str) -> tuple[RateLimitItem, 
 
 def check_storage_uri(uri: str, where: str) -> None:
     scheme = urlparse(uri).scheme
-    if scheme != "memory" and scheme not in _REDIS_SCHEMES:
+    if scheme != "memory" and scheme not in REDIS_SCHEMES:
         shown = without_credentials(uri)
         raise ConfigurationError(
             f"{where} = {shown!r}: use memory:// or a redis:// (rediss://, redis+cluster://, "
@@ -200,28 +183,21 @@ class RateLimiter:
         self._monotonic = monotonic
         # A shared storage is network I/O: async views run the guard in a worker thread then.
         self.shared = urlparse(uri).scheme != "memory"
-        options: dict[str, Any] = {}
-        if self.shared:
-            options = {
-                "socket_timeout": STORAGE_TIMEOUT,
-                "socket_connect_timeout": STORAGE_TIMEOUT,
-                "key_prefix": "hookshield",
-            }
-        if self.shared:
-            redis_client("RATE_LIMIT_STORAGE")  # limits' Redis storages need it installed
-        try:
-            storage = (
-                storage_from_string(uri, wrap_exceptions=True, **options)
-                if self.shared
-                else memory_storage()
-            )
-        except LimitsConfigurationError as exc:
-            shown = without_credentials(uri)
-            raise ConfigurationError(f"RATE_LIMIT_STORAGE = {shown!r}: {exc}") from exc
+        storage: Storage = (
+            open_storage(uri, "RATE_LIMIT_STORAGE") if self.shared else memory_storage()
+        )
+        self._errors = storage_errors(storage) if isinstance(storage, RedisStorage) else ()
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = MovingWindowRateLimiter(memory_storage()) if self.shared else self._limiter
         self._down_until = -math.inf
         self._notice = _Notice(monotonic)
+
+    @property
+    def redis(self) -> RedisStorage | None:
+        """limits' Redis storage the counts live in (None in memory), to share with the replay
+        store."""
+        storage = self._limiter.storage
+        return storage if isinstance(storage, RedisStorage) else None
 
     def reset(self) -> None:
         """Forget every count (tests and benchmarks; not for production use)."""
@@ -297,7 +273,7 @@ class RateLimiter:
         if self._monotonic() >= self._down_until:
             try:
                 return self._answer(limits, self._hit_all(self._limiter, windows))
-            except StorageError as exc:
+            except self._errors as exc:
                 self._mark_down(exc)
         return self._degraded(windows, limits)
 

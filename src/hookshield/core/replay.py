@@ -12,11 +12,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+from limits.storage import RedisStorage
 
 from hookshield.core.errors import ConfigurationError
-from hookshield.core.extras import redis_client
 from hookshield.core.redact import without_credentials
+from hookshield.core.redis_topology import REDIS_SCHEMES, open_storage, storage_errors
 
 __all__ = [
     "REPLAY_SCHEMES",
@@ -28,8 +30,9 @@ __all__ = [
     "replay_key",
 ]
 
-# memory:// and what redis-py's from_url takes; anything else without "://" is a cache alias.
-REPLAY_SCHEMES = ("memory", "redis", "rediss", "unix")
+# memory:// and the Redis URIs RATE_LIMIT_STORAGE takes (unix:// as redis-py spells
+# redis+unix://); anything else without "://" is a cache alias.
+REPLAY_SCHEMES = ("memory", "unix", *REDIS_SCHEMES)
 
 
 def check_replay_uri(value: str, where: str) -> None:
@@ -37,7 +40,7 @@ def check_replay_uri(value: str, where: str) -> None:
     if sep and scheme not in REPLAY_SCHEMES:
         raise ConfigurationError(
             f"{where} = {without_credentials(value)!r}: use a Django cache alias, memory://, "
-            "redis://, rediss:// or unix:// (sentinel and cluster URIs are for rate limits only)"
+            "or a redis:// (rediss://, redis+cluster://, redis+sentinel://, valkey://) URI"
         )
 
 
@@ -99,16 +102,29 @@ class MemoryReplayStore:
 
 
 class RedisReplayStore:
-    """``SET key 1 NX EX ttl``: one atomic command, so several processes and hosts agree."""
+    """``SET key 1 NX EX ttl``: one atomic command, so several processes and hosts agree.
+
+    On one node, a Sentinel group's master or the cluster node serving the endpoint's slot
+    (the key's hash tag); ``sharing`` puts it on the rate limiter's client, one pool for both.
+    """
 
     networked = True
 
-    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
-        redis = redis_client("REPLAY_STORAGE")
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+    def __init__(self, url: str) -> None:
+        self._bind(open_storage(url, "REPLAY_STORAGE"))
+
+    @classmethod
+    def sharing(cls, storage: RedisStorage) -> RedisReplayStore:
+        """A store on the client (and connection pool) of limits' ``storage``."""
+        store = cls.__new__(cls)
+        store._bind(storage)
+        return store
+
+    def _bind(self, storage: RedisStorage) -> None:
+        self.storage = storage
+        # A Sentinel group's master, never a replica; redis.Redis or redis.cluster.RedisCluster.
+        self._redis: Any = storage.get_connection()
+        self._errors = storage_errors(storage)
 
     def claim(self, key: str, ttl_s: int) -> bool:
         try:

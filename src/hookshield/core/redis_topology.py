@@ -1,0 +1,91 @@
+"""The Redis deployment rate limits and replay claims share: one node, Sentinel or Cluster.
+
+Both are opened through ``limits``' storages (``storage_from_string``), so one URI means the same
+thing in ``RATE_LIMIT_STORAGE`` and ``REPLAY_STORAGE``, and when both name the same URI they use
+one client and one connection pool. Every key carries its endpoint as a hash tag, so on a
+cluster an endpoint's rate and replay keys live in one slot.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+from urllib.parse import urlparse
+
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.errors import StorageError
+from limits.storage import RedisStorage, storage_from_string
+
+from hookshield.core.errors import ConfigurationError
+from hookshield.core.extras import redis_client
+from hookshield.core.redact import without_credentials
+
+__all__ = [
+    "KEY_PREFIX",
+    "REDIS_SCHEMES",
+    "STORAGE_TIMEOUT",
+    "open_storage",
+    "storage_errors",
+]
+
+REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+unix",
+    "redis+cluster",
+    "redis+sentinel",
+    "valkey",
+    "valkeys",
+    "valkey+unix",
+    "valkey+cluster",
+    "valkey+sentinel",
+)
+# Redis answers on loopback or a LAN in well under a millisecond; a storage slower than this is
+# treated as unreachable rather than allowed to hold webhook workers.
+STORAGE_TIMEOUT = 0.5
+KEY_PREFIX = "hookshield"
+
+
+def open_storage(uri: str, where: str) -> RedisStorage:
+    """limits' storage for ``uri`` (any scheme of ``REDIS_SCHEMES``; ``unix://`` as redis-py's).
+
+    Raises ``ConfigurationError`` naming ``where`` for a URI limits refuses or, for a cluster,
+    one whose nodes cannot be reached now (its client maps the slots when it is created).
+    """
+    redis_client(where)  # limits' Redis storages need the client; name the extra if it is missing
+    scheme = urlparse(uri).scheme
+    timeouts = {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT}
+    options: dict[str, Any] = {**timeouts, "key_prefix": KEY_PREFIX}
+    if scheme.endswith("+sentinel"):
+        # redis-py gives the sentinels' own connections no timeout unless told.
+        options["sentinel_kwargs"] = dict(timeouts)
+    target = "redis+unix" + uri.removeprefix("unix") if scheme == "unix" else uri
+    try:
+        storage = storage_from_string(target, wrap_exceptions=True, **options)
+    except LimitsConfigurationError as exc:
+        raise ConfigurationError(f"{where} = {without_credentials(uri)!r}: {exc}") from exc
+    except Exception as exc:  # the cluster client's first slot map (RedisClusterException...)
+        raise ConfigurationError(
+            f"{where} = {without_credentials(uri)!r} cannot be reached: {type(exc).__name__}"
+        ) from exc
+    if not isinstance(storage, RedisStorage):
+        raise ConfigurationError(f"{where} = {without_credentials(uri)!r} is not a Redis URI")
+    return storage
+
+
+def storage_errors(storage: RedisStorage) -> tuple[type[Exception], ...]:
+    """Everything a call on the storage's client raises when the deployment cannot answer.
+
+    The cluster client's own errors (``RedisClusterException``: no node serves the slot,
+    the slot map cannot be refreshed) derive from ``Exception``, not ``RedisError``, so limits
+    does not wrap them.
+    """
+    base = storage.base_exceptions
+    errors = base if isinstance(base, tuple) else (base,)
+    module = importlib.import_module(f"{storage.target_server}.exceptions")  # redis, valkey
+    cluster = [
+        getattr(module, name)
+        for name in ("RedisClusterException", "ValkeyClusterException")
+        if isinstance(getattr(module, name, None), type)
+    ]
+    return (StorageError, OSError, *errors, *cluster)

@@ -1,0 +1,81 @@
+"""Rate limits and replay claims on a real 3-master Redis Cluster (one replica each), shared by
+two gunicorn servers with two workers each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from redis.crc import key_slot
+
+from tests.conftest import TestPki
+from tests.integration.redis_topologies import (
+    Cluster,
+    accepted_once,
+    exactly_the_limit,
+    one_per_master,
+    redis_cluster,
+    shared_state_config,
+)
+from tests.integration.servers import App, gunicorn_app
+
+pytestmark = pytest.mark.integration
+
+# Endpoints whose keys live one on each master: rated ones, and ones rated so high that only
+# replay protection refuses.
+RATED = one_per_master("rated")
+OPEN = one_per_master("open")
+LIMIT = 12
+
+
+@dataclass(frozen=True)
+class Deployment:
+    cluster: Cluster
+    apps: list[App]
+
+
+@pytest.fixture(scope="module")
+def deployment(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    base = tmp_path_factory.mktemp("redis-cluster")
+    with redis_cluster(base / "cluster") as cluster:
+        rates = dict.fromkeys(RATED, f"{LIMIT}/minute")
+        rates |= dict.fromkeys(OPEN, "100000/minute")
+        config = shared_state_config(pki, cluster.uri, rates)
+        with (
+            gunicorn_app(base / "one", config, workers=2) as one,
+            gunicorn_app(base / "two", config, workers=2) as two,
+        ):
+            yield Deployment(cluster, [one, two])
+
+
+def test_the_endpoints_live_on_three_different_masters(deployment: Deployment) -> None:
+    for names in (RATED, OPEN):
+        assert len({deployment.cluster.master_of(name).port for name in names}) == 3
+
+
+@pytest.mark.parametrize("endpoint", RATED)
+def test_each_master_counts_an_exact_limit_for_four_workers(
+    deployment: Deployment, pki: TestPki, endpoint: str
+) -> None:
+    exactly_the_limit(deployment.apps, pki, endpoint, LIMIT)
+
+
+@pytest.mark.parametrize("endpoint", OPEN)
+def test_each_master_accepts_a_delivery_once_across_four_workers(
+    deployment: Deployment, pki: TestPki, endpoint: str
+) -> None:
+    accepted_once(deployment.apps, pki, endpoint)
+
+
+def test_an_endpoints_rate_and_replay_keys_share_its_slot(
+    deployment: Deployment, pki: TestPki
+) -> None:
+    """Both kinds of key are on the master serving the endpoint's tag, and nowhere else."""
+    endpoint = OPEN[1]
+    accepted_once(deployment.apps, pki, endpoint, copies=2)
+    master = deployment.cluster.master_of(endpoint)
+    keys = [k.decode() for k in master.client().scan_iter(match=f"hookshield*{{{endpoint}}}*")]
+    assert any(k.startswith(f"hookshield:LIMITER/{{{endpoint}}}/") for k in keys), keys
+    assert any(k.startswith(f"hookshield:replay:{{{endpoint}}}:") for k in keys), keys
+    assert {key_slot(k.encode()) for k in keys} == {key_slot(endpoint.encode())}

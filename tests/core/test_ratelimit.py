@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from limits import RateLimitItem
+from limits.storage import RedisClusterStorage
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
 from hookshield.core.ratelimit import (
@@ -208,3 +209,14 @@ def test_memory_storage_pickles_with_its_counts() -> None:
     copy = pickle.loads(pickle.dumps(storage))  # noqa: S301 (bytes this test just made)
     assert copy.acquire_entry("k", 2, 60)
     assert not copy.acquire_entry("k", 2, 60)
+
+
+def test_one_node_fails_as_a_whole_a_cluster_by_slot(redis_url: str) -> None:
+    from redis.crc import key_slot
+
+    from hookshield.core.redis_topology import WHOLE, fault_domain, open_storage
+
+    assert fault_domain(open_storage(redis_url, "RATE_LIMIT_STORAGE"), "payments") == WHOLE
+    cluster = RedisClusterStorage.__new__(RedisClusterStorage)  # no cluster needed for a slot
+    assert fault_domain(cluster, "payments") == key_slot(b"payments")
+    assert fault_domain(cluster, "payments") != fault_domain(cluster, "refunds")

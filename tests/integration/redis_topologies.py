@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ import httpx
 import redis
 from redis.crc import key_slot
 
+from hookshield.core.ratelimit import RETRY_STORAGE_AFTER
 from hookshield.core.signatures import sign_v1
 from hookshield.demo.processes import free_port
 from hookshield.pki import encodings
@@ -57,7 +59,7 @@ cluster-replica-validity-factor 0
 SENTINEL_CONFIG = """
 sentinel monitor {service} 127.0.0.1 {master} 2
 sentinel down-after-milliseconds {service} {timeout}
-sentinel failover-timeout {service} 5000
+sentinel failover-timeout {service} 3000
 sentinel parallel-syncs {service} 1
 """
 
@@ -69,6 +71,13 @@ class Node:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
+
+    def pause(self) -> None:
+        """SIGSTOP: a node that answers nothing until ``resume`` (holds off a failover)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to replicas, sentinels or clients, as a crashed host."""
@@ -141,6 +150,12 @@ class Cluster:
             if int(start) <= slot <= int(end):
                 return next(n for n in self.nodes if n.port == int(master[1]))
         raise AssertionError(f"no node serves slot {slot}")
+
+    def replica_of(self, master: Node) -> Node:
+        for row in self._any().execute_command("CLUSTER SLOTS"):
+            if int(row[2][1]) == master.port:
+                return next(n for n in self.nodes if n.port == int(row[3][1]))
+        raise AssertionError(f"no replica of {master.port}")
 
     def masters(self) -> list[Node]:
         rows = self._any().execute_command("CLUSTER SLOTS")
@@ -241,6 +256,10 @@ def sentinel_group(directory: Path) -> Iterator[SentinelGroup]:
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BODY = b'{"type": "paid"}'
 WAIT = 30.0  # the most a failover may take before a test gives up on it
+SETTLE = 1.0
+OK = (200, "")
+# What RATE_LIMIT_FAILURE = "deny" and the fail-closed replay store answer without a master.
+UNAVAILABLE = {(503, "rate_limit_unavailable"), (503, "replay_store_unavailable")}
 
 
 def shared_state_config(pki: TestPki, uri: str, rates: dict[str, str]) -> dict[str, Any]:
@@ -343,12 +362,20 @@ class Traffic:
     def of(self, endpoint: str, after: float = -math.inf) -> list[tuple[int, str]]:
         return [result for t, name, result in list(self.seen) if name == endpoint and t > after]
 
-    def wait_for(self, endpoint: str, result: tuple[int, str], after: float) -> float:
-        """When ``endpoint`` first answered ``result`` after ``after`` (fails after WAIT s)."""
+    def wait_for(self, endpoint: str, results: set[tuple[int, str]], after: float) -> float:
+        """When ``endpoint`` first answered one of ``results`` after ``after`` (fails after
+        WAIT s)."""
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             for t, name, seen in list(self.seen):
-                if name == endpoint and t > after and seen == result:
+                if name == endpoint and t > after and seen in results:
                     return t
             time.sleep(0.1)
-        raise AssertionError(f"{endpoint} never answered {result} within {WAIT:.0f} s")
+        raise AssertionError(f"{endpoint} never answered {results} within {WAIT:.0f} s")
+
+    def recovers(self, endpoint: str, promoted: float) -> float:
+        """Runs until every worker has had time to ask the new master, and then some: when
+        that was (RETRY_STORAGE_AFTER after the promotion; SETTLE for a request in flight)."""
+        settled = promoted + RETRY_STORAGE_AFTER + SETTLE
+        self.wait_for(endpoint, {OK}, after=settled + 1)
+        return settled

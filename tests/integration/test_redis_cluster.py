@@ -3,6 +3,8 @@ two gunicorn servers with two workers each."""
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -11,12 +13,17 @@ from redis.crc import key_slot
 
 from tests.conftest import TestPki
 from tests.integration.redis_topologies import (
+    OK,
+    UNAVAILABLE,
+    WAIT,
     Cluster,
+    Traffic,
     accepted_once,
     exactly_the_limit,
     one_per_master,
     redis_cluster,
     shared_state_config,
+    until,
 )
 from tests.integration.servers import App, gunicorn_app
 
@@ -26,6 +33,7 @@ pytestmark = pytest.mark.integration
 # replay protection refuses.
 RATED = one_per_master("rated")
 OPEN = one_per_master("open")
+LATER = one_per_master("later")  # rated, first used after the failover
 LIMIT = 12
 
 
@@ -39,7 +47,7 @@ class Deployment:
 def deployment(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     base = tmp_path_factory.mktemp("redis-cluster")
     with redis_cluster(base / "cluster") as cluster:
-        rates = dict.fromkeys(RATED, f"{LIMIT}/minute")
+        rates = dict.fromkeys(RATED + LATER, f"{LIMIT}/minute")
         rates |= dict.fromkeys(OPEN, "100000/minute")
         config = shared_state_config(pki, cluster.uri, rates)
         with (
@@ -79,3 +87,42 @@ def test_an_endpoints_rate_and_replay_keys_share_its_slot(
     assert any(k.startswith(f"hookshield:LIMITER/{{{endpoint}}}/") for k in keys), keys
     assert any(k.startswith(f"hookshield:replay:{{{endpoint}}}:") for k in keys), keys
     assert {key_slot(k.encode()) for k in keys} == {key_slot(endpoint.encode())}
+
+
+def test_a_dead_master_takes_out_only_the_endpoints_it_serves(
+    deployment: Deployment, pki: TestPki
+) -> None:
+    """A master killed under steady traffic on every endpoint (RATE_LIMIT_FAILURE = "deny"),
+    its replica held off until the failure mode is seen: the endpoints whose slots the two
+    other masters serve answer 200 throughout, never a 503; the dead master's endpoint answers
+    503 until its replica takes over, then 200 again; never a 500 anywhere. (The last test of
+    the module: the cluster is left with one replica fewer.)"""
+    cluster = deployment.cluster
+    victim, *healthy = OPEN
+    with Traffic(deployment.apps, pki, list(OPEN)) as traffic:
+        traffic.wait_for(victim, {OK}, after=time.monotonic())
+        dead = cluster.master_of(victim)
+        replica = cluster.replica_of(dead)
+        replica.pause()
+        try:
+            dead.kill()
+            killed = time.monotonic()
+            traffic.wait_for(victim, UNAVAILABLE, after=killed)
+        finally:
+            replica.resume()
+        until(
+            lambda: cluster.master_of(victim).port == replica.port,
+            within=WAIT,
+            what="the replica takes over the dead master's slots",
+        )
+        settled = traffic.recovers(victim, promoted=time.monotonic())
+    for endpoint in healthy:
+        outcomes = traffic.of(endpoint)
+        assert set(outcomes) == {OK}, (endpoint, Counter(outcomes))
+        assert traffic.of(endpoint, after=killed)  # asked while the master was dead
+    outcomes = traffic.of(victim)
+    assert set(outcomes) <= {OK, *UNAVAILABLE}, Counter(outcomes)
+    assert set(traffic.of(victim, after=settled)) == {OK}
+    # Exact limits after the failover, on the new master as on the others.
+    for endpoint in LATER:
+        exactly_the_limit(deployment.apps, pki, endpoint, LIMIT)

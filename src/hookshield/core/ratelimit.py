@@ -33,14 +33,21 @@ from limits.strategies import MovingWindowRateLimiter
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
 from hookshield.core.redact import without_credentials
-from hookshield.core.redis_topology import REDIS_SCHEMES, open_storage, storage_errors
+from hookshield.core.redis_topology import (
+    REDIS_SCHEMES,
+    WHOLE,
+    fault_domain,
+    open_storage,
+    storage_errors,
+)
 
 __all__ = ["RateLimitFailure", "RateLimiter", "parse_rates"]
 
 logger = logging.getLogger("hookshield.ratelimit")
 
 # A storage that failed is left alone for this long (requests count locally meanwhile), so a
-# dead Redis costs one timeout per interval, not one per request.
+# dead Redis costs one timeout per interval, not one per request. On a cluster only the slot
+# that failed is left alone: endpoints served by healthy masters keep their shared counts.
 RETRY_STORAGE_AFTER = 5.0
 FAILURE_LOG_INTERVAL = 60.0
 
@@ -189,7 +196,7 @@ class RateLimiter:
         self._errors = storage_errors(storage) if isinstance(storage, RedisStorage) else ()
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = MovingWindowRateLimiter(memory_storage()) if self.shared else self._limiter
-        self._down_until = -math.inf
+        self._down_until: dict[int, float] = {}  # fault domain -> when to ask it again
         self._notice = _Notice(monotonic)
 
     @property
@@ -238,12 +245,18 @@ class RateLimiter:
             ),
         )
 
-    def _mark_down(self, exc: Exception) -> None:
-        self._down_until = self._monotonic() + RETRY_STORAGE_AFTER
+    def _domain(self, endpoint: str) -> int:
+        storage = self.redis
+        return WHOLE if storage is None else fault_domain(storage, endpoint)
+
+    def _mark_down(self, domain: int, endpoint: str, exc: Exception) -> None:
+        self._down_until[domain] = self._monotonic() + RETRY_STORAGE_AFTER
         self._notice(
-            "rate limit storage %s unreachable (%s); RATE_LIMIT_FAILURE=%s",
+            "rate limit storage %s unreachable (%s) for endpoint %s%s; RATE_LIMIT_FAILURE=%s",
             without_credentials(self.uri),
             type(exc).__name__,
+            endpoint,
+            "" if domain == WHOLE else f" (cluster slot {domain})",
             self.failure.value,
         )
 
@@ -270,11 +283,12 @@ class RateLimiter:
         windows = self.windows(endpoint, identity, tuple(limits))
         if not self.shared:
             return self._answer(limits, self._hit_all(self._limiter, windows))
-        if self._monotonic() >= self._down_until:
+        domain = self._domain(endpoint)
+        if self._monotonic() >= self._down_until.get(domain, -math.inf):
             try:
                 return self._answer(limits, self._hit_all(self._limiter, windows))
             except self._errors as exc:
-                self._mark_down(exc)
+                self._mark_down(domain, endpoint, exc)
         return self._degraded(windows, limits)
 
     @staticmethod

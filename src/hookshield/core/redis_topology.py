@@ -3,18 +3,20 @@
 Both are opened through ``limits``' storages (``storage_from_string``), so one URI means the same
 thing in ``RATE_LIMIT_STORAGE`` and ``REPLAY_STORAGE``, and when both name the same URI they use
 one client and one connection pool. Every key carries its endpoint as a hash tag, so on a
-cluster an endpoint's rate and replay keys live in one slot.
+cluster an endpoint's rate and replay keys live in one slot: that slot is also what fails
+together (``fault_domain``), so a dead master takes out only the endpoints whose slots it serves.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 from urllib.parse import urlparse
 
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.errors import StorageError
-from limits.storage import RedisStorage, storage_from_string
+from limits.storage import RedisClusterStorage, RedisStorage, storage_from_string
 
 from hookshield.core.errors import ConfigurationError
 from hookshield.core.extras import redis_client
@@ -24,6 +26,8 @@ __all__ = [
     "KEY_PREFIX",
     "REDIS_SCHEMES",
     "STORAGE_TIMEOUT",
+    "WHOLE",
+    "fault_domain",
     "open_storage",
     "storage_errors",
 ]
@@ -44,6 +48,8 @@ REDIS_SCHEMES = (
 # treated as unreachable rather than allowed to hold webhook workers.
 STORAGE_TIMEOUT = 0.5
 KEY_PREFIX = "hookshield"
+CLUSTER_RETRIES = 1
+WHOLE = -1  # the fault domain of a storage that is not a cluster: all of it
 
 
 def open_storage(uri: str, where: str) -> RedisStorage:
@@ -59,6 +65,10 @@ def open_storage(uri: str, where: str) -> RedisStorage:
     if scheme.endswith("+sentinel"):
         # redis-py gives the sentinels' own connections no timeout unless told.
         options["sentinel_kwargs"] = dict(timeouts)
+    if scheme.endswith("+cluster"):
+        # A node that fails is retried after the slot map is read again: once finds the
+        # replica that took over; redis-py's ten retries would hold the worker for ten timeouts.
+        options["retry"] = _cluster_retry(uri)
     target = "redis+unix" + uri.removeprefix("unix") if scheme == "unix" else uri
     try:
         storage = storage_from_string(target, wrap_exceptions=True, **options)
@@ -89,3 +99,25 @@ def storage_errors(storage: RedisStorage) -> tuple[type[Exception], ...]:
         if isinstance(getattr(module, name, None), type)
     ]
     return (StorageError, OSError, *errors, *cluster)
+
+
+def fault_domain(storage: RedisStorage, tag: str) -> int:
+    """What fails together with the keys tagged ``{tag}``: their cluster slot, else everything.
+
+    A slot rather than the node serving it: the slot map changes during a failover, the slot
+    of a key never does.
+    """
+    return _slot(tag) if isinstance(storage, RedisClusterStorage) else WHOLE
+
+
+@functools.lru_cache(maxsize=4096)
+def _slot(tag: str) -> int:
+    from redis.crc import key_slot  # the CRC16 slot; valkey's is the same function
+
+    return int(key_slot(tag.encode()))
+
+
+def _cluster_retry(uri: str) -> Any:
+    module = importlib.import_module("valkey" if uri.startswith("valkey") else "redis")
+    backoff = importlib.import_module(f"{module.__name__}.backoff")
+    return module.retry.Retry(backoff.NoBackoff(), CLUSTER_RETRIES)

@@ -125,10 +125,10 @@ def test_storage_is_retried_after_a_pause(redis_url: str, unique: str) -> None:
     ticks = [0.0]
     limiter = RateLimiter(redis_url, monotonic=lambda: ticks[0])
     # Simulate an outage by pointing the shared limiter at a dead server, then back.
-    healthy = limiter._limiter
-    limiter._limiter = RateLimiter(DOWN)._limiter
+    healthy = limiter._script
+    limiter._script = RateLimiter(DOWN)._script
     assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # counted locally
-    limiter._limiter = healthy
+    limiter._script = healthy
     ticks[0] = 1.0
     assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # still local: within the pause
     assert (
@@ -137,7 +137,9 @@ def test_storage_is_retried_after_a_pause(redis_url: str, unique: str) -> None:
     )
     ticks[0] = 10.0
     assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # back on Redis
-    remaining = healthy.get_window_stats(FIVE_PER_MINUTE[0], *limiter.identifiers(unique, "id"))[1]
+    remaining = limiter._limiter.get_window_stats(
+        FIVE_PER_MINUTE[0], *limiter.identifiers(unique, "id")
+    )[1]
     assert remaining == 4
 
 

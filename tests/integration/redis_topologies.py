@@ -114,6 +114,32 @@ def _start(stack: ExitStack, directory: Path, config: str, *extra: str) -> Node:
     return Node(port, process)
 
 
+@contextmanager
+def redis_node(directory: Path) -> Iterator[Node]:
+    """One redis-server of the test's own (for counting the commands it receives)."""
+    with ExitStack() as stack:
+        yield _start(stack, directory, "")
+
+
+@contextmanager
+def commands_sent(node: Node) -> Iterator[list[str]]:
+    """The commands clients send the node meanwhile, as MONITOR reports them (a script's own
+    calls are not sent: they are left out); filled in when the block ends."""
+    sent: list[str] = []
+    marker = f"end-{uuid.uuid4().hex}"
+    probe = node.client()
+    probe.ping()  # connected (HELLO...) before MONITOR starts
+    with node.client().monitor() as monitor:
+        yield sent
+        probe.echo(marker)
+        while True:
+            command = monitor.next_command()
+            if marker in command["command"]:
+                break
+            if command["client_type"] != "lua":
+                sent.append(command["command"].split(" ")[0].upper())
+
+
 # How `redis-cli --cluster create` splits the 16384 slots over three masters.
 SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
 

@@ -33,6 +33,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
 from hookshield.core.redact import without_credentials
+from hookshield.core.redis_hit import RedisHit, WindowKey
 from hookshield.core.redis_topology import (
     REDIS_SCHEMES,
     WHOLE,
@@ -149,6 +150,7 @@ class _Window(NamedTuple):
     identifiers: tuple[str, str]
     key: str  # item.key_for(*identifiers)
     expiry: int
+    spec: WindowKey  # what the Redis script needs of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,7 @@ class RateLimiter:
             open_storage(uri, "RATE_LIMIT_STORAGE") if self.shared else memory_storage()
         )
         self._errors = storage_errors(storage) if isinstance(storage, RedisStorage) else ()
+        self._script = RedisHit(storage) if isinstance(storage, RedisStorage) else None
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = MovingWindowRateLimiter(memory_storage()) if self.shared else self._limiter
         self._down_until: dict[int, float] = {}  # fault domain -> when to ask it again
@@ -226,7 +229,11 @@ class RateLimiter:
     ) -> tuple[_Window, ...]:
         """Each limit with its storage key and expiry, built once per caller rather than per hit."""
         keys = RateLimiter.identifiers(endpoint, identity)
-        return tuple(_Window(item, keys, item.key_for(*keys), item.get_expiry()) for item in limits)
+        windows = []
+        for item in limits:
+            key, expiry = item.key_for(*keys), item.get_expiry()
+            windows.append(_Window(item, keys, key, expiry, WindowKey(key, item.amount, expiry)))
+        return tuple(windows)
 
     @staticmethod
     def _rejection(limits: Sequence[RateLimitItem], refusal: _Refusal) -> Rejection:
@@ -278,24 +285,43 @@ class RateLimiter:
         self, endpoint: str, identity: str, limits: Sequence[RateLimitItem]
     ) -> Rejection | None:
         """Count one request; a rejection when a limit is exceeded (or the storage denies)."""
+        return self.hit_and_claim(endpoint, identity, limits)[0]
+
+    def hit_and_claim(
+        self,
+        endpoint: str,
+        identity: str,
+        limits: Sequence[RateLimitItem],
+        claim: tuple[str, int] | None = None,
+    ) -> tuple[Rejection | None, bool | None]:
+        """``hit``, and on Redis the replay claim ``(key, ttl)`` in the same round trip.
+
+        The claim is made only if every limit admits the request; its outcome is None when it
+        was not made (refused, storage unreachable, counts in memory): the caller claims then.
+        """
         if not limits:
-            return None
+            return None, None
         windows = self.windows(endpoint, identity, tuple(limits))
-        if not self.shared:
-            return self._answer(limits, self._hit_all(self._limiter, windows))
+        if self._script is None:
+            return self._answer(limits, self._hit_all(self._limiter, windows)), None
         domain = self._domain(endpoint)
         if self._monotonic() >= self._down_until.get(domain, -math.inf):
             try:
-                return self._answer(limits, self._hit_all(self._limiter, windows))
+                hit = self._script([w.spec for w in windows], claim)
             except self._errors as exc:
                 self._mark_down(domain, endpoint, exc)
-        return self._degraded(windows, limits)
+            else:
+                if hit.refused is None:
+                    return None, hit.claimed
+                refusal = _Refusal(windows[hit.refused].item, hit.reset_at)
+                return self._rejection(limits, refusal), None
+        return self._degraded(windows, limits), None
 
     @staticmethod
     def _hit_all(limiter: MovingWindowRateLimiter, windows: tuple[_Window, ...]) -> _Refusal | None:
-        # MovingWindowRateLimiter.hit is key_for() plus the storage's acquire_entry(); the key is
-        # built once per caller (windows), so a hit is the storage call alone. One round trip
-        # per limit; the first limit exceeded stops the count.
+        # In memory. MovingWindowRateLimiter.hit is key_for() plus the storage's
+        # acquire_entry(); the key is built once per caller (windows), so a hit is the storage
+        # call alone; the first limit exceeded stops the count (as in the Redis script).
         storage = cast(MovingWindowSupport, limiter.storage)
         for window in windows:
             if not storage.acquire_entry(window.key, window.item.amount, window.expiry):

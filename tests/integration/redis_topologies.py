@@ -374,7 +374,10 @@ class Traffic:
             for endpoint in self.endpoints:
                 app = self.apps[turn % len(self.apps)]
                 turn += 1
-                result = deliver(app, endpoint, signed_headers(self.pki, new_id()))
+                try:
+                    result = deliver(app, endpoint, signed_headers(self.pki, new_id()))
+                except (httpx.HTTPError, ValueError, KeyError) as exc:  # no answer, or not ours
+                    result = (0, type(exc).__name__)
                 self.seen.append((time.monotonic(), endpoint, result))
 
     def __enter__(self) -> Traffic:

@@ -6,23 +6,30 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from django.test import Client
 from redis.crc import key_slot
 
 from tests.conftest import TestPki
 from tests.integration.redis_topologies import (
+    BODY,
     OK,
     UNAVAILABLE,
     WAIT,
     Cluster,
     Traffic,
     accepted_once,
+    commands_sent,
     exactly_the_limit,
+    new_id,
     one_per_master,
     redis_cluster,
     shared_state_config,
+    signed_headers,
     until,
 )
 from tests.integration.servers import App, gunicorn_app
@@ -87,6 +94,34 @@ def test_an_endpoints_rate_and_replay_keys_share_its_slot(
     assert any(k.startswith(f"hookshield:LIMITER/{{{endpoint}}}/") for k in keys), keys
     assert any(k.startswith(f"hookshield:replay:{{{endpoint}}}:") for k in keys), keys
     assert {key_slot(k.encode()) for k in keys} == {key_slot(endpoint.encode())}
+
+
+def test_a_signed_rated_delivery_is_one_command_on_its_master_only(
+    deployment: Deployment, pki: TestPki, settings: Any
+) -> None:
+    """In this process (the Django test client), on the cluster: the EVALSHA goes to the master
+    serving the endpoint's slot, and no other command to any master."""
+    endpoint = "payments"  # the test URLconf's endpoint
+    settings.HOOKSHIELD = shared_state_config(
+        pki, deployment.cluster.uri, {endpoint: "100/minute; 1000/hour"}
+    )
+    url = f"/hooks/{endpoint}/"
+
+    def post() -> int:
+        headers = signed_headers(pki, new_id())
+        meta: dict[str, Any] = {
+            "HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()
+        }
+        meta.pop("HTTP_CONTENT_TYPE")
+        return Client().post(url, data=BODY, content_type="application/json", **meta).status_code
+
+    assert post() == 200  # connects, loads the script
+    masters = deployment.cluster.masters()
+    with ExitStack() as stack:
+        sent = {m.port: stack.enter_context(commands_sent(m)) for m in masters}
+        assert post() == 200
+    home = deployment.cluster.master_of(endpoint).port
+    assert sent == {m.port: (["EVALSHA"] if m.port == home else []) for m in masters}
 
 
 def test_a_dead_master_takes_out_only_the_endpoints_it_serves(

@@ -14,6 +14,8 @@ import pytest
 from django.test import Client
 from redis.crc import key_slot
 
+from hookshield.core.ratelimit import RateLimiter, RateLimitFailure, parse_rates
+from hookshield.core.replay import RedisReplayStore, StoreUnavailable, replay_key
 from tests.conftest import TestPki
 from tests.integration.redis_topologies import (
     BODY,
@@ -124,6 +126,21 @@ def test_a_signed_rated_delivery_is_one_command_on_its_master_only(
     assert sent == {m.port: (["EVALSHA"] if m.port == home else []) for m in masters}
 
 
+def no_master_for(victim: str, healthy: list[str], uri: str) -> None:
+    """In this process, with no master for ``victim``'s slot: its replay claims are refused
+    (StoreUnavailable: 503, never a 500) whatever RATE_LIMIT_FAILURE, its rate falls back on the
+    failure mode (``local``: counted here); the other endpoints are served by Redis."""
+    store = RedisReplayStore(uri)
+    with pytest.raises(StoreUnavailable):
+        store.claim(replay_key(victim, new_id()), 60)
+    limiter = RateLimiter(uri, failure=RateLimitFailure.LOCAL)
+    one = parse_rates("1/minute", "RATE")
+    assert limiter.hit(victim, "someone", one) is None
+    assert limiter.hit(victim, "someone", one) is not None  # the local count refuses
+    for endpoint in healthy:
+        assert store.claim(replay_key(endpoint, new_id()), 60)
+
+
 def test_a_dead_master_takes_out_only_the_endpoints_it_serves(
     deployment: Deployment, pki: TestPki
 ) -> None:
@@ -143,6 +160,7 @@ def test_a_dead_master_takes_out_only_the_endpoints_it_serves(
             dead.kill()
             killed = time.monotonic()
             traffic.wait_for(victim, UNAVAILABLE, after=killed)
+            no_master_for(victim, healthy, cluster.uri)
         finally:
             replica.resume()
         until(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from hookshield.core.replay import RedisReplayStore, StoreUnavailable, replay_key
 from tests.conftest import TestPki
 from tests.integration.redis_topologies import (
     OK,
@@ -74,6 +75,8 @@ def test_the_master_dies_under_traffic(deployment: Deployment, pki: TestPki) -> 
             group.master.kill()
             killed = time.monotonic()
             traffic.wait_for("open", UNAVAILABLE, after=killed)
+            with pytest.raises(StoreUnavailable):  # in this process too: 503, never a 500
+                RedisReplayStore(group.uri).claim(replay_key("open", "msg_x"), 60)
         finally:
             group.replica.resume()
         until(

@@ -41,7 +41,7 @@ class Deployment:
 def deployment(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     base = tmp_path_factory.mktemp("redis-sentinel")
     with sentinel_group(base / "sentinel") as group:
-        rates = {"rated": f"{LIMIT}/minute", "open": "100000/minute"}
+        rates = {"rated": f"{LIMIT}/minute", "later": f"{LIMIT}/minute", "open": "100000/minute"}
         config = shared_state_config(pki, group.uri, rates)
         with (
             gunicorn_app(base / "one", config, workers=2) as one,
@@ -88,3 +88,5 @@ def test_the_master_dies_under_traffic(deployment: Deployment, pki: TestPki) -> 
     outcomes = traffic.of("open")
     assert set(outcomes) <= {OK, *UNAVAILABLE}, Counter(outcomes)
     assert set(traffic.of("open", after=settled)) == {OK}
+    exactly_the_limit(deployment.apps, pki, "later", LIMIT)  # on the new master
+    accepted_once(deployment.apps, pki, "open")

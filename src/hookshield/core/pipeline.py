@@ -227,10 +227,13 @@ class Guard:
         refused, claimed = self.throttle_and_claim(endpoint, matched, claim)
         if refused is not None:
             return refused
-        accepted = self._read_and_verify(inbound, endpoint, claimed)
-        if isinstance(accepted, Rejection):
-            if claim is not None and claimed:
+        accepted: tuple[Any, bytes, str | None] | Rejection | None = None
+        try:
+            accepted = self._read_and_verify(inbound, endpoint, claimed)
+        finally:
+            if claim is not None and claimed and not isinstance(accepted, tuple):
                 self._give_back(claim[0], name)  # held for a delivery that did not verify
+        if isinstance(accepted, Rejection):
             return accepted
         document, body, delivery_id = accepted
         return Webhook(name, identity, matched, verified.long_lived, document, body, delivery_id)

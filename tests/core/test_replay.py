@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+import threading
 from typing import Any, cast
 
 import pytest
@@ -77,3 +79,35 @@ def test_sharing_the_rate_limiters_client(redis_url: str, unique: str) -> None:
     assert store.storage is limiter.redis
     assert store.claim(unique, 60)
     assert not RedisReplayStore(redis_url).claim(unique, 60)
+
+
+def test_each_sentinel_is_asked_once_per_claim(tmp_path: Any) -> None:
+    """Sentinels that close every connection: one attempt each, not redis-py's ten with
+    backoff (which held a request for seconds)."""
+    listeners, accepted = [], []
+
+    def serve(listener: socket.socket) -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(listener.getsockname()[1])
+            connection.close()
+
+    for _ in range(2):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listeners.append(listener)
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+    ports = [listener.getsockname()[1] for listener in listeners]
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    try:
+        store = RedisReplayStore(f"redis+sentinel://{hosts}/mymaster")
+        with pytest.raises(StoreUnavailable, match="MasterNotFoundError"):
+            store.claim("k", 60)
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert sorted(accepted) == sorted(ports)

@@ -63,12 +63,14 @@ def open_storage(uri: str, where: str) -> RedisStorage:
     timeouts = {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT}
     options: dict[str, Any] = {**timeouts, "key_prefix": KEY_PREFIX}
     if scheme.endswith("+sentinel"):
-        # redis-py gives the sentinels' own connections no timeout unless told.
-        options["sentinel_kwargs"] = dict(timeouts)
+        # redis-py gives the sentinels' own clients no timeout and ten retries with backoff
+        # unless told (seconds per request with no sentinel up): asking each sentinel once is
+        # the retry.
+        options["sentinel_kwargs"] = {**timeouts, "retry": _retry(uri, 0)}
     if scheme.endswith("+cluster"):
         # A node that fails is retried after the slot map is read again: once finds the
         # replica that took over; redis-py's ten retries would hold the worker for ten timeouts.
-        options["retry"] = _cluster_retry(uri)
+        options["retry"] = _retry(uri, CLUSTER_RETRIES)
     target = "redis+unix" + uri.removeprefix("unix") if scheme == "unix" else uri
     try:
         storage = storage_from_string(target, wrap_exceptions=True, **options)
@@ -117,7 +119,9 @@ def _slot(tag: str) -> int:
     return int(key_slot(tag.encode()))
 
 
-def _cluster_retry(uri: str) -> Any:
-    module = importlib.import_module("valkey" if uri.startswith("valkey") else "redis")
-    backoff = importlib.import_module(f"{module.__name__}.backoff")
-    return module.retry.Retry(backoff.NoBackoff(), CLUSTER_RETRIES)
+def _retry(uri: str, retries: int) -> Any:
+    """The client library's ``Retry``: ``retries`` more attempts, at once."""
+    name = "valkey" if uri.startswith("valkey") else "redis"
+    retry = importlib.import_module(f"{name}.retry")
+    backoff = importlib.import_module(f"{name}.backoff")
+    return retry.Retry(backoff.NoBackoff(), retries)

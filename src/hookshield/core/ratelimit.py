@@ -36,9 +36,12 @@ from hookshield.core.redact import without_credentials
 from hookshield.core.redis_hit import RedisHit, WindowKey
 from hookshield.core.redis_topology import (
     REDIS_SCHEMES,
+    RETRY_AFTER,
     WHOLE,
+    Outages,
     fault_domain,
     open_storage,
+    outages,
     storage_errors,
 )
 
@@ -49,7 +52,7 @@ logger = logging.getLogger("hookshield.ratelimit")
 # A storage that failed is left alone for this long (requests count locally meanwhile), so a
 # dead Redis costs one timeout per interval, not one per request. On a cluster only the slot
 # that failed is left alone: endpoints served by healthy masters keep their shared counts.
-RETRY_STORAGE_AFTER = 5.0
+RETRY_STORAGE_AFTER = RETRY_AFTER
 FAILURE_LOG_INTERVAL = 60.0
 
 
@@ -199,7 +202,8 @@ class RateLimiter:
         self._script = RedisHit(storage) if isinstance(storage, RedisStorage) else None
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = MovingWindowRateLimiter(memory_storage()) if self.shared else self._limiter
-        self._down_until: dict[int, float] = {}  # fault domain -> when to ask it again
+        # When each fault domain may be asked again; shared with a replay store on this client.
+        self._outages = outages(storage) if isinstance(storage, RedisStorage) else Outages()
         self._notice = _Notice(monotonic)
 
     @property
@@ -257,7 +261,7 @@ class RateLimiter:
         return WHOLE if storage is None else fault_domain(storage, endpoint)
 
     def _mark_down(self, domain: int, endpoint: str, exc: Exception) -> None:
-        self._down_until[domain] = self._monotonic() + RETRY_STORAGE_AFTER
+        self._outages.mark(domain, self._monotonic())
         self._notice(
             "rate limit storage %s unreachable (%s) for endpoint %s%s; RATE_LIMIT_FAILURE=%s",
             without_credentials(self.uri),
@@ -305,7 +309,7 @@ class RateLimiter:
         if self._script is None:
             return self._answer(limits, self._hit_all(self._limiter, windows)), None
         domain = self._domain(endpoint)
-        if self._monotonic() >= self._down_until.get(domain, -math.inf):
+        if not self._outages.down(domain, self._monotonic()):
             try:
                 hit = self._script([w.spec for w in windows], claim)
             except self._errors as exc:

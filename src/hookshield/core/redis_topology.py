@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
+import weakref
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,10 +27,13 @@ from hookshield.core.redact import without_credentials
 __all__ = [
     "KEY_PREFIX",
     "REDIS_SCHEMES",
+    "RETRY_AFTER",
     "STORAGE_TIMEOUT",
     "WHOLE",
+    "Outages",
     "fault_domain",
     "open_storage",
+    "outages",
     "storage_errors",
 ]
 
@@ -50,6 +55,9 @@ STORAGE_TIMEOUT = 0.5
 KEY_PREFIX = "hookshield"
 CLUSTER_RETRIES = 1
 WHOLE = -1  # the fault domain of a storage that is not a cluster: all of it
+# A fault domain that failed is left alone for this long, so a dead or silent node costs one
+# timeout per interval and process, not one per request.
+RETRY_AFTER = 5.0
 
 
 def open_storage(uri: str, where: str) -> RedisStorage:
@@ -103,13 +111,21 @@ def storage_errors(storage: RedisStorage) -> tuple[type[Exception], ...]:
     return (StorageError, OSError, *errors, *cluster)
 
 
-def fault_domain(storage: RedisStorage, tag: str) -> int:
-    """What fails together with the keys tagged ``{tag}``: their cluster slot, else everything.
+def fault_domain(storage: RedisStorage, key: str) -> int:
+    """What fails together with ``key`` (or the keys whose hash tag it is): its cluster slot,
+    else the whole storage.
 
     A slot rather than the node serving it: the slot map changes during a failover, the slot
     of a key never does.
     """
-    return _slot(tag) if isinstance(storage, RedisClusterStorage) else WHOLE
+    return _slot(_hash_tag(key)) if isinstance(storage, RedisClusterStorage) else WHOLE
+
+
+def _hash_tag(key: str) -> str:
+    """What Redis Cluster hashes: the text inside the first ``{...}``, if not empty."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1 : end] if end > start + 1 else key
 
 
 @functools.lru_cache(maxsize=4096)
@@ -117,6 +133,27 @@ def _slot(tag: str) -> int:
     from redis.crc import key_slot  # the CRC16 slot; valkey's is the same function
 
     return int(key_slot(tag.encode()))
+
+
+class Outages:
+    """When each fault domain of one storage may be asked again, for all that use it (the rate
+    limiter and the replay store on one client learn of a failure from each other)."""
+
+    def __init__(self) -> None:
+        self._until: dict[int, float] = {}
+
+    def down(self, domain: int, now: float) -> bool:
+        return now < self._until.get(domain, -math.inf)
+
+    def mark(self, domain: int, now: float) -> None:
+        self._until[domain] = now + RETRY_AFTER
+
+
+_outages: weakref.WeakKeyDictionary[RedisStorage, Outages] = weakref.WeakKeyDictionary()
+
+
+def outages(storage: RedisStorage) -> Outages:
+    return _outages.setdefault(storage, Outages())
 
 
 def _retry(uri: str, retries: int) -> Any:

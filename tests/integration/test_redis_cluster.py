@@ -126,6 +126,36 @@ def test_a_signed_rated_delivery_is_one_command_on_its_master_only(
     assert sent == {m.port: (["EVALSHA"] if m.port == home else []) for m in masters}
 
 
+def test_a_master_that_stops_answering_holds_only_its_own_endpoints(
+    deployment: Deployment, pki: TestPki
+) -> None:
+    """A master and its replica stop answering (SIGSTOP: a network partition, where requests
+    time out rather than being refused) under steady traffic, then come back: the other
+    masters' endpoints answer 200 throughout; the silent master's endpoint answers 503 (deny)
+    while it is silent and 200 again once the cluster is whole, never a 500."""
+    cluster = deployment.cluster
+    victim, healthy = OPEN[1], [OPEN[0], OPEN[2]]
+    silent = cluster.master_of(victim)
+    replica = cluster.replica_of(silent)
+    with Traffic(deployment.apps, pki, list(OPEN)) as traffic:
+        traffic.wait_for(victim, {OK}, after=time.monotonic())
+        replica.pause()
+        silent.pause()
+        stopped = time.monotonic()
+        try:
+            traffic.wait_for(victim, UNAVAILABLE, after=stopped)
+        finally:
+            silent.resume()
+            replica.resume()
+        until(cluster.healthy, within=WAIT, what="the cluster is whole again")
+        settled = traffic.recovers(victim, promoted=time.monotonic())
+    for endpoint in healthy:
+        assert set(traffic.of(endpoint)) == {OK}, (endpoint, Counter(traffic.of(endpoint)))
+        assert traffic.of(endpoint, after=stopped)
+    assert set(traffic.of(victim)) <= {OK, *UNAVAILABLE}, Counter(traffic.of(victim))
+    assert set(traffic.of(victim, after=settled)) == {OK}
+
+
 def no_master_for(victim: str, healthy: list[str], uri: str) -> None:
     """In this process, with no master for ``victim``'s slot: its replay claims are refused
     (StoreUnavailable: 503, never a 500) whatever RATE_LIMIT_FAILURE, its rate falls back on the

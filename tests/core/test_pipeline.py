@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
+import time
 
 import pytest
 
@@ -9,6 +11,9 @@ from hookshield.core.errors import Code, Rejection
 from hookshield.core.pipeline import Endpoint, Guard, Webhook
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust, parse_networks
+from hookshield.core.ratelimit import RateLimiter, parse_rates
+from hookshield.core.replay import RedisReplayStore
+from hookshield.core.signatures import SignatureVerifier, sign_v1
 from hookshield.core.sources import Inbound, build_source
 from hookshield.core.verify import Verifier
 from hookshield.pki import encodings
@@ -132,3 +137,43 @@ def test_log_lines_escape_hostile_identities(
     guard(pki).check(from_proxy(sneaky.certificate), "payments")
     (record,) = [r for r in caplog.records if r.name == "hookshield.guard"]
     assert "\n" not in record.getMessage()
+
+
+def test_a_claim_made_with_the_rate_count_is_given_back_whatever_happens_next(
+    pki: TestPki, redis_url: str, unique: str
+) -> None:
+    """The id is claimed before the body is read; a body that cannot be read (here, a bug
+    raising) must not keep the sender's real delivery out."""
+    limiter = RateLimiter(redis_url)
+    assert limiter.redis is not None
+    store = RedisReplayStore.sharing(limiter.redis)
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    endpoint = Endpoint(
+        unique,
+        Allowlist.parse([ALLOWED]),
+        rates=parse_rates("100/minute", "RATE"),
+        signatures=SignatureVerifier([secret]),
+    )
+    joint = Guard(
+        source=build_source("nginx"),
+        trust=ProxyTrust(parse_networks(["127.0.0.1/32"])),
+        verifier=Verifier([pki.root.certificate]),
+        endpoints={unique: endpoint},
+        limiter=limiter,
+        replay=store,
+    )
+    stamp = int(time.time())
+    signed = {
+        "HTTP_WEBHOOK_ID": "msg_1",
+        "HTTP_WEBHOOK_TIMESTAMP": str(stamp),
+        "HTTP_WEBHOOK_SIGNATURE": sign_v1(secret, "msg_1", stamp, b"{}"),
+    }
+    inbound = from_proxy(pki.allowed.certificate, **signed)
+
+    def broken(size: int) -> bytes:
+        raise RuntimeError("a bug while reading")
+
+    with pytest.raises(RuntimeError):
+        joint.check(dataclasses.replace(inbound, read=broken), unique)
+    assert isinstance(joint.check(inbound, unique), Webhook)  # the id was given back
+    assert isinstance(joint.check(from_proxy(pki.allowed.certificate, **signed), unique), Rejection)

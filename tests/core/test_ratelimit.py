@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from limits import RateLimitItem
+from limits.storage import RedisClusterStorage
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
 from hookshield.core.ratelimit import (
@@ -124,10 +125,10 @@ def test_storage_is_retried_after_a_pause(redis_url: str, unique: str) -> None:
     ticks = [0.0]
     limiter = RateLimiter(redis_url, monotonic=lambda: ticks[0])
     # Simulate an outage by pointing the shared limiter at a dead server, then back.
-    healthy = limiter._limiter
-    limiter._limiter = RateLimiter(DOWN)._limiter
+    healthy = limiter._script
+    limiter._script = RateLimiter(DOWN)._script
     assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # counted locally
-    limiter._limiter = healthy
+    limiter._script = healthy
     ticks[0] = 1.0
     assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # still local: within the pause
     assert (
@@ -136,7 +137,9 @@ def test_storage_is_retried_after_a_pause(redis_url: str, unique: str) -> None:
     )
     ticks[0] = 10.0
     assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # back on Redis
-    remaining = healthy.get_window_stats(FIVE_PER_MINUTE[0], *limiter.identifiers(unique, "id"))[1]
+    remaining = limiter._limiter.get_window_stats(
+        FIVE_PER_MINUTE[0], *limiter.identifiers(unique, "id")
+    )[1]
     assert remaining == 4
 
 
@@ -208,3 +211,14 @@ def test_memory_storage_pickles_with_its_counts() -> None:
     copy = pickle.loads(pickle.dumps(storage))  # noqa: S301 (bytes this test just made)
     assert copy.acquire_entry("k", 2, 60)
     assert not copy.acquire_entry("k", 2, 60)
+
+
+def test_one_node_fails_as_a_whole_a_cluster_by_slot(redis_url: str) -> None:
+    from redis.crc import key_slot
+
+    from hookshield.core.redis_topology import WHOLE, fault_domain, open_storage
+
+    assert fault_domain(open_storage(redis_url, "RATE_LIMIT_STORAGE"), "payments") == WHOLE
+    cluster = RedisClusterStorage.__new__(RedisClusterStorage)  # no cluster needed for a slot
+    assert fault_domain(cluster, "payments") == key_slot(b"payments")
+    assert fault_domain(cluster, "payments") != fault_domain(cluster, "refunds")

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import socket
+import threading
 from typing import Any, cast
 
 import pytest
 import redis
 
+from hookshield.core.errors import Code, ConfigurationError
+from hookshield.core.ratelimit import RateLimiter, RateLimitFailure, parse_rates
+from hookshield.core.redis_topology import RETRY_AFTER
 from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, StoreUnavailable, replay_key
 
 
@@ -53,3 +58,101 @@ def test_redis_store_unreachable() -> None:
         store.claim("k", 60)
     with pytest.raises(StoreUnavailable):
         store.release("k")
+
+
+def test_sentinel_and_unix_uris_fail_closed_when_unreachable(tmp_path: Any) -> None:
+    for uri in ("redis+sentinel://127.0.0.1:1/mymaster", f"unix://{tmp_path}/no.sock"):
+        store = RedisReplayStore(uri)
+        with pytest.raises(StoreUnavailable, match="redis"):
+            store.claim("k", 60)
+
+
+def test_a_cluster_that_cannot_be_reached_is_a_configuration_error() -> None:
+    # The cluster client maps the slots when it is created: nothing to map, nothing to use.
+    with pytest.raises(ConfigurationError, match=r"REPLAY_STORAGE = .* cannot be reached"):
+        RedisReplayStore("redis+cluster://127.0.0.1:1")
+
+
+def test_sharing_the_rate_limiters_client(redis_url: str, unique: str) -> None:
+    limiter = RateLimiter(redis_url)
+    assert limiter.redis is not None
+    store = RedisReplayStore.sharing(limiter.redis)
+    assert store.storage is limiter.redis
+    assert store.claim(unique, 60)
+    assert not RedisReplayStore(redis_url).claim(unique, 60)
+
+
+class Closing:
+    """Listeners on loopback that accept every connection and close it at once, counting."""
+
+    def __init__(self, count: int = 1) -> None:
+        self.accepted: list[int] = []
+        self._listeners = []
+        for _ in range(count):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(16)
+            self._listeners.append(listener)
+            threading.Thread(target=self._serve, args=(listener,), daemon=True).start()
+        self.ports = [listener.getsockname()[1] for listener in self._listeners]
+
+    def _serve(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            self.accepted.append(listener.getsockname()[1])
+            connection.close()
+
+    def __enter__(self) -> Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for listener in self._listeners:
+            listener.close()
+
+
+def test_each_sentinel_is_asked_once_per_claim() -> None:
+    """Sentinels that close every connection: one attempt each, not redis-py's ten with
+    backoff (which held a request for seconds)."""
+    with Closing(2) as sentinels:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in sentinels.ports)
+        store = RedisReplayStore(f"redis+sentinel://{hosts}/mymaster")
+        with pytest.raises(StoreUnavailable, match="MasterNotFoundError"):
+            store.claim("k", 60)
+    assert sorted(sentinels.accepted) == sorted(sentinels.ports)
+
+
+def test_a_store_that_failed_is_refused_without_asking_for_a_few_seconds() -> None:
+    now = [0.0]
+    with Closing() as server:
+        store = RedisReplayStore(f"redis://127.0.0.1:{server.ports[0]}/0", monotonic=lambda: now[0])
+        for _ in range(3):
+            with pytest.raises(StoreUnavailable):
+                store.claim("k", 60)
+        with pytest.raises(StoreUnavailable):
+            store.release("k")
+        assert len(server.accepted) == 1  # refused at once after the first failure
+        now[0] = RETRY_AFTER + 0.1
+        with pytest.raises(StoreUnavailable):
+            store.claim("k", 60)
+        assert len(server.accepted) == 2  # asked again
+
+
+def test_the_limiter_and_a_store_on_its_client_learn_of_a_failure_from_each_other() -> None:
+    now = [0.0]
+    with Closing() as server:
+        limiter = RateLimiter(
+            f"redis://127.0.0.1:{server.ports[0]}/0",
+            failure=RateLimitFailure.DENY,
+            monotonic=lambda: now[0],
+        )
+        assert limiter.redis is not None
+        store = RedisReplayStore.sharing(limiter.redis, monotonic=lambda: now[0])
+        refused = limiter.hit("payments", "someone", parse_rates("5/minute", "RATE"))
+        assert refused is not None
+        assert refused.code is Code.RATE_LIMIT_UNAVAILABLE
+        with pytest.raises(StoreUnavailable, match="moments ago"):
+            store.claim(replay_key("payments", "msg_1"), 60)
+        assert len(server.accepted) == 1

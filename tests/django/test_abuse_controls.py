@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 from django.test import AsyncClient, Client
 
+from hookshield.core.pipeline import Guard
+from hookshield.core.replay import RedisReplayStore
 from hookshield.core.signatures import sign_v1
+from hookshield.django.guard import get_guard
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, PLANTED, TestPki, guard_config
 
@@ -214,6 +217,24 @@ def test_an_unreachable_replay_store_fails_closed(settings: Any, pki: TestPki) -
     response = post(pki, URLS[0], body, headers=signed(body))
     assert response.status_code == 503
     assert error(response)["code"] == "replay_store_unavailable"
+
+
+def test_one_redis_uri_for_both_is_one_client(settings: Any, pki: TestPki, redis_url: str) -> None:
+    settings.HOOKSHIELD = guard_config(
+        pki,
+        ENDPOINTS={"payments": {"ALLOW": [ALLOWED], "SIGNING_SECRETS": [SECRET]}},
+        RATE_LIMIT_STORAGE=redis_url,
+        REPLAY_STORAGE=redis_url,
+    )
+    guard = get_guard()
+    assert isinstance(guard, Guard)
+    assert isinstance(guard.replay, RedisReplayStore)
+    assert guard.replay.storage is guard.limiter.redis
+    settings.HOOKSHIELD = {**settings.HOOKSHIELD, "REPLAY_STORAGE": redis_url.rsplit("/", 1)[0]}
+    guard = get_guard()
+    assert isinstance(guard, Guard)
+    assert isinstance(guard.replay, RedisReplayStore)
+    assert guard.replay.storage is not guard.limiter.redis  # another URI: a client of its own
 
 
 def test_an_unknown_cache_alias_makes_the_guard_unavailable(settings: Any, pki: TestPki) -> None:

@@ -61,8 +61,7 @@ def test_defaults_fail_closed() -> None:
         ({"RATE_LIMIT_STORAGE": "memcached://x"}, "HOOKSHIELD['RATE_LIMIT_STORAGE']"),
         ({"RATE_LIMIT_FAILURE": "ignore"}, "HOOKSHIELD['RATE_LIMIT_FAILURE'] must be one of"),
         ({"REPLAY_STORAGE": ""}, "HOOKSHIELD['REPLAY_STORAGE']"),
-        # redis-py's from_url cannot follow sentinels: refused here, not a 503 at the first request.
-        ({"REPLAY_STORAGE": "redis+sentinel://s:26379/m"}, "HOOKSHIELD['REPLAY_STORAGE']"),
+        ({"REPLAY_STORAGE": "memcached://s:11211"}, "HOOKSHIELD['REPLAY_STORAGE']"),
         ({"REDACT": "card_number"}, "HOOKSHIELD['REDACT'] must be a list"),
         ({"ENDPOINTS": []}, "HOOKSHIELD['ENDPOINTS'] must be a dict"),
         ({"ENDPOINTS": {"pay ments": {}}}, "key 'pay ments'"),
@@ -113,6 +112,26 @@ def test_the_proxy_secret_is_never_echoed() -> None:
     with pytest.raises(ConfigurationError) as info:
         load({"PROXY_SECRET": {"leaky": "value"}})
     assert "leaky" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "redis://r:6379/0",
+        "rediss://r:6380/0",
+        "unix:///run/redis.sock",
+        "redis+unix:///run/redis.sock",
+        "redis+cluster://a:7000,b:7001",
+        "redis+sentinel://s1:26379,s2:26379/mymaster",
+        "valkey://v:6379",
+        "valkey+cluster://a:7000",
+        "valkey+sentinel://s:26379/mymaster",
+    ],
+)
+def test_the_replay_store_takes_every_uri_the_rate_limiter_takes(uri: str) -> None:
+    assert load({"REPLAY_STORAGE": uri}).replay_storage == uri
+    if not uri.startswith("unix:"):  # redis-py's spelling, not a limits scheme
+        assert load({"RATE_LIMIT_STORAGE": uri}).rate_limit_storage == uri
 
 
 @pytest.mark.parametrize("key", ["RATE_LIMIT_STORAGE", "REPLAY_STORAGE"])

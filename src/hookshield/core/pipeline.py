@@ -3,6 +3,9 @@
     take_certificate -> verify -> authorize -> throttle -> admit_input -> verify_signature
                                                                     -> record (log, observers)
 
+On a signed, rated endpoint whose replay store is the limiter's Redis, ``throttle`` makes the
+replay claim too (``early_claim``: one round trip), and ``verify_signature`` uses its outcome.
+
 Each step returns a value for the next or a ``Rejection``; the first rejection ends the way.
 Every decision, accepted or not, goes through ``record`` exactly once: the decision log line
 first, then each observer (inventory, metrics). Adapters (the Django decorator, DRF) call
@@ -164,6 +167,9 @@ class Guard:
         self.limiter = limiter or RateLimiter()
         self.replay = replay
         self.observers = tuple(observers)
+        # The replay store on the limiter's own Redis client: claims ride with the rate count.
+        shared = self.limiter.redis
+        self._joint = shared is not None and getattr(replay, "storage", None) is shared
 
     @property
     def does_io(self) -> bool:
@@ -188,14 +194,18 @@ class Guard:
 
     def release(self, accepted: Webhook) -> None:
         """Give a delivery id back after the view failed, so the sender's retry is not a replay."""
-        if accepted.delivery_id is None or self.replay is None:
+        if accepted.delivery_id is not None:
+            self._give_back(replay_key(accepted.endpoint, accepted.delivery_id), accepted.endpoint)
+
+    def _give_back(self, key: str, endpoint: str) -> None:
+        if self.replay is None:
             return
         try:
-            self.replay.release(replay_key(accepted.endpoint, accepted.delivery_id))
+            self.replay.release(key)
         except StoreUnavailable:
             logging.getLogger("hookshield.replay").warning(
                 "could not release webhook-id on endpoint %s; the sender's retry may be refused",
-                accepted.endpoint,
+                endpoint,
             )
 
     def _steps(self, inbound: Inbound, name: str, trace: _Trace) -> Webhook | Rejection:
@@ -213,17 +223,32 @@ class Guard:
         matched = self.authorize(endpoint, identity)
         if isinstance(matched, Rejection):
             return matched
-        refused = self.throttle(endpoint, matched)
+        claim = self.early_claim(endpoint, inbound.meta)
+        refused, claimed = self.throttle_and_claim(endpoint, matched, claim)
         if refused is not None:
             return refused
+        accepted: tuple[Any, bytes, str | None] | Rejection | None = None
+        try:
+            accepted = self._read_and_verify(inbound, endpoint, claimed)
+        finally:
+            if claim is not None and claimed and not isinstance(accepted, tuple):
+                self._give_back(claim[0], name)  # held for a delivery that did not verify
+        if isinstance(accepted, Rejection):
+            return accepted
+        document, body, delivery_id = accepted
+        return Webhook(name, identity, matched, verified.long_lived, document, body, delivery_id)
+
+    def _read_and_verify(
+        self, inbound: Inbound, endpoint: Endpoint, claimed: bool | None
+    ) -> tuple[Any, bytes, str | None] | Rejection:
         payload = self.admit_input(inbound, endpoint.rules)
         if isinstance(payload, Rejection):
             return payload
         document, body = payload
-        delivery_id = self.verify_signature(inbound.meta, endpoint, body)
+        delivery_id = self.verify_signature(inbound.meta, endpoint, body, claimed=claimed)
         if isinstance(delivery_id, Rejection):
             return delivery_id
-        return Webhook(name, identity, matched, verified.long_lived, document, body, delivery_id)
+        return document, body, delivery_id
 
     def take_certificate(self, inbound: Inbound) -> PresentedChain | Rejection:
         """Believe forwarded headers only from a trusted proxy; then let the source parse."""
@@ -259,6 +284,31 @@ class Guard:
         """The endpoint's RATE for the matched identity."""
         return self.limiter.hit(endpoint.name, matched, endpoint.rates)
 
+    def early_claim(self, endpoint: Endpoint, meta: Mapping[str, Any]) -> tuple[str, int] | None:
+        """The replay claim (key, TTL) to make with the rate count, in one Redis round trip.
+
+        Only on a signed and rated endpoint whose replay store is the limiter's own Redis
+        client, and only for a well-formed ``webhook-id``. The claim is made before the body is
+        read and the signature checked (the rate, which protects that work, must come first),
+        so a delivery that then fails gives the id back; one that passes is accepted without
+        a second trip.
+        """
+        signatures = endpoint.signatures
+        if signatures is None or not endpoint.rates or not self._joint:
+            return None
+        delivery_id = signatures.delivery_id(meta)
+        if delivery_id is None:
+            return None
+        return replay_key(endpoint.name, delivery_id), 2 * signatures.tolerance
+
+    def throttle_and_claim(
+        self, endpoint: Endpoint, matched: str, claim: tuple[str, int] | None
+    ) -> tuple[Rejection | None, bool | None]:
+        """``throttle``, with the ``early_claim`` in the same round trip when there is one."""
+        if claim is None:
+            return self.throttle(endpoint, matched), None
+        return self.limiter.hit_and_claim(endpoint.name, matched, endpoint.rates, claim)
+
     @staticmethod
     def admit_input(inbound: Inbound, rules: InputRules) -> tuple[Any, bytes] | Rejection:
         """Method, type and size before reading; then read, then parse once."""
@@ -274,9 +324,17 @@ class Guard:
         return refused if refused is not None else (document, body)
 
     def verify_signature(
-        self, meta: Mapping[str, Any], endpoint: Endpoint, body: bytes
+        self,
+        meta: Mapping[str, Any],
+        endpoint: Endpoint,
+        body: bytes,
+        *,
+        claimed: bool | None = None,
     ) -> str | Rejection | None:
-        """A matching signature in time, then a first-time delivery id (signed endpoints)."""
+        """A matching signature in time, then a first-time delivery id (signed endpoints).
+
+        ``claimed``: the outcome of the claim already made with the rate count, if it was.
+        """
         if endpoint.signatures is None:
             return None
         delivery_id = endpoint.signatures.verify(meta, body)
@@ -284,12 +342,14 @@ class Guard:
             return delivery_id
         if self.replay is None:
             return Rejection(Code.REPLAY_STORE_UNAVAILABLE, "no replay store configured")
-        try:
-            first = self.replay.claim(
-                replay_key(endpoint.name, delivery_id), 2 * endpoint.signatures.tolerance
-            )
-        except StoreUnavailable as exc:
-            return Rejection(Code.REPLAY_STORE_UNAVAILABLE, str(exc))
+        first = claimed
+        if first is None:
+            try:
+                first = self.replay.claim(
+                    replay_key(endpoint.name, delivery_id), 2 * endpoint.signatures.tolerance
+                )
+            except StoreUnavailable as exc:
+                return Rejection(Code.REPLAY_STORE_UNAVAILABLE, str(exc))
         if not first:
             return Rejection(Code.DELIVERY_REPLAYED, "webhook-id seen within the replay window")
         return delivery_id

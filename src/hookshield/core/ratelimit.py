@@ -28,38 +28,32 @@ from typing import Any, NamedTuple, cast
 from urllib.parse import urlparse
 
 from limits import RateLimitItem, parse_many
-from limits.errors import ConfigurationError as LimitsConfigurationError
-from limits.errors import StorageError
-from limits.storage import MemoryStorage, MovingWindowSupport, storage_from_string
+from limits.storage import MemoryStorage, MovingWindowSupport, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
-from hookshield.core.extras import redis_client
 from hookshield.core.redact import without_credentials
+from hookshield.core.redis_hit import RedisHit, WindowKey
+from hookshield.core.redis_topology import (
+    REDIS_SCHEMES,
+    RETRY_AFTER,
+    WHOLE,
+    Outages,
+    fault_domain,
+    open_storage,
+    outages,
+    storage_errors,
+)
 
 __all__ = ["RateLimitFailure", "RateLimiter", "parse_rates"]
 
 logger = logging.getLogger("hookshield.ratelimit")
 
 # A storage that failed is left alone for this long (requests count locally meanwhile), so a
-# dead Redis costs one timeout per interval, not one per request.
-RETRY_STORAGE_AFTER = 5.0
+# dead Redis costs one timeout per interval, not one per request. On a cluster only the slot
+# that failed is left alone: endpoints served by healthy masters keep their shared counts.
+RETRY_STORAGE_AFTER = RETRY_AFTER
 FAILURE_LOG_INTERVAL = 60.0
-# Redis answers on loopback or a LAN in well under a millisecond; a storage slower than this is
-# treated as unreachable rather than allowed to hold webhook workers.
-STORAGE_TIMEOUT = 0.5
-_REDIS_SCHEMES = (
-    "redis",
-    "rediss",
-    "redis+unix",
-    "redis+cluster",
-    "redis+sentinel",
-    "valkey",
-    "valkeys",
-    "valkey+unix",
-    "valkey+cluster",
-    "valkey+sentinel",
-)
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -142,7 +136,7 @@ def parse_rates(value: str | Sequence[str], where: str) -> tuple[RateLimitItem, 
 
 def check_storage_uri(uri: str, where: str) -> None:
     scheme = urlparse(uri).scheme
-    if scheme != "memory" and scheme not in _REDIS_SCHEMES:
+    if scheme != "memory" and scheme not in REDIS_SCHEMES:
         shown = without_credentials(uri)
         raise ConfigurationError(
             f"{where} = {shown!r}: use memory:// or a redis:// (rediss://, redis+cluster://, "
@@ -159,6 +153,7 @@ class _Window(NamedTuple):
     identifiers: tuple[str, str]
     key: str  # item.key_for(*identifiers)
     expiry: int
+    spec: WindowKey  # what the Redis script needs of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,28 +195,23 @@ class RateLimiter:
         self._monotonic = monotonic
         # A shared storage is network I/O: async views run the guard in a worker thread then.
         self.shared = urlparse(uri).scheme != "memory"
-        options: dict[str, Any] = {}
-        if self.shared:
-            options = {
-                "socket_timeout": STORAGE_TIMEOUT,
-                "socket_connect_timeout": STORAGE_TIMEOUT,
-                "key_prefix": "hookshield",
-            }
-        if self.shared:
-            redis_client("RATE_LIMIT_STORAGE")  # limits' Redis storages need it installed
-        try:
-            storage = (
-                storage_from_string(uri, wrap_exceptions=True, **options)
-                if self.shared
-                else memory_storage()
-            )
-        except LimitsConfigurationError as exc:
-            shown = without_credentials(uri)
-            raise ConfigurationError(f"RATE_LIMIT_STORAGE = {shown!r}: {exc}") from exc
+        storage: Storage = (
+            open_storage(uri, "RATE_LIMIT_STORAGE") if self.shared else memory_storage()
+        )
+        self._errors = storage_errors(storage) if isinstance(storage, RedisStorage) else ()
+        self._script = RedisHit(storage) if isinstance(storage, RedisStorage) else None
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = MovingWindowRateLimiter(memory_storage()) if self.shared else self._limiter
-        self._down_until = -math.inf
+        # When each fault domain may be asked again; shared with a replay store on this client.
+        self._outages = outages(storage) if isinstance(storage, RedisStorage) else Outages()
         self._notice = _Notice(monotonic)
+
+    @property
+    def redis(self) -> RedisStorage | None:
+        """limits' Redis storage the counts live in (None in memory), to share with the replay
+        store."""
+        storage = self._limiter.storage
+        return storage if isinstance(storage, RedisStorage) else None
 
     def reset(self) -> None:
         """Forget every count (tests and benchmarks; not for production use)."""
@@ -243,7 +233,11 @@ class RateLimiter:
     ) -> tuple[_Window, ...]:
         """Each limit with its storage key and expiry, built once per caller rather than per hit."""
         keys = RateLimiter.identifiers(endpoint, identity)
-        return tuple(_Window(item, keys, item.key_for(*keys), item.get_expiry()) for item in limits)
+        windows = []
+        for item in limits:
+            key, expiry = item.key_for(*keys), item.get_expiry()
+            windows.append(_Window(item, keys, key, expiry, WindowKey(key, item.amount, expiry)))
+        return tuple(windows)
 
     @staticmethod
     def _rejection(limits: Sequence[RateLimitItem], refusal: _Refusal) -> Rejection:
@@ -262,12 +256,18 @@ class RateLimiter:
             ),
         )
 
-    def _mark_down(self, exc: Exception) -> None:
-        self._down_until = self._monotonic() + RETRY_STORAGE_AFTER
+    def _domain(self, endpoint: str) -> int:
+        storage = self.redis
+        return WHOLE if storage is None else fault_domain(storage, endpoint)
+
+    def _mark_down(self, domain: int, endpoint: str, exc: Exception) -> None:
+        self._outages.mark(domain, self._monotonic())
         self._notice(
-            "rate limit storage %s unreachable (%s); RATE_LIMIT_FAILURE=%s",
+            "rate limit storage %s unreachable (%s) for endpoint %s%s; RATE_LIMIT_FAILURE=%s",
             without_credentials(self.uri),
             type(exc).__name__,
+            endpoint,
+            "" if domain == WHOLE else f" (cluster slot {domain})",
             self.failure.value,
         )
 
@@ -289,23 +289,43 @@ class RateLimiter:
         self, endpoint: str, identity: str, limits: Sequence[RateLimitItem]
     ) -> Rejection | None:
         """Count one request; a rejection when a limit is exceeded (or the storage denies)."""
+        return self.hit_and_claim(endpoint, identity, limits)[0]
+
+    def hit_and_claim(
+        self,
+        endpoint: str,
+        identity: str,
+        limits: Sequence[RateLimitItem],
+        claim: tuple[str, int] | None = None,
+    ) -> tuple[Rejection | None, bool | None]:
+        """``hit``, and on Redis the replay claim ``(key, ttl)`` in the same round trip.
+
+        The claim is made only if every limit admits the request; its outcome is None when it
+        was not made (refused, storage unreachable, counts in memory): the caller claims then.
+        """
         if not limits:
-            return None
+            return None, None
         windows = self.windows(endpoint, identity, tuple(limits))
-        if not self.shared:
-            return self._answer(limits, self._hit_all(self._limiter, windows))
-        if self._monotonic() >= self._down_until:
+        if self._script is None:
+            return self._answer(limits, self._hit_all(self._limiter, windows)), None
+        domain = self._domain(endpoint)
+        if not self._outages.down(domain, self._monotonic()):
             try:
-                return self._answer(limits, self._hit_all(self._limiter, windows))
-            except StorageError as exc:
-                self._mark_down(exc)
-        return self._degraded(windows, limits)
+                hit = self._script([w.spec for w in windows], claim)
+            except self._errors as exc:
+                self._mark_down(domain, endpoint, exc)
+            else:
+                if hit.refused is None:
+                    return None, hit.claimed
+                refusal = _Refusal(windows[hit.refused].item, hit.reset_at)
+                return self._rejection(limits, refusal), None
+        return self._degraded(windows, limits), None
 
     @staticmethod
     def _hit_all(limiter: MovingWindowRateLimiter, windows: tuple[_Window, ...]) -> _Refusal | None:
-        # MovingWindowRateLimiter.hit is key_for() plus the storage's acquire_entry(); the key is
-        # built once per caller (windows), so a hit is the storage call alone. One round trip
-        # per limit; the first limit exceeded stops the count.
+        # In memory. MovingWindowRateLimiter.hit is key_for() plus the storage's
+        # acquire_entry(); the key is built once per caller (windows), so a hit is the storage
+        # call alone; the first limit exceeded stops the count (as in the Redis script).
         storage = cast(MovingWindowSupport, limiter.storage)
         for window in windows:
             if not storage.acquire_entry(window.key, window.item.amount, window.expiry):

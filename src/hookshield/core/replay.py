@@ -12,11 +12,19 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+from limits.storage import RedisStorage
 
 from hookshield.core.errors import ConfigurationError
-from hookshield.core.extras import redis_client
 from hookshield.core.redact import without_credentials
+from hookshield.core.redis_topology import (
+    REDIS_SCHEMES,
+    fault_domain,
+    open_storage,
+    outages,
+    storage_errors,
+)
 
 __all__ = [
     "REPLAY_SCHEMES",
@@ -28,8 +36,9 @@ __all__ = [
     "replay_key",
 ]
 
-# memory:// and what redis-py's from_url takes; anything else without "://" is a cache alias.
-REPLAY_SCHEMES = ("memory", "redis", "rediss", "unix")
+# memory:// and the Redis URIs RATE_LIMIT_STORAGE takes (unix:// as redis-py spells
+# redis+unix://); anything else without "://" is a cache alias.
+REPLAY_SCHEMES = ("memory", "unix", *REDIS_SCHEMES)
 
 
 def check_replay_uri(value: str, where: str) -> None:
@@ -37,7 +46,7 @@ def check_replay_uri(value: str, where: str) -> None:
     if sep and scheme not in REPLAY_SCHEMES:
         raise ConfigurationError(
             f"{where} = {without_credentials(value)!r}: use a Django cache alias, memory://, "
-            "redis://, rediss:// or unix:// (sentinel and cluster URIs are for rate limits only)"
+            "or a redis:// (rediss://, redis+cluster://, redis+sentinel://, valkey://) URI"
         )
 
 
@@ -99,25 +108,48 @@ class MemoryReplayStore:
 
 
 class RedisReplayStore:
-    """``SET key 1 NX EX ttl``: one atomic command, so several processes and hosts agree."""
+    """``SET key 1 NX EX ttl``: one atomic command, so several processes and hosts agree.
+
+    On one node, a Sentinel group's master or the cluster node serving the endpoint's slot
+    (the key's hash tag); ``sharing`` puts it on the rate limiter's client, one pool for both.
+    A fault domain (the storage, or a cluster slot) that failed is refused at once for a few
+    seconds, as the limiter leaves it alone: a silent node must not hold every request.
+    """
 
     networked = True
 
-    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
-        redis = redis_client("REPLAY_STORAGE")
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+    def __init__(self, url: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._bind(open_storage(url, "REPLAY_STORAGE"), monotonic)
+
+    @classmethod
+    def sharing(
+        cls, storage: RedisStorage, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> RedisReplayStore:
+        """A store on the client (and connection pool) of limits' ``storage``."""
+        store = cls.__new__(cls)
+        store._bind(storage, monotonic)
+        return store
+
+    def _bind(self, storage: RedisStorage, monotonic: Callable[[], float]) -> None:
+        self.storage = storage
+        # A Sentinel group's master, never a replica; redis.Redis or redis.cluster.RedisCluster.
+        self._redis: Any = storage.get_connection()
+        self._errors = storage_errors(storage)
+        self._outages = outages(storage)
+        self._monotonic = monotonic
+
+    def _ask(self, key: str, command: Callable[[], Any]) -> Any:
+        domain = fault_domain(self.storage, key)
+        if self._outages.down(domain, self._monotonic()):
+            raise StoreUnavailable("redis: unreachable moments ago, asked again shortly")
+        try:
+            return command()
+        except self._errors as exc:
+            self._outages.mark(domain, self._monotonic())
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
 
     def claim(self, key: str, ttl_s: int) -> bool:
-        try:
-            return bool(self._redis.set(key, b"1", nx=True, ex=ttl_s))
-        except self._errors as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
+        return bool(self._ask(key, lambda: self._redis.set(key, b"1", nx=True, ex=ttl_s)))
 
     def release(self, key: str) -> None:
-        try:
-            self._redis.delete(key)
-        except self._errors as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
+        self._ask(key, lambda: self._redis.delete(key))

@@ -222,6 +222,12 @@ class SignatureVerifier:
             return msg_id
         return Rejection(Code.SIGNATURE_INVALID, "no signature entry matches a configured key")
 
+    @staticmethod
+    def delivery_id(meta: Mapping[str, Any]) -> str | None:
+        """The ``webhook-id`` if the three headers are well formed; nothing is verified yet."""
+        headers = _well_formed(*(meta.get(k) for k in (_ID_KEY, _TIMESTAMP_KEY, _SIGNATURE_KEY)))
+        return None if isinstance(headers, Rejection) else headers[0]
+
     def _matches(self, signed: bytes, entries: Sequence[str]) -> bool:
         macs = [hmac.new(key, signed, hashlib.sha256).digest() for key in self._keys.hmac_keys]
         for entry in entries:

@@ -90,13 +90,14 @@ def build_guard(conf: Settings) -> Guard:
         from hookshield.django.metrics import MetricsObserver
 
         observers.append(MetricsObserver(conf))
+    limiter = RateLimiter(conf.rate_limit_storage, failure=conf.rate_limit_failure)
     return Guard(
         source=source,
         trust=trust,
         verifier=verifier,
         endpoints=conf.endpoints,
-        limiter=RateLimiter(conf.rate_limit_storage, failure=conf.rate_limit_failure),
-        replay=replay_store(conf.replay_storage) if conf.signed_endpoints else None,
+        limiter=limiter,
+        replay=replay_store(conf.replay_storage, limiter) if conf.signed_endpoints else None,
         observers=observers,
     )
 
@@ -138,8 +139,11 @@ def _unusable(key: str, index: int, path: Path, why: Exception | str) -> Configu
     return ConfigurationError(f"HOOKSHIELD[{key!r}][{index}] = {str(path)!r} cannot be used: {why}")
 
 
-def replay_store(name: str) -> ReplayStore:
-    """``db://alias`` (the default), ``memory://``, ``redis://…``, or else a Django cache alias."""
+def replay_store(name: str, limiter: RateLimiter | None = None) -> ReplayStore:
+    """``db://alias`` (the default), ``memory://``, a Redis URI, or else a Django cache alias.
+
+    A Redis URI equal to ``RATE_LIMIT_STORAGE`` shares the limiter's client and pool.
+    """
     scheme, _, rest = name.partition("://")
     if scheme == "db":
         if rest not in settings.DATABASES:
@@ -154,12 +158,13 @@ def replay_store(name: str) -> ReplayStore:
     if scheme == "memory":
         return MemoryReplayStore()
     if scheme in REPLAY_SCHEMES:
-        return RedisReplayStore(name)
+        shared = limiter.redis if limiter is not None and limiter.uri == name else None
+        return RedisReplayStore.sharing(shared) if shared else RedisReplayStore(name)
     try:
         return CacheReplayStore(name)
     except InvalidCacheBackendError as exc:
         raise ConfigurationError(
-            f"HOOKSHIELD['REPLAY_STORAGE'] = {name!r} is neither db://, memory://, redis:// nor "
+            f"HOOKSHIELD['REPLAY_STORAGE'] = {name!r} is neither db://, memory://, a Redis URI nor "
             f"a cache alias in CACHES ({exc})"
         ) from exc
 

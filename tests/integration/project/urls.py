@@ -29,6 +29,23 @@ def strict(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"type": accepted.json.get("type"), "delivery_id": accepted.delivery_id})
 
 
+def _named(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"delivery_id": request.webhook.delivery_id})  # type: ignore[attr-defined]
+
+
+_guarded_by_name: dict[str, Any] = {}
+
+
+@csrf_exempt
+def any_endpoint(request: HttpRequest, endpoint: str) -> Any:
+    """Whichever endpoint the test's settings configure under this name: tests that choose
+    names by the Redis Cluster slot their hash tag maps to."""
+    view = _guarded_by_name.get(endpoint)
+    if view is None:
+        view = _guarded_by_name[endpoint] = webhook(endpoint)(_named)
+    return view(request)
+
+
 @csrf_exempt
 def unguarded(request: HttpRequest) -> JsonResponse:
     """The same handler with no guard: the throughput benchmark's baseline."""
@@ -149,5 +166,6 @@ urlpatterns: list[Any] = [
     path("hooks/unguarded/", unguarded),
     path("hooks/limited/", limited),
     path("hooks/strict/", strict),
+    path("hooks/by-name/<str:endpoint>/", any_endpoint),
     path("", include("tests.urls_drf")),  # the unit tests' views, DRF ones included
 ]

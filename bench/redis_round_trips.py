@@ -1,0 +1,80 @@
+"""What the one-round-trip script saves a signed, rated request: the rate count and the replay
+claim on Redis as two commands (the limiter, then ``SET NX EX``) against one ``EVALSHA``.
+
+    .venv/bin/python bench/redis_round_trips.py [--requests N] [--repeat R] [--redis URL]
+
+Both scenarios run the core objects the guard runs (``RateLimiter``, ``RedisReplayStore``) on
+one client, with a fresh delivery id per request and a rate never exceeded; a figure is the
+best of R runs per request, the median beside it. The keys of each run are deleted afterwards.
+Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+
+import redis
+
+from hookshield.core.ratelimit import RateLimiter, parse_rates
+from hookshield.core.replay import RedisReplayStore, replay_key
+
+IDENTITY = "spiffe://corp.example/payments-gateway"
+RATES = parse_rates("1000000/hour; 1000000/day", "RATE")  # two windows, never exceeded
+TTL = 600
+
+
+def two_commands(limiter: RateLimiter, store: RedisReplayStore, endpoint: str) -> None:
+    assert limiter.hit(endpoint, IDENTITY, RATES) is None
+    assert store.claim(replay_key(endpoint, uuid.uuid4().hex), TTL)
+
+
+def one_command(limiter: RateLimiter, store: RedisReplayStore, endpoint: str) -> None:
+    claim = (replay_key(endpoint, uuid.uuid4().hex), TTL)
+    assert limiter.hit_and_claim(endpoint, IDENTITY, RATES, claim) == (None, True)
+
+
+def run(
+    step: Callable[[RateLimiter, RedisReplayStore, str], None], url: str, requests: int
+) -> float:
+    limiter = RateLimiter(url)
+    assert limiter.redis is not None
+    store = RedisReplayStore.sharing(limiter.redis)
+    endpoint = "bench-" + uuid.uuid4().hex[:8]
+    step(limiter, store, endpoint)  # connected, script loaded
+    try:
+        started = time.perf_counter()
+        for _ in range(requests):
+            step(limiter, store, endpoint)
+        return (time.perf_counter() - started) / requests
+    finally:
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(match=f"hookshield*{{{endpoint}}}*", count=1000):
+            client.delete(key)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    scenarios = {
+        "rate count, then SET NX EX (2 commands)": two_commands,
+        "one EVALSHA (rate count and claim)": one_command,
+    }
+    results: dict[str, list[float]] = {name: [] for name in scenarios}
+    for _ in range(args.repeat):  # in turns, so both see the same neighbours
+        for name, step in scenarios.items():
+            results[name].append(run(step, args.redis, args.requests))
+    print(f"{args.requests} signed, rated requests x {args.repeat} runs on {args.redis}")
+    for name, times in results.items():
+        best, median = min(times) * 1e6, statistics.median(times) * 1e6
+        print(f"  {name:42s} {best:7.1f} µs/request (median {median:.1f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The Redis deployment rate limits and replay claims share: one node, Sentinel or Cluster.
+
+Both are opened through ``limits``' storages (``storage_from_string``), so one URI means the same
+thing in ``RATE_LIMIT_STORAGE`` and ``REPLAY_STORAGE``, and when both name the same URI they use
+one client and one connection pool. Every key carries its endpoint as a hash tag, so on a
+cluster an endpoint's rate and replay keys live in one slot: that slot is also what fails
+together (``fault_domain``), so a dead master takes out only the endpoints whose slots it serves.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import weakref
+from typing import Any
+from urllib.parse import urlparse
+
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.errors import StorageError
+from limits.storage import RedisClusterStorage, RedisStorage, storage_from_string
+
+from hookshield.core.errors import ConfigurationError
+from hookshield.core.extras import redis_client
+from hookshield.core.redact import without_credentials
+
+__all__ = [
+    "KEY_PREFIX",
+    "REDIS_SCHEMES",
+    "RETRY_AFTER",
+    "STORAGE_TIMEOUT",
+    "WHOLE",
+    "Outages",
+    "fault_domain",
+    "open_storage",
+    "outages",
+    "storage_errors",
+]
+
+REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+unix",
+    "redis+cluster",
+    "redis+sentinel",
+    "valkey",
+    "valkeys",
+    "valkey+unix",
+    "valkey+cluster",
+    "valkey+sentinel",
+)
+# Redis answers on loopback or a LAN in well under a millisecond; a storage slower than this is
+# treated as unreachable rather than allowed to hold webhook workers.
+STORAGE_TIMEOUT = 0.5
+KEY_PREFIX = "hookshield"
+CLUSTER_RETRIES = 1
+WHOLE = -1  # the fault domain of a storage that is not a cluster: all of it
+# A fault domain that failed is left alone for this long, so a dead or silent node costs one
+# timeout per interval and process, not one per request.
+RETRY_AFTER = 5.0
+
+
+def open_storage(uri: str, where: str) -> RedisStorage:
+    """limits' storage for ``uri`` (any scheme of ``REDIS_SCHEMES``; ``unix://`` as redis-py's).
+
+    Raises ``ConfigurationError`` naming ``where`` for a URI limits refuses or, for a cluster,
+    one whose nodes cannot be reached now (its client maps the slots when it is created).
+    """
+    redis_client(where)  # limits' Redis storages need the client; name the extra if it is missing
+    scheme = urlparse(uri).scheme
+    timeouts = {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT}
+    options: dict[str, Any] = {**timeouts, "key_prefix": KEY_PREFIX}
+    if scheme.endswith("+sentinel"):
+        # redis-py gives the sentinels' own clients no timeout and ten retries with backoff
+        # unless told (seconds per request with no sentinel up): asking each sentinel once is
+        # the retry.
+        options["sentinel_kwargs"] = {**timeouts, "retry": _retry(uri, 0)}
+    if scheme.endswith("+cluster"):
+        # A node that fails is retried after the slot map is read again: once finds the
+        # replica that took over; redis-py's ten retries would hold the worker for ten timeouts.
+        options["retry"] = _retry(uri, CLUSTER_RETRIES)
+    target = "redis+unix" + uri.removeprefix("unix") if scheme == "unix" else uri
+    try:
+        storage = storage_from_string(target, wrap_exceptions=True, **options)
+    except LimitsConfigurationError as exc:
+        raise ConfigurationError(f"{where} = {without_credentials(uri)!r}: {exc}") from exc
+    except Exception as exc:  # the cluster client's first slot map (RedisClusterException...)
+        raise ConfigurationError(
+            f"{where} = {without_credentials(uri)!r} cannot be reached: {type(exc).__name__}"
+        ) from exc
+    if not isinstance(storage, RedisStorage):
+        raise ConfigurationError(f"{where} = {without_credentials(uri)!r} is not a Redis URI")
+    return storage
+
+
+def storage_errors(storage: RedisStorage) -> tuple[type[Exception], ...]:
+    """Everything a call on the storage's client raises when the deployment cannot answer.
+
+    The cluster client's own errors (``RedisClusterException``: no node serves the slot,
+    the slot map cannot be refreshed) derive from ``Exception``, not ``RedisError``, so limits
+    does not wrap them.
+    """
+    base = storage.base_exceptions
+    errors = base if isinstance(base, tuple) else (base,)
+    module = importlib.import_module(f"{storage.target_server}.exceptions")  # redis, valkey
+    cluster = [
+        getattr(module, name)
+        for name in ("RedisClusterException", "ValkeyClusterException")
+        if isinstance(getattr(module, name, None), type)
+    ]
+    return (StorageError, OSError, *errors, *cluster)
+
+
+def fault_domain(storage: RedisStorage, key: str) -> int:
+    """What fails together with ``key`` (or the keys whose hash tag it is): its cluster slot,
+    else the whole storage.
+
+    A slot rather than the node serving it: the slot map changes during a failover, the slot
+    of a key never does.
+    """
+    return _slot(_hash_tag(key)) if isinstance(storage, RedisClusterStorage) else WHOLE
+
+
+def _hash_tag(key: str) -> str:
+    """What Redis Cluster hashes: the text inside the first ``{...}``, if not empty."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1 : end] if end > start + 1 else key
+
+
+@functools.lru_cache(maxsize=4096)
+def _slot(tag: str) -> int:
+    from redis.crc import key_slot  # the CRC16 slot; valkey's is the same function
+
+    return int(key_slot(tag.encode()))
+
+
+class Outages:
+    """When each fault domain of one storage may be asked again, for all that use it (the rate
+    limiter and the replay store on one client learn of a failure from each other)."""
+
+    def __init__(self) -> None:
+        self._until: dict[int, float] = {}
+
+    def down(self, domain: int, now: float) -> bool:
+        return now < self._until.get(domain, -math.inf)
+
+    def mark(self, domain: int, now: float) -> None:
+        self._until[domain] = now + RETRY_AFTER
+
+
+_outages: weakref.WeakKeyDictionary[RedisStorage, Outages] = weakref.WeakKeyDictionary()
+
+
+def outages(storage: RedisStorage) -> Outages:
+    return _outages.setdefault(storage, Outages())
+
+
+def _retry(uri: str, retries: int) -> Any:
+    """The client library's ``Retry``: ``retries`` more attempts, at once."""
+    name = "valkey" if uri.startswith("valkey") else "redis"
+    retry = importlib.import_module(f"{name}.retry")
+    backoff = importlib.import_module(f"{name}.backoff")
+    return retry.Retry(backoff.NoBackoff(), retries)

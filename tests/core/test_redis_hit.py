@@ -1,0 +1,84 @@
+"""The one-round-trip script against limits' own moving window, on the real Redis."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import pytest
+import redis
+
+from hookshield.core.redis_hit import RedisHit, WindowKey
+from hookshield.core.redis_topology import open_storage
+
+START = 1_764_690_000.25  # a realistic epoch with a fraction: both sides format it alike
+# Instants (s after START) around the edges of a 3-per-10 s and a 2-per-1 s window.
+INSTANTS = [0, 0.1, 0.5, 1.2, 1.3, 1.31, 2.0, 9.99, 10.0, 10.1, 10.5, 11.3, 11.4, 20.0, 20.0]
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [START]
+    monkeypatch.setattr(time, "time", lambda: now[0])  # what limits and the script both read
+    return now
+
+
+def test_one_window_accepts_refuses_and_resets_as_limits_does(
+    redis_url: str, unique: str, clock: list[float]
+) -> None:
+    storage = open_storage(redis_url, "RATE_LIMIT_STORAGE")
+    script = RedisHit(storage)
+    client = redis.Redis.from_url(redis_url)
+    ours, theirs = f"{unique}/ours", f"{unique}/limits"
+    for at in INSTANTS:
+        clock[0] = START + at
+        hit = script([WindowKey(ours, 3, 10)])
+        accepted = storage.acquire_entry(theirs, 3, 10)
+        assert (hit.refused is None) == accepted, at
+        if not accepted:
+            start, count = storage.get_moving_window(theirs, 3, 10)
+            assert (hit.reset_at, count) == (start + 10, 3), at
+        assert client.lrange(f"hookshield:{ours}", 0, -1) == client.lrange(
+            f"hookshield:{theirs}", 0, -1
+        )
+        assert client.ttl(f"hookshield:{ours}") == client.ttl(f"hookshield:{theirs}")
+
+
+def test_several_windows_stop_at_the_first_refusal_as_one_call_each_does(
+    redis_url: str, unique: str, clock: list[float]
+) -> None:
+    storage = open_storage(redis_url, "RATE_LIMIT_STORAGE")
+    script = RedisHit(storage)
+    client = redis.Redis.from_url(redis_url)
+    limits = [(2, 1), (3, 10)]
+    for at in INSTANTS:
+        clock[0] = START + at
+        hit = script([WindowKey(f"{unique}/ours/{n}", n, e) for n, e in limits])
+        refused = next(
+            (
+                i
+                for i, (n, e) in enumerate(limits)
+                if not storage.acquire_entry(f"{unique}/l/{n}", n, e)
+            ),
+            None,
+        )
+        assert hit.refused == refused, at
+    for n, _ in limits:
+        assert client.lrange(f"hookshield:{unique}/ours/{n}", 0, -1) == client.lrange(
+            f"hookshield:{unique}/l/{n}", 0, -1
+        )
+
+
+def test_the_claim_is_made_only_when_every_limit_admits(redis_url: str, unique: str) -> None:
+    script = RedisHit(open_storage(redis_url, "RATE_LIMIT_STORAGE"))
+    client = redis.Redis.from_url(redis_url)
+    one = [WindowKey(f"{unique}/w", 1, 60)]
+    assert script(one, (f"{unique}/a", 120)).claimed is True
+    assert 0 < cast(Any, client.ttl(f"{unique}/a")) <= 120
+    refused = script(one, (f"{unique}/b", 120))
+    assert (refused.refused, refused.claimed) == (0, None)
+    assert not client.exists(f"{unique}/b")  # a refused request claims nothing
+    wide = [WindowKey(f"{unique}/v", 100, 60)]
+    assert script(wide, (f"{unique}/c", 120)).claimed is True
+    assert script(wide, (f"{unique}/c", 120)).claimed is False
+    assert script(wide).claimed is None

@@ -1,0 +1,211 @@
+"""Rate limits and replay claims on a real 3-master Redis Cluster (one replica each), shared by
+two gunicorn servers with two workers each."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+from redis.crc import key_slot
+
+from hookshield.core.ratelimit import RateLimiter, RateLimitFailure, parse_rates
+from hookshield.core.replay import RedisReplayStore, StoreUnavailable, replay_key
+from tests.conftest import TestPki
+from tests.integration.redis_topologies import (
+    BODY,
+    OK,
+    UNAVAILABLE,
+    WAIT,
+    Cluster,
+    Traffic,
+    accepted_once,
+    commands_sent,
+    exactly_the_limit,
+    new_id,
+    one_per_master,
+    redis_cluster,
+    shared_state_config,
+    signed_headers,
+    until,
+)
+from tests.integration.servers import App, gunicorn_app
+
+pytestmark = pytest.mark.integration
+
+# Endpoints whose keys live one on each master: rated ones, and ones rated so high that only
+# replay protection refuses.
+RATED = one_per_master("rated")
+OPEN = one_per_master("open")
+LATER = one_per_master("later")  # rated, first used after the failover
+LIMIT = 12
+
+
+@dataclass(frozen=True)
+class Deployment:
+    cluster: Cluster
+    apps: list[App]
+
+
+@pytest.fixture(scope="module")
+def deployment(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    base = tmp_path_factory.mktemp("redis-cluster")
+    with redis_cluster(base / "cluster") as cluster:
+        rates = dict.fromkeys(RATED + LATER, f"{LIMIT}/minute")
+        rates |= dict.fromkeys(OPEN, "100000/minute")
+        config = shared_state_config(pki, cluster.uri, rates)
+        with (
+            gunicorn_app(base / "one", config, workers=2) as one,
+            gunicorn_app(base / "two", config, workers=2) as two,
+        ):
+            yield Deployment(cluster, [one, two])
+
+
+def test_the_endpoints_live_on_three_different_masters(deployment: Deployment) -> None:
+    for names in (RATED, OPEN):
+        assert len({deployment.cluster.master_of(name).port for name in names}) == 3
+
+
+@pytest.mark.parametrize("endpoint", RATED)
+def test_each_master_counts_an_exact_limit_for_four_workers(
+    deployment: Deployment, pki: TestPki, endpoint: str
+) -> None:
+    exactly_the_limit(deployment.apps, pki, endpoint, LIMIT)
+
+
+@pytest.mark.parametrize("endpoint", OPEN)
+def test_each_master_accepts_a_delivery_once_across_four_workers(
+    deployment: Deployment, pki: TestPki, endpoint: str
+) -> None:
+    accepted_once(deployment.apps, pki, endpoint)
+
+
+def test_an_endpoints_rate_and_replay_keys_share_its_slot(
+    deployment: Deployment, pki: TestPki
+) -> None:
+    """Both kinds of key are on the master serving the endpoint's tag, and nowhere else."""
+    endpoint = OPEN[1]
+    accepted_once(deployment.apps, pki, endpoint, copies=2)
+    master = deployment.cluster.master_of(endpoint)
+    keys = [k.decode() for k in master.client().scan_iter(match=f"hookshield*{{{endpoint}}}*")]
+    assert any(k.startswith(f"hookshield:LIMITER/{{{endpoint}}}/") for k in keys), keys
+    assert any(k.startswith(f"hookshield:replay:{{{endpoint}}}:") for k in keys), keys
+    assert {key_slot(k.encode()) for k in keys} == {key_slot(endpoint.encode())}
+
+
+def test_a_signed_rated_delivery_is_one_command_on_its_master_only(
+    deployment: Deployment, pki: TestPki, settings: Any
+) -> None:
+    """In this process (the Django test client), on the cluster: the EVALSHA goes to the master
+    serving the endpoint's slot, and no other command to any master."""
+    endpoint = "payments"  # the test URLconf's endpoint
+    settings.HOOKSHIELD = shared_state_config(
+        pki, deployment.cluster.uri, {endpoint: "100/minute; 1000/hour"}
+    )
+    url = f"/hooks/{endpoint}/"
+
+    def post() -> int:
+        headers = signed_headers(pki, new_id())
+        meta: dict[str, Any] = {
+            "HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()
+        }
+        meta.pop("HTTP_CONTENT_TYPE")
+        return Client().post(url, data=BODY, content_type="application/json", **meta).status_code
+
+    assert post() == 200  # connects, loads the script
+    masters = deployment.cluster.masters()
+    with ExitStack() as stack:
+        sent = {m.port: stack.enter_context(commands_sent(m)) for m in masters}
+        assert post() == 200
+    home = deployment.cluster.master_of(endpoint).port
+    assert sent == {m.port: (["EVALSHA"] if m.port == home else []) for m in masters}
+
+
+def test_a_master_that_stops_answering_holds_only_its_own_endpoints(
+    deployment: Deployment, pki: TestPki
+) -> None:
+    """A master and its replica stop answering (SIGSTOP: a network partition, where requests
+    time out rather than being refused) under steady traffic, then come back: the other
+    masters' endpoints answer 200 throughout; the silent master's endpoint answers 503 (deny)
+    while it is silent and 200 again once the cluster is whole, never a 500."""
+    cluster = deployment.cluster
+    victim, healthy = OPEN[1], [OPEN[0], OPEN[2]]
+    silent = cluster.master_of(victim)
+    replica = cluster.replica_of(silent)
+    with Traffic(deployment.apps, pki, list(OPEN)) as traffic:
+        traffic.wait_for(victim, {OK}, after=time.monotonic())
+        replica.pause()
+        silent.pause()
+        stopped = time.monotonic()
+        try:
+            traffic.wait_for(victim, UNAVAILABLE, after=stopped)
+        finally:
+            silent.resume()
+            replica.resume()
+        until(cluster.healthy, within=WAIT, what="the cluster is whole again")
+        settled = traffic.recovers(victim, promoted=time.monotonic())
+    for endpoint in healthy:
+        assert set(traffic.of(endpoint)) == {OK}, (endpoint, Counter(traffic.of(endpoint)))
+        assert traffic.of(endpoint, after=stopped)
+    assert set(traffic.of(victim)) <= {OK, *UNAVAILABLE}, Counter(traffic.of(victim))
+    assert set(traffic.of(victim, after=settled)) == {OK}
+
+
+def no_master_for(victim: str, healthy: list[str], uri: str) -> None:
+    """In this process, with no master for ``victim``'s slot: its replay claims are refused
+    (StoreUnavailable: 503, never a 500) whatever RATE_LIMIT_FAILURE, its rate falls back on the
+    failure mode (``local``: counted here); the other endpoints are served by Redis."""
+    store = RedisReplayStore(uri)
+    with pytest.raises(StoreUnavailable):
+        store.claim(replay_key(victim, new_id()), 60)
+    limiter = RateLimiter(uri, failure=RateLimitFailure.LOCAL)
+    one = parse_rates("1/minute", "RATE")
+    assert limiter.hit(victim, "someone", one) is None
+    assert limiter.hit(victim, "someone", one) is not None  # the local count refuses
+    for endpoint in healthy:
+        assert store.claim(replay_key(endpoint, new_id()), 60)
+
+
+def test_a_dead_master_takes_out_only_the_endpoints_it_serves(
+    deployment: Deployment, pki: TestPki
+) -> None:
+    """A master killed under steady traffic on every endpoint (RATE_LIMIT_FAILURE = "deny"),
+    its replica held off until the failure mode is seen: the endpoints whose slots the two
+    other masters serve answer 200 throughout, never a 503; the dead master's endpoint answers
+    503 until its replica takes over, then 200 again; never a 500 anywhere. (The last test of
+    the module: the cluster is left with one replica fewer.)"""
+    cluster = deployment.cluster
+    victim, *healthy = OPEN
+    with Traffic(deployment.apps, pki, list(OPEN)) as traffic:
+        traffic.wait_for(victim, {OK}, after=time.monotonic())
+        dead = cluster.master_of(victim)
+        replica = cluster.replica_of(dead)
+        replica.pause()
+        try:
+            dead.kill()
+            killed = time.monotonic()
+            traffic.wait_for(victim, UNAVAILABLE, after=killed)
+            no_master_for(victim, healthy, cluster.uri)
+        finally:
+            replica.resume()
+        until(
+            lambda: cluster.master_of(victim).port == replica.port,
+            within=WAIT,
+            what="the replica takes over the dead master's slots",
+        )
+        settled = traffic.recovers(victim, promoted=time.monotonic())
+    for endpoint in healthy:
+        outcomes = traffic.of(endpoint)
+        assert set(outcomes) == {OK}, (endpoint, Counter(outcomes))
+        assert traffic.of(endpoint, after=killed)  # asked while the master was dead
+    outcomes = traffic.of(victim)
+    assert set(outcomes) <= {OK, *UNAVAILABLE}, Counter(outcomes)
+    assert set(traffic.of(victim, after=settled)) == {OK}
+    # Exact limits after the failover, on the new master as on the others.
+    for endpoint in LATER:
+        exactly_the_limit(deployment.apps, pki, endpoint, LIMIT)

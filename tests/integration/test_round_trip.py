@@ -1,0 +1,114 @@
+"""A signed, rated delivery costs one Redis command: rate windows and replay claim in one
+script. Counted by the server (MONITOR) on a redis-server of the test's own."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from hookshield.core.signatures import sign_v1
+from hookshield.pki import encodings
+from tests.conftest import ALLOWED, TestPki, guard_config
+from tests.integration.redis_topologies import Node, commands_sent, redis_node
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+URL = "/hooks/payments/"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    with redis_node(tmp_path_factory.mktemp("round-trip") / "redis") as node:
+        yield node
+
+
+@pytest.fixture
+def uri(settings: Any, pki: TestPki, node: Node) -> str:
+    uri = f"redis://127.0.0.1:{node.port}/0"
+    settings.HOOKSHIELD = guard_config(
+        pki,
+        RATE_LIMIT_STORAGE=uri,
+        REPLAY_STORAGE=uri,
+        ENDPOINTS={
+            "payments": {
+                "ALLOW": [ALLOWED],
+                "RATE": ["100/minute", "1000/hour"],
+                "SIGNING_SECRETS": [SECRET],
+            }
+        },
+    )
+    return uri
+
+
+def headers(pki: TestPki, msg_id: str, body: bytes, secret: str = SECRET) -> dict[str, Any]:
+    stamp = int(time.time())
+    return {
+        "HTTP_X_SSL_CLIENT_CERT": encodings.nginx_escaped(pki.allowed.certificate),
+        "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
+        "HTTP_WEBHOOK_ID": msg_id,
+        "HTTP_WEBHOOK_TIMESTAMP": str(stamp),
+        "HTTP_WEBHOOK_SIGNATURE": sign_v1(secret, msg_id, stamp, body),
+    }
+
+
+def deliver(pki: TestPki, msg_id: str, body: bytes = b"{}", **options: Any) -> int:
+    response = Client().post(
+        URL, data=body, content_type="application/json", **headers(pki, msg_id, body, **options)
+    )
+    return response.status_code
+
+
+def counted(node: Node, pki: TestPki, msg_id: str, **options: Any) -> tuple[int, list[str]]:
+    with commands_sent(node) as sent:
+        status = deliver(pki, msg_id, **options)
+    return status, sent
+
+
+def new_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def test_a_signed_rated_delivery_is_one_command(uri: str, node: Node, pki: TestPki) -> None:
+    assert deliver(pki, new_id()) == 200  # connects (HELLO), loads the script (SCRIPT LOAD)
+    assert counted(node, pki, new_id()) == (200, ["EVALSHA"])
+
+
+def test_a_replay_is_refused_in_that_one_command(uri: str, node: Node, pki: TestPki) -> None:
+    msg_id = new_id()
+    assert deliver(pki, msg_id) == 200
+    assert counted(node, pki, msg_id) == (409, ["EVALSHA"])
+
+
+def test_a_delivery_that_fails_verification_gives_its_id_back(
+    uri: str, node: Node, pki: TestPki
+) -> None:
+    """The id is claimed with the rate count, before the signature is checked: a forged
+    delivery must not keep the real one out."""
+    assert deliver(pki, new_id()) == 200  # connected, script loaded
+    msg_id = new_id()
+    status, commands = counted(node, pki, msg_id, secret="whsec_" + "A" * 32)
+    assert (status, commands) == (401, ["EVALSHA", "DEL"])
+    assert deliver(pki, msg_id) == 200
+    assert deliver(pki, msg_id) == 409
+
+
+def test_an_unsigned_rated_request_counts_every_limit_in_one_command(
+    uri: str, node: Node, pki: TestPki
+) -> None:
+    assert deliver(pki, new_id()) == 200  # connected, script loaded
+    with commands_sent(node) as sent:
+        response = Client().post(
+            URL,
+            data=b"{}",
+            content_type="application/json",
+            HTTP_X_SSL_CLIENT_CERT=encodings.nginx_escaped(pki.allowed.certificate),
+            HTTP_X_SSL_CLIENT_VERIFY="SUCCESS",
+        )
+    assert response.status_code == 401  # signature_missing, after the rate count
+    assert sent == ["EVALSHA"]

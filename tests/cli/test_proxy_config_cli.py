@@ -151,6 +151,25 @@ def test_output_writes_private_files(
     assert f"wrote {tmp_path / 'out' / 'hookshield.conf'}" in streams.err
 
 
+def test_output_replaces_a_wider_file_and_a_planted_link(pki: TestPki, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    existing = out / "hookshield.conf"
+    existing.write_text("old")
+    existing.chmod(0o644)
+    assert run(pki, "--client-ca", str(pki.ca_file), "--output", str(out)) == 0
+    assert existing.stat().st_mode & 0o077 == 0  # the secret never sits in a readable file
+    victim = tmp_path / "elsewhere.txt"
+    victim.write_text("untouched")
+    existing.unlink()
+    existing.symlink_to(victim)
+    assert run(pki, "--client-ca", str(pki.ca_file), "--output", str(out)) == 0
+    assert victim.read_text() == "untouched"
+    assert not existing.is_symlink()
+    assert "ssl_verify_client on;" in existing.read_text()
+    assert [p.name for p in out.iterdir()] == ["hookshield.conf"]  # no temporary left behind
+
+
 def test_check_runs_the_terminators_own_validation(
     pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -314,3 +314,66 @@ def test_skip_removes_checks_and_cannot_remove_all(capsys: pytest.CaptureFixture
     )
     assert main(["scan", URL, "--checks", "rate.no-limit", "--skip", "rate.no-limit"]) == 2
     assert "no check to run" in capsys.readouterr().err
+
+
+def test_a_secret_at_the_excerpts_cut_leaves_no_part_behind() -> None:
+    secret = "apikey-0123456789abcdef"
+
+    def echo_late(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, text="x" * 290 + request.headers["x-api-key"])
+
+    report = scan(echo_late, headers=(("X-Api-Key", secret),), checks=("exposure.debug-page",))
+    text = render_many([report], OutputFormat.JSON, color=False, sarif_location="scan.txt")
+    assert secret[:6] not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden"),
+    [
+        # httpx sends URL credentials as Authorization: Basic base64(user:password).
+        ("https://api:pa55-word-1@hooks.example.test/h/", base64.b64encode(b"api:pa55-word-1")),
+        ("https://tok3n-bare-user@hooks.example.test/h/", b"tok3n-bare-user"),
+        ("https://user:longp@ssword-1@hooks.example.test/h/", b"ssword-1"),
+    ],
+)
+def test_url_credentials_in_every_form_stay_hidden(url: str, hidden: bytes) -> None:
+    report = scan(echo_everything, url=url, checks=("exposure.debug-page", "auth.no-client-cert"))
+    for fmt in OutputFormat:
+        text = render_many([report], fmt, color=False, sarif_location="scan.txt")
+        assert hidden.decode() not in text, fmt
+
+
+def test_a_header_never_replaces_what_a_probe_changes() -> None:
+    seen: list[str] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(",".join(v for k, v in request.headers.multi_items() if k == "content-type"))
+        return httpx.Response(200, json={})
+
+    scan(
+        record,
+        headers=(("content-type", "application/x-www-form-urlencoded"),),
+        checks=("input.wrong-content-type",),
+    )
+    assert seen[0] == "application/x-www-form-urlencoded"  # the baseline: as given
+    assert "text/plain" in seen[1:]  # the probe's own type, sent once, not beside the user's
+    assert all("," not in value for value in seen)
+
+
+def test_a_paced_burst_proves_no_absence_of_a_limit() -> None:
+    report = scan(
+        lambda request: httpx.Response(200), rate=1000.0, burst=5, checks=("rate.no-limit",)
+    )
+    (result,) = report.results
+    assert result.outcome is Outcome.INCONCLUSIVE
+    assert "--rate" in result.reason
+
+
+def test_a_scan_where_nothing_applies_is_incomplete() -> None:
+    report = scan(
+        lambda request: httpx.Response(200),
+        url="http://hooks.example.test/h/",
+        checks=("tls.legacy-protocol",),
+    )
+    assert report.checks_applicable == 0
+    assert report.grade == "incomplete"

@@ -225,10 +225,17 @@ def _write(directory: Path, files: dict[str, str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         path = directory / name
-        # Created private: each file may hold the proxy secret.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
+        # Private: each file may hold the proxy secret. Written beside the target and renamed
+        # over it, so an existing file's wider mode, or a link planted at its name, is replaced
+        # rather than written through.
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+        try:
+            with os.fdopen(descriptor, "w") as handle:  # mkstemp: mode 0600
+                handle.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def _check(proxy: str, options: ProxyOptions) -> int | None:

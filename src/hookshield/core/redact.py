@@ -71,8 +71,9 @@ HOOKSHIELD_LOGGERS = (
     "hookshield.replay",
 )
 
-# A password in a URL's user info: redis://:password@host, https://user:token@host.
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]*:[^\s/@]*@")
+# A URL's whole user info, up to the authority's last "@": redis://:password@host,
+# https://user:token@host, https://TOKEN@host (a bare token), https://user:p@ss@host.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#]*@")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(

@@ -138,9 +138,9 @@ class RedisReplayStore:
         self._outages = outages(storage)
         self._monotonic = monotonic
 
-    def _ask(self, key: str, command: Callable[[], Any]) -> Any:
+    def _ask(self, key: str, command: Callable[[], Any], *, even_if_down: bool = False) -> Any:
         domain = fault_domain(self.storage, key)
-        if self._outages.down(domain, self._monotonic()):
+        if not even_if_down and self._outages.down(domain, self._monotonic()):
             raise StoreUnavailable("redis: unreachable moments ago, asked again shortly")
         try:
             return command()
@@ -152,4 +152,6 @@ class RedisReplayStore:
         return bool(self._ask(key, lambda: self._redis.set(key, b"1", nx=True, ex=ttl_s)))
 
     def release(self, key: str) -> None:
-        self._ask(key, lambda: self._redis.delete(key))
+        # Always tried: a claim held on after its delivery failed refuses the sender's retry
+        # (409) until it expires. Releases come only after a failure, so they are few.
+        self._ask(key, lambda: self._redis.delete(key), even_if_down=True)

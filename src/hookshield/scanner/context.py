@@ -8,6 +8,7 @@ it probed, so it raises ``Throttled`` and the engine marks the check inconclusiv
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import socket
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -66,6 +67,19 @@ async def _read_capped(response: httpx.Response) -> str:
         return body.decode("utf-8", errors="replace")
 
 
+JSON = "application/json"
+# --header names whose values are no secret: shown in reports as sent.
+_NOT_SECRET = frozenset({"accept", "content-type", "user-agent", "x-github-event"})
+
+
+def _put(headers: dict[str, str], name: str, value: str | None) -> None:
+    """Set (or, with None, remove) header ``name``, replacing it in any letter case."""
+    for existing in [h for h in headers if h.lower() == name.lower()]:
+        del headers[existing]
+    if value is not None:
+        headers[name] = value
+
+
 class BudgetExhausted(Exception):
     """The scan's request budget is spent; no further request is sent."""
 
@@ -81,12 +95,12 @@ class ScanConfig:
     foreign: ClientFiles | None = None
     mint_ca: ClientFiles | None = None
     ca: str | None = None  # bundle that signs the server certificate
-    signing_secret: str | None = None
+    signing_secret: str | None = field(default=None, repr=False)
     signature_scheme: Scheme = Scheme.STANDARD
     signature_header: str = DEFAULT_HMAC_HEADER  # the generic HMAC scheme's header
     # Sent with every request as given (a receiver's own authentication: API keys, basic auth,
     # event names); their values never appear in a report.
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     rate: float | None = None  # most requests per second, every probe included
     payload: bytes | None = None
     budget: int = 500
@@ -101,14 +115,28 @@ class ScanConfig:
     def https(self) -> bool:
         return urlsplit(self.url).scheme == "https"
 
+    def runs(self, check_id: str) -> bool:
+        """Whether ``check_id`` is part of this scan."""
+        return not self.checks or check_id in self.checks
+
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What a report must never show: the signing secret, every --header value (and the
-        credentials part of one like "Basic <credentials>"), the URL's password."""
+        """What a report must never show: the signing secret, every --header value but those
+        of headers that carry no secret (and the credentials part of one like "Basic <...>"),
+        the URL's user info and the Basic credentials made of it."""
         found = [self.signing_secret or ""]
-        for _, value in self.headers:
-            found += [value, value.partition(" ")[2]]
-        found.append(urlsplit(self.url).password or "")
+        for name, value in self.headers:
+            if name.lower() not in _NOT_SECRET:
+                found += [value, value.partition(" ")[2]]
+        parts = urlsplit(self.url)
+        if parts.username is not None:
+            user, password = unquote(parts.username), unquote(parts.password or "")
+            # As given, decoded, as httpx sends it in the URL (percent-encoded again) and in the
+            # Authorization header it makes of it.
+            sent = httpx.URL(self.url).userinfo.decode("ascii", "replace")
+            found += [parts.username, user, parts.password or "", password, sent]
+            found += sent.split(":", 1)
+            found.append(base64.b64encode(f"{user}:{password}".encode()).decode())
         # Too short to be a secret, and replacing it would garble the report.
         return tuple(sorted({s for s in found if len(s) >= 6}, key=len, reverse=True))
 
@@ -276,7 +304,7 @@ class ScanContext:
         *,
         body: bytes | None = None,
         method: str = "POST",
-        content_type: str | None = "application/json",
+        content_type: str | None = JSON,
         headers: Mapping[str, str] | None = None,
         sign: bool = True,
         url: str | None = None,
@@ -308,14 +336,21 @@ class ScanContext:
         sign: bool,
         extra: Mapping[str, str] | None,
     ) -> dict[str, str]:
-        # Caller's headers last: a probe may replace any of the defaults, signature included.
+        # The user's --header values, then what the probe changes: a probe's own content type
+        # (not the default one) and its headers win, whatever the spelling of their names.
         all_headers: dict[str, str] = {"Accept-Encoding": "identity"}
-        if content_type is not None:
-            all_headers["Content-Type"] = content_type
-        all_headers.update(self.config.headers)
+        for name, value in self.config.headers:
+            _put(all_headers, name, value)
+        given_type = any(name.lower() == "content-type" for name, _ in self.config.headers)
+        if content_type is None:
+            _put(all_headers, "Content-Type", None)
+        elif content_type != JSON or not given_type:
+            _put(all_headers, "Content-Type", content_type)
         if sign and self.signer is not None and method == "POST":
-            all_headers.update(self.signed_headers(content))
-        all_headers.update(extra or {})
+            for name, value in self.signed_headers(content).items():
+                _put(all_headers, name, value)
+        for name, value in (extra or {}).items():
+            _put(all_headers, name, value)
         return all_headers
 
     async def _send(
@@ -341,14 +376,16 @@ class ScanContext:
             except _CONNECTION_ERRORS as exc:
                 return Reply(
                     summary,
-                    error=f"{type(exc).__name__}: {exc}"[:EXCERPT],
+                    error=self.redact(f"{type(exc).__name__}: {exc}")[:EXCERPT],
                     elapsed_ms=(time.perf_counter() - started) * 1000,
                 )
+            # Redacted whole, before any excerpt is cut: a secret the answer echoes (a debug page
+            # lists the request's headers) must not survive in part at the cut either.
             return Reply(
                 summary,
                 response.status_code,
                 dict(response.headers.items()),
-                text,
+                self.redact(text),
                 (time.perf_counter() - started) * 1000,
             )
 

@@ -163,7 +163,9 @@ def _incomplete(
         status = "no answer" if baseline is None or baseline.status is None else baseline.status
         return f"the baseline delivery was refused ({status}): the probes compared with nothing"
     ran, applicable = coverage(results)
-    if applicable and ran / applicable < min_coverage:
+    if not applicable:
+        return "no selected check is applicable to this target: nothing was tested"
+    if ran / applicable < min_coverage:
         return (
             f"coverage {ran}/{applicable} checks is below --min-coverage {min_coverage:g} "
             "(skipped and inconclusive checks were not tested)"

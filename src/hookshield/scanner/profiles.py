@@ -119,10 +119,12 @@ def _variants(kind: str, value: str) -> dict[str, tuple[str, str]]:
         # name the same host, and a receiver that treats them alike is right.
         del variants["case"], variants["trailing-dot"]
     if kind == "cn":  # SANs are IA5 strings: only a CN can carry Unicode
-        confusable = last.translate(_CONFUSABLE)
-        if confusable != last:
-            variants["confusable"] = (f"{head}{confusable}", "Cyrillic letters drawn as Latin ones")
-    return variants
+        variants["confusable"] = (
+            f"{head}{last.translate(_CONFUSABLE)}",
+            "Cyrillic letters drawn as Latin ones",
+        )
+    # A name without letters has no other case (nor confusables): that "variant" is the name.
+    return {variant: alike for variant, alike in variants.items() if alike[0] != value}
 
 
 def _carrying(kind: str, value: str) -> tuple[x509.Name, list[x509.GeneralName]]:
@@ -288,9 +290,17 @@ class Profiles:
             return None
         foreign = self.foreign_spiffe_id
         issued = self.mint.issue_client(
-            spiffe_id=foreign, dns_names=() if foreign else ["hookshield-scan-foreign.invalid"]
+            spiffe_id=foreign, dns_names=() if foreign else [self._foreign_dns_name()]
         )
         return self._write("foreign", issued)
+
+    def _foreign_dns_name(self) -> str:
+        """A sibling of the legitimate DNS name (same parent domain), so a receiver that allows
+        a whole domain shows as accepting a foreign identity, not as confusing look-alikes."""
+        assert self.legit_cert is not None
+        identity = ClientIdentity.from_certificate(self.legit_cert)
+        parent = identity.dns_sans[0].partition(".")[2] if identity.dns_sans else ""
+        return f"hookshield-scan-foreign.{parent or 'invalid'}"
 
     @property
     def foreign_spiffe_id(self) -> str | None:

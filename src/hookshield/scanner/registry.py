@@ -19,14 +19,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
 
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
 
 if TYPE_CHECKING:
     from hookshield.scanner.context import Reply, ScanContext
 
-__all__ = ["CHECKS", "Check", "CheckSkipped", "Inconclusive", "Need", "NotApplicable", "register"]
+__all__ = [
+    "CHECKS",
+    "Check",
+    "CheckSkipped",
+    "Inconclusive",
+    "Need",
+    "NotApplicable",
+    "masked",
+    "register",
+]
 
 
 class CheckSkipped(Exception):
@@ -79,23 +88,36 @@ class Check(ABC):
         """A finding for each reply the target accepted (the usual verdict of a probe)."""
         return [self.finding(reply.evidence()) for reply in replies if reply.accepted]
 
-    def if_accepted_unlike(self, control: Reply, *probes: Reply, masked_by: str) -> list[Finding]:
+    def if_accepted_unlike(
+        self, ctx: ScanContext, control: Reply, *probes: Reply, masked_by: str
+    ) -> list[Finding]:
         """A finding for each probe accepted while ``control`` (the same request without the
         property under test) was refused; the control goes into each finding's evidence.
 
         When the control is accepted too, the property is not what lets the probes in: the
-        broader flaw (reported by ``masked_by``) hides it, and the check is not applicable.
+        broader flaw hides it. Reported by ``masked_by``, the check is not applicable; with
+        ``masked_by`` left out of the scan, nothing reports it and the check is inconclusive
+        (a gate must not pass on it).
         """
         if control.accepted:
-            raise NotApplicable(
-                f"masked: the control ({control.request}) is accepted as well, which {masked_by} "
-                "reports; the probes cannot show more"
-            )
+            masked(ctx, f"the control ({control.request}) is accepted as well", masked_by)
         return self.accepted_against(control, *probes)
 
     def accepted_against(self, control: Reply, *probes: Reply) -> list[Finding]:
         """A finding for each accepted probe, with ``control`` (refused) in its evidence."""
         return [self.finding(probe.evidence(control=control)) for probe in probes if probe.accepted]
+
+
+def masked(ctx: ScanContext, why: str, masked_by: str) -> NoReturn:
+    """Raise what a check whose probes a broader flaw hides ends with (see if_accepted_unlike)."""
+    if ctx.config.runs(masked_by):
+        raise NotApplicable(
+            f"masked: {why}, which {masked_by} reports; the probes cannot show more"
+        )
+    raise Inconclusive(
+        f"{why}, which {masked_by} would report, but it is not part of this scan: the probes "
+        "cannot show more"
+    )
 
 
 CHECKS: dict[str, type[Check]] = {}

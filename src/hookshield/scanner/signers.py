@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hookshield.core.signatures import sign, signed_headers
@@ -42,7 +42,7 @@ def _hex_hmac(secret: str, message: bytes) -> str:
 @dataclass(frozen=True, slots=True)
 class Signer:
     scheme: Scheme
-    secret: str
+    secret: str = field(repr=False)
     header: str = DEFAULT_HMAC_HEADER  # the generic HMAC scheme's header
 
     def __post_init__(self) -> None:

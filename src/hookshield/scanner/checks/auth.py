@@ -9,7 +9,7 @@ from hookshield.pki import encodings
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
 from hookshield.scanner.profiles import Profile
-from hookshield.scanner.registry import Check, Inconclusive, Need, NotApplicable, register
+from hookshield.scanner.registry import Check, Inconclusive, Need, masked, register
 
 _DECORATE = (
     "Decorate the view with @webhook('<endpoint>') from hookshield.django and list its callers "
@@ -43,7 +43,7 @@ class _CertificateProbe(Check):
     async def run(self, ctx: ScanContext) -> list[Finding]:
         control = await ctx.control(Profile.NO_CERT)
         reply = await ctx.deliver(self.profile)
-        return self.if_accepted_unlike(control, reply, masked_by=NoClientCert.id)
+        return self.if_accepted_unlike(ctx, control, reply, masked_by=NoClientCert.id)
 
 
 @register
@@ -140,7 +140,6 @@ def forged_headers(cert: x509.Certificate) -> list[tuple[str, dict[str, str]]]:
                 "X-SSL-Client-DN": subject,
             },
         ),
-        ("caddy", {"X-Caddy-Client-Cert": encodings.b64der(cert)}),
         (
             "cloudflare",
             {
@@ -194,8 +193,6 @@ class SpoofedIdentityHeader(Check):
         routes, masks = await _header_routes(ctx)
         if not routes:
             why = "; ".join(masks)
-            if any(mask.startswith("masked") for mask in masks):
-                raise NotApplicable(why)
             raise Inconclusive(
                 f"no delivery carrying forged headers can reach the application: {why}"
             )
@@ -224,13 +221,11 @@ async def _header_routes(ctx: ScanContext) -> tuple[list[tuple[Profile, Reply]],
     masks: list[str] = []
     no_cert = await ctx.control(Profile.NO_CERT)
     if no_cert.accepted:
-        masks.append(f"masked: a delivery without a certificate is accepted ({NoClientCert.id})")
-    elif no_cert.terminator_refusal:
+        masked(ctx, "a delivery without a certificate is accepted", NoClientCert.id)
+    if no_cert.terminator_refusal:
         masks.append(f"without a certificate: {no_cert.terminator_refusal}")
     else:
         routes.append((Profile.NO_CERT, no_cert))
-    if no_cert.accepted:
-        return routes, masks
     if not ctx.config.https:
         masks.append("over plain HTTP no certificate can carry them instead")
         return routes, masks
@@ -238,8 +233,10 @@ async def _header_routes(ctx: ScanContext) -> tuple[list[tuple[Profile, Reply]],
         masks.append("no foreign certificate to carry them instead (--foreign-cert or --mint-ca)")
         return routes, masks
     foreign = await ctx.control(Profile.FOREIGN)
+    if foreign.accepted and not routes:
+        masked(ctx, "the foreign certificate alone is accepted", "authz.foreign-identity")
     if foreign.accepted:
-        masks.append("masked: the foreign certificate alone is accepted (authz.foreign-identity)")
+        masks.append("the foreign certificate alone is accepted (authz.foreign-identity)")
     elif foreign.terminator_refusal:
         masks.append(f"with the foreign certificate: {foreign.terminator_refusal}")
     else:
@@ -269,7 +266,7 @@ class MethodBypass(Check):
             )
             for method in ("GET", "PUT", "PATCH", "DELETE")
         ]
-        return self.if_accepted_unlike(control, *replies, masked_by=NoClientCert.id)
+        return self.if_accepted_unlike(ctx, control, *replies, masked_by=NoClientCert.id)
 
 
 @register
@@ -292,6 +289,8 @@ class TlsClientAuthOptional(Check):
         # The handshake completing is not enough: nginx with ssl_verify_client on completes it
         # and refuses at the HTTP layer, which is as required as a failed handshake.
         reply = await ctx.control(Profile.NO_CERT)
+        if reply.status is None:
+            raise Inconclusive(f"the handshake completed, then {reply.terminator_refusal}")
         if reply.terminator_refusal:
             return []
         note = f"TLS handshake without a client certificate completed ({detail}); the request "

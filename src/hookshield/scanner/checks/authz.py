@@ -24,7 +24,7 @@ class ForeignIdentity(Check):
     async def run(self, ctx: ScanContext) -> list[Finding]:
         control = await ctx.control(Profile.NO_CERT)
         reply = await ctx.control(Profile.FOREIGN)
-        return self.if_accepted_unlike(control, reply, masked_by="auth.no-client-cert")
+        return self.if_accepted_unlike(ctx, control, reply, masked_by="auth.no-client-cert")
 
 
 @register
@@ -45,7 +45,7 @@ class IdentityConfusion(Check):
         # The control: a valid identity that resembles nothing. Accepted, it hides every
         # resemblance (authz.foreign-identity reports that).
         control = await ctx.control(Profile.FOREIGN)
-        self.if_accepted_unlike(control, masked_by=ForeignIdentity.id)
+        self.if_accepted_unlike(ctx, control, masked_by=ForeignIdentity.id)
         findings = []
         for alike, files in ctx.profiles.look_alikes():
             reply = await ctx.deliver(files, label=f"look-alike: {alike.kind}")

@@ -71,6 +71,13 @@ class NoLimit(Check):
                 f"the request budget left room for {len(replies)} of the {ctx.config.burst} "
                 "burst deliveries"
             )
+        if ctx.config.rate:
+            # Paced, the burst spreads over time: a limit above the pace never answers 429.
+            raise Inconclusive(
+                f"{len(replies)} deliveries paced at --rate {ctx.config.rate:g}/s met no limit: "
+                "a limit above that pace cannot show (scan without --rate, or --skip "
+                f"{self.id})"
+            )
         accepted = sum(r.accepted for r in replies)
         if accepted < len(replies):
             statuses = sorted({str(r.status or r.error) for r in replies if not r.accepted})

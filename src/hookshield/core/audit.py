@@ -16,7 +16,7 @@ from hookshield.core.identity import ClientIdentity
 from hookshield.core.redact import active as active_redaction
 from hookshield.core.redact import install as install_redaction
 
-__all__ = ["log_decision", "log_spoofing"]
+__all__ = ["log_decision", "log_spoofing", "will_emit"]
 
 decision_logger = logging.getLogger("hookshield.guard")
 source_logger = logging.getLogger("hookshield.source")
@@ -62,6 +62,29 @@ class _Line:
         return _line(self.event, self.fields)
 
 
+def will_emit(logger: logging.Logger, level: int) -> bool:
+    """Whether a record at ``level`` on ``logger`` would reach a handler that can emit it.
+
+    ``Logger.callHandlers``'s own walk, without the record: the logger's level, then each
+    handler up the propagation chain whose level lets the record through and that is not a
+    ``NullHandler`` (the standard library's way to say "drop"); with no handler at all, the
+    ``lastResort`` handler's level. Handler filters are not consulted (they need the record),
+    so a handler whose filter would drop it still counts: never a line lost, at worst one built.
+    """
+    if not logger.isEnabledFor(level):
+        return False
+    found = False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            found = True
+            if level >= handler.level and type(handler) is not logging.NullHandler:
+                return True
+        current = current.parent if current.propagate else None
+    last = logging.lastResort
+    return not found and last is not None and level >= last.level
+
+
 def log_decision(
     *,
     endpoint: str,
@@ -72,7 +95,8 @@ def log_decision(
     peer: str,
     level: int = logging.INFO,
 ) -> None:
-    if not decision_logger.isEnabledFor(level):
+    # A decision logged at a level nobody handles costs no record (and no field is redacted).
+    if not will_emit(decision_logger, level):
         return
     fields: dict[str, object] = {
         "endpoint": endpoint,
@@ -91,7 +115,7 @@ def log_decision(
 
 
 def log_spoofing(*, source: str, peer: str, why: str) -> None:
-    if source_logger.isEnabledFor(logging.WARNING):
+    if will_emit(source_logger, logging.WARNING):
         fields: dict[str, object] = {"source": source, "peer": peer, "why": why}
         _emit(source_logger, logging.WARNING, "certificate_headers_ignored", fields, ())
 

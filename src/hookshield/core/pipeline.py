@@ -104,8 +104,16 @@ DecisionObserver = Callable[[Decision], None]
 logger = logging.getLogger("hookshield.guard")
 
 
-def record(decision: Decision, observers: Sequence[DecisionObserver] = ()) -> None:
-    """The one place a decision goes: its log line, then every observer, each exactly once."""
+def record(
+    decision: Decision,
+    observers: Sequence[DecisionObserver] = (),
+    accepted_level: int = logging.INFO,
+) -> None:
+    """The one place a decision goes: its log line, then every observer, each exactly once.
+
+    ``accepted_level``: the level of an accepted delivery's line (``ACCEPTED_LOG_LEVEL``);
+    refusals and long-lived certificates keep theirs.
+    """
     result = decision.result
     if isinstance(result, Webhook):
         reason = f"matched {result.matched}"
@@ -118,7 +126,7 @@ def record(decision: Decision, observers: Sequence[DecisionObserver] = ()) -> No
             reason=reason,
             identity=result.identity,
             peer=decision.inbound.peer,
-            level=logging.WARNING if result.long_lived else logging.INFO,
+            level=logging.WARNING if result.long_lived else accepted_level,
         )
     else:
         log_decision(
@@ -159,6 +167,7 @@ class Guard:
         limiter: RateLimiter | None = None,
         replay: ReplayStore | None = None,
         observers: Sequence[DecisionObserver] = (),
+        accepted_level: int = logging.INFO,
     ) -> None:
         self.source = source
         self.trust = trust
@@ -167,6 +176,7 @@ class Guard:
         self.limiter = limiter or RateLimiter()
         self.replay = replay
         self.observers = tuple(observers)
+        self.accepted_level = accepted_level
         # The replay store on the limiter's own Redis client: claims ride with the rate count.
         shared = self.limiter.redis
         self._joint = shared is not None and getattr(replay, "storage", None) is shared
@@ -189,7 +199,7 @@ class Guard:
             trace.identity,
             time.perf_counter() - started,
         )
-        record(decision, self.observers)
+        record(decision, self.observers, self.accepted_level)
         return result
 
     def release(self, accepted: Webhook) -> None:

@@ -49,17 +49,14 @@ def _line(event: str, fields: Mapping[str, object]) -> str:
     return event + "".join([f" {k}={_quoted(v)}" for k, v in fields.items() if v is not None])
 
 
-class _Line:
-    """A log message rendered when a handler formats it, like ``msg % args`` is."""
+class _Line(tuple[str, Mapping[str, object]]):
+    """A log message, ``(event, fields)``, rendered when a handler formats it, as ``msg % args``
+    is. (A tuple: made in C, which a class of its own with an ``__init__`` is not.)"""
 
-    __slots__ = ("event", "fields")
-
-    def __init__(self, event: str, fields: Mapping[str, object]) -> None:
-        self.event = event
-        self.fields = fields
+    __slots__ = ()
 
     def __str__(self) -> str:
-        return _line(self.event, self.fields)
+        return _line(self[0], self[1])
 
 
 def will_emit(logger: logging.Logger, level: int) -> bool:
@@ -136,14 +133,8 @@ def _emit(
     # than the rest of the guard on a cache hit; the caller's location says nothing here anyway.
     # The record names the filter that redacted its fields, so that filter (on hookshield's
     # loggers) does not scan it twice; any other, with other keys, still does.
-    record = logger.makeRecord(
-        logger.name,
-        level,
-        __file__,
-        0,
-        _Line(event, fields),
-        (),
-        None,
-        extra={"hookshield": fields, "hookshield_redacted": id(redactor)},
-    )
+    record = logger.makeRecord(logger.name, level, __file__, 0, _Line((event, fields)), (), None)
+    # What ``extra`` would set, without makeRecord's check of each key against the record's.
+    record.hookshield = fields
+    record.hookshield_redacted = id(redactor)
     logger.handle(record)

@@ -1,5 +1,6 @@
 """What the one-round-trip script saves a signed, rated request: the rate count and the replay
-claim on Redis as two commands (the limiter, then ``SET NX EX``) against one ``EVALSHA``.
+claim on Redis as two commands (the limiter, then ``SET NX EX``) against one ``EVALSHA``, with
+a bare ``PING`` on the same client as the yardstick of one round trip.
 
     .venv/bin/python bench/redis_round_trips.py [--requests N] [--repeat R] [--redis URL]
 
@@ -37,6 +38,13 @@ def one_command(limiter: RateLimiter, store: RedisReplayStore, endpoint: str) ->
     assert limiter.hit_and_claim(endpoint, IDENTITY, RATES, claim) == (None, True)
 
 
+def ping(limiter: RateLimiter, store: RedisReplayStore, endpoint: str) -> None:
+    # The yardstick: one bare round trip on the same client and connection pool.
+    del store, endpoint
+    assert limiter.redis is not None
+    assert limiter.redis.get_connection().ping()
+
+
 def run(
     step: Callable[[RateLimiter, RedisReplayStore, str], None], url: str, requests: int
 ) -> float:
@@ -63,6 +71,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
     scenarios = {
+        "one PING (a bare round trip)": ping,
         "rate count, then SET NX EX (2 commands)": two_commands,
         "one EVALSHA (rate count and claim)": one_command,
     }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -35,6 +36,11 @@ def test_defaults_fail_closed() -> None:
     assert conf.trust_anchors == ()
     assert conf.max_cert_lifetime_days == 90
     assert conf.long_lived.value == "warn"
+    assert conf.accepted_log_level == logging.INFO  # every accepted delivery logged, as before
+
+
+def test_accepted_decisions_can_be_logged_at_debug() -> None:
+    assert load({"ACCEPTED_LOG_LEVEL": "DEBUG"}).accepted_log_level == logging.DEBUG
 
 
 @pytest.mark.parametrize(
@@ -58,6 +64,10 @@ def test_defaults_fail_closed() -> None:
         ({"PROXY_SECRET": []}, "HOOKSHIELD['PROXY_SECRET']"),
         ({"TRUST_ANCHOR": []}, "HOOKSHIELD['TRUST_ANCHOR'] is not a hookshield setting"),
         ({"INVENTORY": "yes"}, "HOOKSHIELD['INVENTORY'] must be True or False"),
+        (
+            {"ACCEPTED_LOG_LEVEL": "WARNING"},
+            "HOOKSHIELD['ACCEPTED_LOG_LEVEL'] must be one of 'INFO', 'DEBUG'",
+        ),
         ({"RATE_LIMIT_STORAGE": "memcached://x"}, "HOOKSHIELD['RATE_LIMIT_STORAGE']"),
         ({"RATE_LIMIT_FAILURE": "ignore"}, "HOOKSHIELD['RATE_LIMIT_FAILURE'] must be one of"),
         ({"REPLAY_STORAGE": ""}, "HOOKSHIELD['REPLAY_STORAGE']"),

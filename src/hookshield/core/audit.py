@@ -16,7 +16,7 @@ from hookshield.core.identity import ClientIdentity
 from hookshield.core.redact import active as active_redaction
 from hookshield.core.redact import install as install_redaction
 
-__all__ = ["log_decision", "log_spoofing"]
+__all__ = ["log_decision", "log_spoofing", "will_emit"]
 
 decision_logger = logging.getLogger("hookshield.guard")
 source_logger = logging.getLogger("hookshield.source")
@@ -49,17 +49,37 @@ def _line(event: str, fields: Mapping[str, object]) -> str:
     return event + "".join([f" {k}={_quoted(v)}" for k, v in fields.items() if v is not None])
 
 
-class _Line:
-    """A log message rendered when a handler formats it, like ``msg % args`` is."""
+class _Line(tuple[str, Mapping[str, object]]):
+    """A log message, ``(event, fields)``, rendered when a handler formats it, as ``msg % args``
+    is. (A tuple: made in C, which a class of its own with an ``__init__`` is not.)"""
 
-    __slots__ = ("event", "fields")
-
-    def __init__(self, event: str, fields: Mapping[str, object]) -> None:
-        self.event = event
-        self.fields = fields
+    __slots__ = ()
 
     def __str__(self) -> str:
-        return _line(self.event, self.fields)
+        return _line(self[0], self[1])
+
+
+def will_emit(logger: logging.Logger, level: int) -> bool:
+    """Whether a record at ``level`` on ``logger`` would reach a handler that can emit it.
+
+    ``Logger.callHandlers``'s own walk, without the record: the logger's level, then each
+    handler up the propagation chain whose level lets the record through and that is not a
+    ``NullHandler`` (the standard library's way to say "drop"); with no handler at all, the
+    ``lastResort`` handler's level. Handler filters are not consulted (they need the record),
+    so a handler whose filter would drop it still counts: never a line lost, at worst one built.
+    """
+    if not logger.isEnabledFor(level):
+        return False
+    found = False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            found = True
+            if level >= handler.level and type(handler) is not logging.NullHandler:
+                return True
+        current = current.parent if current.propagate else None
+    last = logging.lastResort
+    return not found and last is not None and level >= last.level
 
 
 def log_decision(
@@ -72,7 +92,8 @@ def log_decision(
     peer: str,
     level: int = logging.INFO,
 ) -> None:
-    if not decision_logger.isEnabledFor(level):
+    # A decision logged at a level nobody handles costs no record (and no field is redacted).
+    if not will_emit(decision_logger, level):
         return
     fields: dict[str, object] = {
         "endpoint": endpoint,
@@ -91,7 +112,7 @@ def log_decision(
 
 
 def log_spoofing(*, source: str, peer: str, why: str) -> None:
-    if source_logger.isEnabledFor(logging.WARNING):
+    if will_emit(source_logger, logging.WARNING):
         fields: dict[str, object] = {"source": source, "peer": peer, "why": why}
         _emit(source_logger, logging.WARNING, "certificate_headers_ignored", fields, ())
 
@@ -112,14 +133,8 @@ def _emit(
     # than the rest of the guard on a cache hit; the caller's location says nothing here anyway.
     # The record names the filter that redacted its fields, so that filter (on hookshield's
     # loggers) does not scan it twice; any other, with other keys, still does.
-    record = logger.makeRecord(
-        logger.name,
-        level,
-        __file__,
-        0,
-        _Line(event, fields),
-        (),
-        None,
-        extra={"hookshield": fields, "hookshield_redacted": id(redactor)},
-    )
+    record = logger.makeRecord(logger.name, level, __file__, 0, _Line((event, fields)), (), None)
+    # What ``extra`` would set, without makeRecord's check of each key against the record's.
+    record.hookshield = fields
+    record.hookshield_redacted = id(redactor)
     logger.handle(record)

@@ -8,8 +8,9 @@ replay claim too (``early_claim``: one round trip), and ``verify_signature`` use
 
 Each step returns a value for the next or a ``Rejection``; the first rejection ends the way.
 Every decision, accepted or not, goes through ``record`` exactly once: the decision log line
-first, then each observer (inventory, metrics). Adapters (the Django decorator, DRF) call
-``Guard.check`` and nothing else; none of them takes a step or logs a decision itself.
+first, then each observer (inventory, metrics); with no observer, through its first part
+(``log_result``) alone, so no ``Decision`` is built for nobody. Adapters (the Django decorator,
+DRF) call ``Guard.check`` and nothing else; none of them takes a step or logs a decision itself.
 """
 
 from __future__ import annotations
@@ -104,38 +105,58 @@ DecisionObserver = Callable[[Decision], None]
 logger = logging.getLogger("hookshield.guard")
 
 
-def record(decision: Decision, observers: Sequence[DecisionObserver] = ()) -> None:
-    """The one place a decision goes: its log line, then every observer, each exactly once."""
-    result = decision.result
-    if isinstance(result, Webhook):
-        reason = f"matched {result.matched}"
-        if result.long_lived:
-            reason += f"; long-lived certificate ({result.identity.lifetime.days} days)"
-        log_decision(
-            endpoint=decision.endpoint,
-            outcome="accepted",
-            code=None,
-            reason=reason,
-            identity=result.identity,
-            peer=decision.inbound.peer,
-            level=logging.WARNING if result.long_lived else logging.INFO,
-        )
-    else:
-        log_decision(
-            endpoint=decision.endpoint,
-            outcome="rejected",
-            code=result.code,
-            reason=result.reason,
-            identity=decision.identity,
-            peer=decision.inbound.peer,
-            # The guard's own failure (a configuration problem) is an operator's error.
-            level=logging.ERROR if result.code is Code.GUARD_UNAVAILABLE else logging.WARNING,
-        )
+def record(
+    decision: Decision,
+    observers: Sequence[DecisionObserver] = (),
+    accepted_level: int = logging.INFO,
+) -> None:
+    """The one place a decision goes: its log line, then every observer, each exactly once.
+
+    ``accepted_level``: the level of an accepted delivery's line (``ACCEPTED_LOG_LEVEL``);
+    refusals and long-lived certificates keep theirs.
+    """
+    log_result(
+        decision.endpoint, decision.result, decision.inbound.peer, decision.identity, accepted_level
+    )
     for observer in observers:
         try:
             observer(decision)
         except Exception:  # an observer's failure must never fail a webhook
             logger.exception("decision observer failed")
+
+
+def log_result(
+    endpoint: str,
+    result: Webhook | Rejection,
+    peer: str,
+    identity: ClientIdentity | None,
+    accepted_level: int = logging.INFO,
+) -> None:
+    """A decision's log line: ``record``'s first part, all of it when nobody observes."""
+    if isinstance(result, Webhook):
+        reason = f"matched {result.matched}"
+        if result.long_lived:
+            reason += f"; long-lived certificate ({result.identity.lifetime.days} days)"
+        log_decision(
+            endpoint=endpoint,
+            outcome="accepted",
+            code=None,
+            reason=reason,
+            identity=result.identity,
+            peer=peer,
+            level=logging.WARNING if result.long_lived else accepted_level,
+        )
+    else:
+        log_decision(
+            endpoint=endpoint,
+            outcome="rejected",
+            code=result.code,
+            reason=result.reason,
+            identity=identity,
+            peer=peer,
+            # The guard's own failure (a configuration problem) is an operator's error.
+            level=logging.ERROR if result.code is Code.GUARD_UNAVAILABLE else logging.WARNING,
+        )
 
 
 @dataclass(slots=True)
@@ -159,6 +180,7 @@ class Guard:
         limiter: RateLimiter | None = None,
         replay: ReplayStore | None = None,
         observers: Sequence[DecisionObserver] = (),
+        accepted_level: int = logging.INFO,
     ) -> None:
         self.source = source
         self.trust = trust
@@ -167,6 +189,7 @@ class Guard:
         self.limiter = limiter or RateLimiter()
         self.replay = replay
         self.observers = tuple(observers)
+        self.accepted_level = accepted_level
         # The replay store on the limiter's own Redis client: claims ride with the rate count.
         shared = self.limiter.redis
         self._joint = shared is not None and getattr(replay, "storage", None) is shared
@@ -181,6 +204,10 @@ class Guard:
         started = time.perf_counter()
         trace = _Trace()
         result = self._steps(inbound, endpoint, trace)
+        if not self.observers:
+            # Nobody to hand a Decision to: its line alone (a frozen dataclass costs about 1 µs).
+            log_result(endpoint, result, inbound.peer, trace.identity, self.accepted_level)
+            return result
         decision = Decision(
             endpoint,
             result,
@@ -189,7 +216,7 @@ class Guard:
             trace.identity,
             time.perf_counter() - started,
         )
-        record(decision, self.observers)
+        record(decision, self.observers, self.accepted_level)
         return result
 
     def release(self, accepted: Webhook) -> None:

@@ -8,6 +8,7 @@ ignored: a limit that looks configured but is not enforced is worse than a start
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ _MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 MIN_PROXY_SECRET = 16
 # Shared by every worker and host of a deployment, as a replay store must be.
 DEFAULT_REPLAY_STORAGE = "db://default"
+# Accepted deliveries are logged at INFO unless lowered: at DEBUG, a logger left at INFO builds
+# no record for them (refusals and long-lived certificates stay WARNING).
+ACCEPTED_LOG_LEVELS = {"INFO": logging.INFO, "DEBUG": logging.DEBUG}
 _DB_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -68,6 +72,7 @@ _KNOWN = frozenset(
         "ENDPOINTS",
         "INVENTORY",
         "METRICS",
+        "ACCEPTED_LOG_LEVEL",
     }
 )
 _KNOWN_ENDPOINT = frozenset(
@@ -111,6 +116,7 @@ class Settings:
     endpoints: Mapping[str, Endpoint]
     inventory: bool = False
     metrics: bool = False
+    accepted_log_level: int = logging.INFO
     cert_source_set: bool = True  # False when CERT_SOURCE is the default (asgi-tls)
 
     @property
@@ -339,6 +345,9 @@ def load(raw: Any) -> Settings:
         endpoints={name: _endpoint(name, value) for name, value in endpoints_raw.items()},
         inventory=r.boolean("INVENTORY", False),
         metrics=_metrics(r),
+        accepted_log_level=ACCEPTED_LOG_LEVELS[
+            r.choice("ACCEPTED_LOG_LEVEL", tuple(ACCEPTED_LOG_LEVELS), "INFO")
+        ],
         cert_source_set="CERT_SOURCE" in raw,
     )
 

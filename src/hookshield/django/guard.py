@@ -99,6 +99,7 @@ def build_guard(conf: Settings) -> Guard:
         limiter=limiter,
         replay=replay_store(conf.replay_storage, limiter) if conf.signed_endpoints else None,
         observers=observers,
+        accepted_level=conf.accepted_log_level,
     )
 
 

@@ -72,14 +72,6 @@ JSON = "application/json"
 _NOT_SECRET = frozenset({"accept", "content-type", "user-agent", "x-github-event"})
 
 
-def _put(headers: dict[str, str], name: str, value: str | None) -> None:
-    """Set (or, with None, remove) header ``name``, replacing it in any letter case."""
-    for existing in [h for h in headers if h.lower() == name.lower()]:
-        del headers[existing]
-    if value is not None:
-        headers[name] = value
-
-
 class BudgetExhausted(Exception):
     """The scan's request budget is spent; no further request is sent."""
 
@@ -335,23 +327,20 @@ class ScanContext:
         content_type: str | None,
         sign: bool,
         extra: Mapping[str, str] | None,
-    ) -> dict[str, str]:
+    ) -> httpx.Headers:
         # The user's --header values, then what the probe changes: a probe's own content type
-        # (not the default one) and its headers win, whatever the spelling of their names.
-        all_headers: dict[str, str] = {"Accept-Encoding": "identity"}
-        for name, value in self.config.headers:
-            _put(all_headers, name, value)
-        given_type = any(name.lower() == "content-type" for name, _ in self.config.headers)
+        # (not the default one) and its headers win, whatever the spelling of their names
+        # (httpx.Headers replaces a name in any letter case).
+        headers = httpx.Headers({"Accept-Encoding": "identity"})
+        headers.update(self.config.headers)
         if content_type is None:
-            _put(all_headers, "Content-Type", None)
-        elif content_type != JSON or not given_type:
-            _put(all_headers, "Content-Type", content_type)
+            headers.pop("Content-Type", None)
+        elif content_type != JSON or "Content-Type" not in headers:
+            headers["Content-Type"] = content_type
         if sign and self.signer is not None and method == "POST":
-            for name, value in self.signed_headers(content).items():
-                _put(all_headers, name, value)
-        for name, value in (extra or {}).items():
-            _put(all_headers, name, value)
-        return all_headers
+            headers.update(self.signed_headers(content))
+        headers.update(extra or {})
+        return headers
 
     async def _send(
         self,
@@ -359,7 +348,7 @@ class ScanContext:
         method: str,
         target: str,
         content: bytes,
-        headers: dict[str, str],
+        headers: httpx.Headers,
         summary: str,
     ) -> Reply:
         """One request under the concurrency limit; no HTTP answer is a reply with ``error``."""

@@ -31,6 +31,7 @@ from hookshield.pki.store import CaDirectory
 from hookshield.scanner import ScanConfig, run_scan
 from hookshield.scanner.model import Category, Report, Severity
 from hookshield.scanner.profiles import ClientFiles
+from hookshield.scanner.registry import MASKED
 
 __all__ = ["DemoFiles", "prepare", "run_demo", "served"]
 
@@ -203,6 +204,21 @@ def _hookshield() -> str:
     return str(script) if script.exists() else f"{sys.executable} -m hookshield"
 
 
+def _print_naive_summary(console: Console, naive: Report) -> None:
+    worst = [f"{r.id}" for r in naive.results if r.findings and r.severity.rank >= 3]
+    console.print(
+        "[bold]What the naive view let through[/] (critical and high): " + ", ".join(worst),
+        soft_wrap=True,
+    )
+    masked = [r.id for r in naive.results if r.reason.startswith(MASKED)]
+    if masked:
+        console.print(
+            "[bold]Not provable on the naive view[/] (anything gets in without a "
+            "certificate, which masks what certificates could show): " + ", ".join(masked),
+            soft_wrap=True,
+        )
+
+
 def run_demo(
     *,
     keep: bool = False,
@@ -221,18 +237,7 @@ def run_demo(
     with served(files, port) as bound:
         naive, shielded = asyncio.run(_scan_both(files, bound))
         console.print(_side_by_side(naive, shielded))
-        worst = [f"{r.id}" for r in naive.results if r.findings and r.severity.rank >= 3]
-        console.print(
-            "[bold]What the naive view let through[/] (critical and high): " + ", ".join(worst),
-            soft_wrap=True,
-        )
-        masked = [r.id for r in naive.results if r.reason.startswith("masked")]
-        if masked:
-            console.print(
-                "[bold]Not provable on the naive view[/] (anything gets in without a "
-                "certificate, which masks what certificates could show): " + ", ".join(masked),
-                soft_wrap=True,
-            )
+        _print_naive_summary(console, naive)
         console.print(_by_hand(files, bound), soft_wrap=True, markup=False)
         console.print(f"Done in {time.monotonic() - started:.1f} s.")
     if keep:

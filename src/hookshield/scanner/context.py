@@ -206,6 +206,7 @@ class ScanContext:
         self._pace_lock = asyncio.Lock()
         self._transport = transport  # tests: an httpx.MockTransport answers every request
         self.signer = config.signer()
+        self._secrets = config.secrets  # derived once: every answer is redacted with them
         self.canary = f"hookshield-canary-{secrets.token_hex(8)}"
         self.payload = (
             config.payload
@@ -286,7 +287,7 @@ class ScanContext:
         return self.signer.headers(body, delivery_id=delivery_id, timestamp=timestamp)
 
     def redact(self, text: str) -> str:
-        for secret in self.config.secrets:
+        for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
 

@@ -188,16 +188,7 @@ async def run_scan(
     deadline = None if config.max_duration is None else clock + config.max_duration
     observer.scan_started(shown(config.url), len(checks))
     try:
-        try:
-            ctx.baseline = await ctx.deliver(
-                Profile.LEGIT if config.legit else Profile.NO_CERT,
-                label="baseline",
-                throttle_is_evidence=True,
-            )
-        except BudgetExhausted as exc:
-            raise Unreachable(f"no request could be sent: {exc}") from exc
-        if ctx.baseline.status is None:
-            raise Unreachable(shown(f"{config.url}: {ctx.baseline.error}"))
+        ctx.baseline = await _baseline(ctx)
         results: list[CheckResult] = []
 
         async def one(check: Check) -> None:
@@ -212,6 +203,21 @@ async def run_scan(
         await ctx.close()
         profiles.close()
     return _report(config, ctx, results, started, time.monotonic() - clock)
+
+
+async def _baseline(ctx: ScanContext) -> Reply:
+    """The legitimate delivery every probe is compared with; no HTTP answer ends the scan."""
+    try:
+        baseline = await ctx.deliver(
+            Profile.LEGIT if ctx.config.legit else Profile.NO_CERT,
+            label="baseline",
+            throttle_is_evidence=True,
+        )
+    except BudgetExhausted as exc:
+        raise Unreachable(f"no request could be sent: {exc}") from exc
+    if baseline.status is None:
+        raise Unreachable(shown(f"{ctx.config.url}: {baseline.error}"))
+    return baseline
 
 
 def _report(

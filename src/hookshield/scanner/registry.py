@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKS",
+    "MASKED",
     "Check",
     "CheckSkipped",
     "Inconclusive",
@@ -108,11 +109,14 @@ class Check(ABC):
         return [self.finding(probe.evidence(control=control)) for probe in probes if probe.accepted]
 
 
+MASKED = "masked: "  # how the reason of a check masked by a broader flaw starts
+
+
 def masked(ctx: ScanContext, why: str, masked_by: str) -> NoReturn:
     """Raise what a check whose probes a broader flaw hides ends with (see if_accepted_unlike)."""
     if ctx.config.runs(masked_by):
         raise NotApplicable(
-            f"masked: {why}, which {masked_by} reports; the probes cannot show more"
+            f"{MASKED}{why}, which {masked_by} reports; the probes cannot show more"
         )
     raise Inconclusive(
         f"{why}, which {masked_by} would report, but it is not part of this scan: the probes "

@@ -16,7 +16,7 @@ from hookshield.core.identity import ClientIdentity
 from hookshield.core.redact import active as active_redaction
 from hookshield.core.redact import install as install_redaction
 
-__all__ = ["log_decision", "log_spoofing", "will_emit"]
+__all__ = ["log_decision", "log_spoofing", "will_emit", "write_decision"]
 
 decision_logger = logging.getLogger("hookshield.guard")
 source_logger = logging.getLogger("hookshield.source")
@@ -93,8 +93,20 @@ def log_decision(
     level: int = logging.INFO,
 ) -> None:
     # A decision logged at a level nobody handles costs no record (and no field is redacted).
-    if not will_emit(decision_logger, level):
-        return
+    if will_emit(decision_logger, level):
+        write_decision(endpoint, outcome, code, reason, identity, peer, level)
+
+
+def write_decision(
+    endpoint: str,
+    outcome: str,
+    code: str | None,
+    reason: str,
+    identity: ClientIdentity | None,
+    peer: str,
+    level: int,
+) -> None:
+    """``log_decision`` for a caller that has asked ``will_emit`` already."""
     fields: dict[str, object] = {
         "endpoint": endpoint,
         "outcome": outcome,

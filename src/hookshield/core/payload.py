@@ -99,6 +99,13 @@ class InputRules:
     def check_head(
         self, method: str, content_type: str, content_length: str | None
     ) -> Rejection | None:
+        head = self.admit_head(method, content_type, content_length)
+        return head if isinstance(head, Rejection) else None
+
+    def admit_head(
+        self, method: str, content_type: str, content_length: str | None
+    ) -> tuple[bool, int | None] | Rejection:
+        """Whether the body is JSON, and its declared length; or why it is refused unread."""
         if method.upper() not in self.methods:
             allowed = ", ".join(sorted(self.methods))
             return _refuse(
@@ -109,9 +116,11 @@ class InputRules:
             return _refuse(
                 Code.UNSUPPORTED_MEDIA_TYPE, f"accepted: {', '.join(self.content_types)}"
             )
+        json_body = is_json(media)
         charset = params.get("charset")
-        if charset is not None and is_json(media) and charset not in ("utf-8", "utf8"):
+        if charset is not None and json_body and charset not in ("utf-8", "utf8"):
             return _refuse(Code.UNSUPPORTED_MEDIA_TYPE, "the charset must be utf-8")
+        length = None
         if content_length:
             try:
                 length = int(content_length)
@@ -121,13 +130,17 @@ class InputRules:
                 return _refuse(
                     Code.BODY_TOO_LARGE, f"Content-Length {length} exceeds MAX_BODY {self.max_body}"
                 )
-        return None
+        return json_body, length
 
     # -- after reading --------------------------------------------------------------------------
 
     def parse(self, content_type: str, body: bytes) -> tuple[Any, Rejection | None]:
         """The parsed JSON (None for other media types), or why the body is refused."""
-        if not is_json(_media_type(content_type)[0]):
+        return self.parse_body(is_json(_media_type(content_type)[0]), body)
+
+    def parse_body(self, json_body: bool, body: bytes) -> tuple[Any, Rejection | None]:
+        """``parse`` once ``admit_head`` has said whether the body is JSON."""
+        if not json_body:
             return None, None
         document, refused = self._decode(body)
         if refused is not None:
@@ -168,8 +181,14 @@ class InputRules:
             return None, _refuse(Code.MALFORMED_BODY, f"body is not valid JSON{where}")
 
 
-def read_body(read: Callable[[int], bytes], max_body: int) -> bytes | Rejection:
-    """Read at most ``max_body`` bytes; one byte more and the rest is never read."""
+def read_body(
+    read: Callable[[int], bytes], max_body: int, declared: int | None = None
+) -> bytes | Rejection:
+    """Read at most ``max_body`` bytes; one byte more and the rest is never read.
+
+    ``declared``: the Content-Length. Once that many bytes are in, the body is complete
+    (whatever follows is not this request's), so no read is spent to hear the end of it.
+    """
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -183,6 +202,8 @@ def read_body(read: Callable[[int], bytes], max_body: int) -> bytes | Rejection:
         total += len(chunk)
         if total > max_body:
             return _refuse(Code.BODY_TOO_LARGE, f"body exceeds MAX_BODY {max_body}")
+        if total == declared:
+            return b"".join(chunks)
 
 
 def _refuse(code: Code, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> Rejection:

@@ -1,10 +1,11 @@
 """The guard: the request's fixed way through named steps, and the one record of its decision.
 
-    take_certificate -> verify -> authorize -> throttle -> admit_input -> verify_signature
-                                                                    -> record (log, observers)
+    take_certificate -> verify -> authorize -> throttle_and_claim -> admit_input
+                     -> verify_signature -> record (log, observers)
 
-On a signed, rated endpoint whose replay store is the limiter's Redis, ``throttle`` makes the
-replay claim too (``early_claim``: one round trip), and ``verify_signature`` uses its outcome.
+On a signed, rated endpoint whose replay store is the limiter's Redis, ``throttle_and_claim``
+makes the replay claim too (``early_claim``: one round trip), and ``verify_signature`` uses its
+outcome.
 
 Each step returns a value for the next or a ``Rejection``; the first rejection ends the way.
 Every decision, accepted or not, goes through ``record`` exactly once: the decision log line
@@ -23,7 +24,7 @@ from typing import Any
 
 from limits import RateLimitItem
 
-from hookshield.core.audit import log_decision, log_spoofing
+from hookshield.core.audit import decision_logger, log_spoofing, will_emit, write_decision
 from hookshield.core.certs import PresentedChain
 from hookshield.core.errors import Code, Rejection, SourceError
 from hookshield.core.identity import ClientIdentity
@@ -134,29 +135,18 @@ def log_result(
 ) -> None:
     """A decision's log line: ``record``'s first part, all of it when nobody observes."""
     if isinstance(result, Webhook):
+        level = logging.WARNING if result.long_lived else accepted_level
+        if not will_emit(decision_logger, level):
+            return  # before the reason is formatted: the usual case at DEBUG
         reason = f"matched {result.matched}"
         if result.long_lived:
             reason += f"; long-lived certificate ({result.identity.lifetime.days} days)"
-        log_decision(
-            endpoint=endpoint,
-            outcome="accepted",
-            code=None,
-            reason=reason,
-            identity=result.identity,
-            peer=peer,
-            level=logging.WARNING if result.long_lived else accepted_level,
-        )
+        write_decision(endpoint, "accepted", None, reason, result.identity, peer, level)
     else:
-        log_decision(
-            endpoint=endpoint,
-            outcome="rejected",
-            code=result.code,
-            reason=result.reason,
-            identity=identity,
-            peer=peer,
-            # The guard's own failure (a configuration problem) is an operator's error.
-            level=logging.ERROR if result.code is Code.GUARD_UNAVAILABLE else logging.WARNING,
-        )
+        # The guard's own failure (a configuration problem) is an operator's error.
+        level = logging.ERROR if result.code is Code.GUARD_UNAVAILABLE else logging.WARNING
+        if will_emit(decision_logger, level):
+            write_decision(endpoint, "rejected", result.code, result.reason, identity, peer, level)
 
 
 @dataclass(slots=True)
@@ -201,13 +191,14 @@ class Guard:
 
     def check(self, inbound: Inbound, endpoint: str) -> Webhook | Rejection:
         """Run every step for ``endpoint`` and record the decision."""
-        started = time.perf_counter()
         trace = _Trace()
-        result = self._steps(inbound, endpoint, trace)
         if not self.observers:
             # Nobody to hand a Decision to: its line alone (a frozen dataclass costs about 1 µs).
+            result = self._steps(inbound, endpoint, trace)
             log_result(endpoint, result, inbound.peer, trace.identity, self.accepted_level)
             return result
+        started = time.perf_counter()
+        result = self._steps(inbound, endpoint, trace)
         decision = Decision(
             endpoint,
             result,
@@ -307,10 +298,6 @@ class Guard:
             return Rejection(Code.IDENTITY_NOT_ALLOWED, "identity matches no ALLOW entry")
         return matched
 
-    def throttle(self, endpoint: Endpoint, matched: str) -> Rejection | None:
-        """The endpoint's RATE for the matched identity."""
-        return self.limiter.hit(endpoint.name, matched, endpoint.rates)
-
     def early_claim(self, endpoint: Endpoint, meta: Mapping[str, Any]) -> tuple[str, int] | None:
         """The replay claim (key, TTL) to make with the rate count, in one Redis round trip.
 
@@ -331,9 +318,8 @@ class Guard:
     def throttle_and_claim(
         self, endpoint: Endpoint, matched: str, claim: tuple[str, int] | None
     ) -> tuple[Rejection | None, bool | None]:
-        """``throttle``, with the ``early_claim`` in the same round trip when there is one."""
-        if claim is None:
-            return self.throttle(endpoint, matched), None
+        """The endpoint's RATE for the matched identity, with the ``early_claim`` in the same
+        round trip when there is one."""
         return self.limiter.hit_and_claim(endpoint.name, matched, endpoint.rates, claim)
 
     @staticmethod
@@ -341,13 +327,14 @@ class Guard:
         """Method, type and size before reading; then read, then parse once."""
         meta = inbound.meta
         content_type = str(meta.get("CONTENT_TYPE") or "")
-        refused = rules.check_head(inbound.method, content_type, meta.get("CONTENT_LENGTH"))
-        if refused is not None:
-            return refused
-        body = read_body(inbound.read, rules.max_body)
+        head = rules.admit_head(inbound.method, content_type, meta.get("CONTENT_LENGTH"))
+        if isinstance(head, Rejection):
+            return head
+        json_body, declared = head
+        body = read_body(inbound.read, rules.max_body, declared)
         if isinstance(body, Rejection):
             return body
-        document, refused = rules.parse(content_type, body)
+        document, refused = rules.parse_body(json_body, body)
         return refused if refused is not None else (document, body)
 
     def verify_signature(

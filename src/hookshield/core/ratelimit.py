@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import logging
 import math
 import threading
@@ -54,6 +55,7 @@ logger = logging.getLogger("hookshield.ratelimit")
 # that failed is left alone: endpoints served by healthy masters keep their shared counts.
 RETRY_STORAGE_AFTER = RETRY_AFTER
 FAILURE_LOG_INTERVAL = 60.0
+WINDOWS_CACHE_SIZE = 4096
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -104,6 +106,15 @@ class SweptMemoryStorage(MemoryStorage):
             callable(getattr(MemoryStorage, f"_MemoryStorage__{name}", None))
             for name in ("schedule_expiry", "expire_events")
         )
+
+
+def _unwrapped_acquire(storage: MovingWindowSupport) -> Callable[..., bool]:
+    """The memory storage's ``acquire_entry`` without limits' error-wrapping decorator.
+
+    The decorator (applied twice, by two base classes) turns a backend's exceptions into
+    ``StorageError``; counting in a list raises none, and the wrappers cost a third of a hit.
+    """
+    return cast(Callable[..., bool], inspect.unwrap(type(storage).acquire_entry))
 
 
 def memory_storage() -> MemoryStorage:
@@ -202,9 +213,13 @@ class RateLimiter:
         self._script = RedisHit(storage) if isinstance(storage, RedisStorage) else None
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = MovingWindowRateLimiter(memory_storage()) if self.shared else self._limiter
+        # Every count in this process (the memory storage, or the fallback of a shared one).
+        self._acquire = _unwrapped_acquire(cast(MovingWindowSupport, self._local.storage))
         # When each fault domain may be asked again; shared with a replay store on this client.
         self._outages = outages(storage) if isinstance(storage, RedisStorage) else Outages()
         self._notice = _Notice(monotonic)
+        self._windows: dict[tuple[str, str], tuple[Sequence[RateLimitItem], tuple[_Window, ...]]]
+        self._windows = {}
 
     @property
     def redis(self) -> RedisStorage | None:
@@ -226,12 +241,25 @@ class RateLimiter:
         digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
         return "{" + endpoint + "}", digest
 
-    @staticmethod
-    @functools.lru_cache(maxsize=4096)
-    def windows(
-        endpoint: str, identity: str, limits: tuple[RateLimitItem, ...]
+    def _windows_of(
+        self, endpoint: str, identity: str, limits: Sequence[RateLimitItem]
     ) -> tuple[_Window, ...]:
-        """Each limit with its storage key and expiry, built once per caller rather than per hit."""
+        """``windows``, kept for the next hit of this (endpoint, caller).
+
+        ``hit_and_claim`` looks them up by the names alone and checks they are for the same
+        limits object (an endpoint's are compiled once): hashing the limits costs more.
+        """
+        windows = self.windows(endpoint, identity, limits)
+        if len(self._windows) >= WINDOWS_CACHE_SIZE:
+            self._windows.clear()  # bounded: callers beyond it are keyed again, nothing is lost
+        self._windows[(endpoint, identity)] = (limits, windows)
+        return windows
+
+    @staticmethod
+    def windows(
+        endpoint: str, identity: str, limits: Sequence[RateLimitItem]
+    ) -> tuple[_Window, ...]:
+        """Each limit with its storage key and expiry."""
         keys = RateLimiter.identifiers(endpoint, identity)
         windows = []
         for item in limits:
@@ -305,9 +333,13 @@ class RateLimiter:
         """
         if not limits:
             return None, None
-        windows = self.windows(endpoint, identity, tuple(limits))
+        known = self._windows.get((endpoint, identity))
+        windows = known[1] if known is not None and known[0] is limits else None
+        if windows is None:
+            windows = self._windows_of(endpoint, identity, limits)
         if self._script is None:
-            return self._answer(limits, self._hit_all(self._limiter, windows)), None
+            refusal = self._hit_all(self._limiter, windows)
+            return (None if refusal is None else self._rejection(limits, refusal)), None
         domain = self._domain(endpoint)
         if not self._outages.down(domain, self._monotonic()):
             try:
@@ -321,14 +353,15 @@ class RateLimiter:
                 return self._rejection(limits, refusal), None
         return self._degraded(windows, limits), None
 
-    @staticmethod
-    def _hit_all(limiter: MovingWindowRateLimiter, windows: tuple[_Window, ...]) -> _Refusal | None:
+    def _hit_all(
+        self, limiter: MovingWindowRateLimiter, windows: tuple[_Window, ...]
+    ) -> _Refusal | None:
         # In memory. MovingWindowRateLimiter.hit is key_for() plus the storage's
         # acquire_entry(); the key is built once per caller (windows), so a hit is the storage
         # call alone; the first limit exceeded stops the count (as in the Redis script).
-        storage = cast(MovingWindowSupport, limiter.storage)
+        storage = limiter.storage
         for window in windows:
-            if not storage.acquire_entry(window.key, window.item.amount, window.expiry):
+            if not self._acquire(storage, window.key, window.item.amount, window.expiry):
                 reset_at, _ = limiter.get_window_stats(window.item, *window.identifiers)
                 return _Refusal(window.item, reset_at)
         return None

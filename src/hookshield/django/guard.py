@@ -236,11 +236,12 @@ def _body_reader(request: HttpRequest) -> Callable[[int], bytes]:
     the input terminated (``wsgi.input_terminated``, gunicorn among them): it is then read
     there, up to ``MAX_BODY`` + 1 bytes like any other. (ASGI hands Django the whole body.)
     """
+    if request.META.get("CONTENT_LENGTH"):
+        return request.read
     environ = getattr(request, "environ", None)
     if (
         isinstance(environ, dict)
         and environ.get("wsgi.input_terminated")
-        and not request.META.get("CONTENT_LENGTH")
         and not request._read_started  # type: ignore[attr-defined]
         and hasattr(environ.get("wsgi.input"), "read")
     ):

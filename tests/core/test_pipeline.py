@@ -8,7 +8,7 @@ import time
 import pytest
 
 from hookshield.core.errors import Code, Rejection
-from hookshield.core.pipeline import Endpoint, Guard, Webhook
+from hookshield.core.pipeline import Endpoint, Guard, Webhook, accepted_webhook
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust, parse_networks
 from hookshield.core.ratelimit import RateLimiter, parse_rates
@@ -177,3 +177,18 @@ def test_a_claim_made_with_the_rate_count_is_given_back_whatever_happens_next(
         joint.check(dataclasses.replace(inbound, read=broken), unique)
     assert isinstance(joint.check(inbound, unique), Webhook)  # the id was given back
     assert isinstance(joint.check(from_proxy(pki.allowed.certificate, **signed), unique), Rejection)
+
+
+def test_an_accepted_webhook_is_the_frozen_dataclass_its_init_makes(pki: TestPki) -> None:
+    identity = guard(pki).verifier.verify(
+        build_source("nginx").take(from_proxy(pki.allowed.certificate))  # type: ignore[arg-type]
+    )
+    assert not isinstance(identity, Rejection)
+    values = ("payments", identity.identity, ALLOWED, False, {"a": 1}, b'{"a": 1}', "msg_1")
+    made = accepted_webhook(*values)
+    assert made == Webhook(*values)
+    assert dataclasses.astuple(made) == dataclasses.astuple(Webhook(*values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.delivery_id = "msg_2"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="shorter"):
+        accepted_webhook(*values[:-1])  # a field left out is an error, never a missing attribute

@@ -16,6 +16,11 @@ from hookshield.core.errors import (
 )
 from hookshield.core.sources import HEADER_SOURCES, Inbound, build_source, meta_key
 from hookshield.core.sources.asgi_tls import NoTlsChannel
+from hookshield.core.sources.base import (
+    DECODE_CACHE_MAX_TEXT,
+    DECODE_CACHE_SIZE,
+    HeaderSource,
+)
 from hookshield.core.sources.base import Inbound as BaseInbound
 from hookshield.pki import encodings
 from tests.conftest import TestPki, der
@@ -60,6 +65,35 @@ def test_nginx_without_certificate(pki: TestPki) -> None:
     assert source.take(inbound({"X-SSL-Client-Verify": "NONE"})) is None
     assert source.take(inbound({"X-SSL-Client-Cert": "", "X-SSL-Client-Verify": "NONE"})) is None
     assert source.take(inbound()) is None
+
+
+def test_what_headers_make_is_kept_per_exact_values_and_bounded(pki: TestPki) -> None:
+    source = build_source("nginx")
+    assert isinstance(source, HeaderSource)
+    allowed = nginx(pki.allowed.certificate)
+    assert source.take(allowed) is source.take(allowed)  # decoded once
+    # The verdict is part of what is kept: the same certificate, refused by the proxy, is refused.
+    with pytest.raises(ProxyVerifyError):
+        source.take(nginx(pki.allowed.certificate, verdict="FAILED:certificate revoked"))
+    with pytest.raises(ProxyVerifyError):
+        source.take(nginx(pki.allowed.certificate, verdict=None))
+    # A refusal is not kept (it would be refused again whatever the cache held) ...
+    garbage = inbound({"X-SSL-Client-Cert": "not-a-certificate", "X-SSL-Client-Verify": "SUCCESS"})
+    for _ in range(2):
+        with pytest.raises(CertificateParseError):
+            source.take(garbage)
+    # ... nor a value above DECODE_CACHE_MAX_TEXT, and distinct values never grow it past its size.
+    escaped = encodings.nginx_escaped(pki.allowed.certificate)
+    padded = " " * DECODE_CACHE_MAX_TEXT + escaped
+    assert leaf_of(
+        source.take(inbound({"X-SSL-Client-Cert": padded, "X-SSL-Client-Verify": "SUCCESS"}))
+    )
+    assert all(len(values[0]) < DECODE_CACHE_MAX_TEXT for values in source._taken)
+    for spaces in range(DECODE_CACHE_SIZE + 5):
+        source.take(
+            inbound({"X-SSL-Client-Cert": " " * spaces + escaped, "X-SSL-Client-Verify": "SUCCESS"})
+        )
+        assert len(source._taken) <= DECODE_CACHE_SIZE
 
 
 @pytest.mark.parametrize(

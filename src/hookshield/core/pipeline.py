@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from limits import RateLimitItem
@@ -59,7 +59,7 @@ class Endpoint:
     signatures: SignatureVerifier | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Webhook:
     """An accepted delivery: it passed every step. The view receives it as ``request.webhook``.
 
@@ -81,6 +81,21 @@ class Webhook:
     json: Any = None
     body: bytes = b""
     delivery_id: str | None = None
+
+
+_WEBHOOK_FIELDS = tuple(f.name for f in fields(Webhook))
+
+
+def accepted_webhook(*values: Any) -> Webhook:
+    """``Webhook(*values)`` at a third of the cost, on every accepted delivery.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (about
+    1 µs for these seven); this fills the new instance's ``__dict__`` in one C call instead.
+    The instance is the same: frozen, equal to ``Webhook(*values)``, all fields set (``strict``).
+    """
+    accepted = object.__new__(Webhook)
+    accepted.__dict__.update(zip(_WEBHOOK_FIELDS, values, strict=True))
+    return accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +269,9 @@ class Guard:
         if isinstance(accepted, Rejection):
             return accepted
         document, body, delivery_id = accepted
-        return Webhook(name, identity, matched, verified.long_lived, document, body, delivery_id)
+        return accepted_webhook(
+            name, identity, matched, verified.long_lived, document, body, delivery_id
+        )
 
     def _read_and_verify(
         self, inbound: Inbound, endpoint: Endpoint, claimed: bool | None

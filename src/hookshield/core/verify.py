@@ -133,13 +133,18 @@ class Verifier:
         generation = self._revocation.generation if self._revocation is not None else 0
         key = chain.digests
         now = self._clock()
-        with self._lock:
-            entry = self._cache.get(key)
-            if entry is not None:
-                if entry.expires_at > now and entry.generation == generation:
-                    self._cache.move_to_end(key)
-                    return entry.result
-                del self._cache[key]
+        # A hit takes no lock: each OrderedDict operation is atomic, and an entry another thread
+        # evicts between the two lines below was still a valid verdict when it was read.
+        entry = self._cache.get(key)
+        if entry is not None and entry.expires_at > now and entry.generation == generation:
+            try:  # noqa: SIM105 (contextlib.suppress is a Python-level context manager: slower)
+                self._cache.move_to_end(key)
+            except KeyError:
+                pass
+            return entry.result
+        if entry is not None:
+            with self._lock:
+                self._cache.pop(key, None)
         result, expires_at = self._verify_uncached(chain, now)
         with self._lock:
             self._cache[key] = _Entry(result, expires_at, generation)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -112,11 +111,11 @@ class HeaderSource(ABC):
         self._cert_key = meta_key(self.cert_header)
         self._verify_key = meta_key(self.verify_header) if self.verify_header else None
         self._chain_key = meta_key(chain_header) if chain_header else None
-        # The same proxy forwards the same few certificates over and over: decoding a header
-        # value (percent-decoding, base64, hashing) is done once per distinct value. Parse
-        # errors are not cached; values above DECODE_CACHE_MAX_TEXT bypass the cache, which
-        # bounds its memory.
-        self._present_cached = functools.lru_cache(maxsize=DECODE_CACHE_SIZE)(self._present)
+        # The same proxy forwards the same few certificates over and over: what the headers'
+        # values make (checked, percent-decoded, base64, hashed) is kept per distinct values,
+        # as they came. Refusals are not kept; values above DECODE_CACHE_MAX_TEXT are not
+        # either, and the cache is emptied when full, which bounds its memory.
+        self._taken: dict[tuple[Any, Any, Any], PresentedChain | None] = {}
 
     def meta_keys(self) -> tuple[str, ...]:
         return tuple(k for k in (self._cert_key, self._verify_key, self._chain_key) if k)
@@ -131,6 +130,24 @@ class HeaderSource(ABC):
         return value.strip()
 
     def take(self, inbound: Inbound) -> PresentedChain | None:
+        meta, verify_key, chain_key = inbound.meta, self._verify_key, self._chain_key
+        values = (
+            meta.get(self._cert_key),
+            meta.get(verify_key) if verify_key else None,
+            meta.get(chain_key) if chain_key else None,
+        )
+        try:
+            return self._taken[values]
+        except (KeyError, TypeError):  # not seen yet, or not text (refused below)
+            pass
+        chain = self._take(inbound)
+        if len(self._taken) >= DECODE_CACHE_SIZE:
+            self._taken.clear()
+        if sum(len(value) for value in values if value is not None) <= DECODE_CACHE_MAX_TEXT:
+            self._taken[values] = chain
+        return chain
+
+    def _take(self, inbound: Inbound) -> PresentedChain | None:
         raw = self.header(inbound, self._cert_key, self.cert_header)
         verdict = self.header(inbound, self._verify_key, self.verify_header)
         if not raw:
@@ -140,9 +157,7 @@ class HeaderSource(ABC):
         if self.single_value and "," in raw:
             raise CertificateParseError(f"{self.cert_header} holds several values")
         chain_raw = self.header(inbound, self._chain_key, self.chain_header) or ""
-        if len(raw) + len(chain_raw) > DECODE_CACHE_MAX_TEXT:
-            return self._present(raw, chain_raw)
-        return self._present_cached(raw, chain_raw)
+        return self._present(raw, chain_raw)
 
     def _check_verdict(self, verdict: str | None) -> None:
         """A certificate is believed only with the terminator's "verified" (if it sends one)."""

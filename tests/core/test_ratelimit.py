@@ -205,6 +205,39 @@ def test_memory_storage_drops_expired_entries(monkeypatch: pytest.MonkeyPatch) -
     assert len(storage.events["k"]) == 1
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_memory_storage_counts_as_limits_own_does(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    import random
+
+    import limits.storage.memory as memory
+
+    now = [1000.0]
+    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
+
+    # limits' own storage starts a sweeping timer per hit: none here, sweeps change no answer.
+    def timer(*args: object, **kwargs: object) -> SimpleNamespace:
+        return SimpleNamespace(start=lambda: None, is_alive=lambda: True)
+
+    monkeypatch.setattr(threading, "Timer", timer)
+    ours, theirs = SweptMemoryStorage(), memory.MemoryStorage()
+    draw = random.Random(seed)  # noqa: S311 (a reproducible sequence of hits)
+    answers = []
+    for _ in range(2000):
+        now[0] += draw.choice([0.0, 0.0, 0.01, 0.3, 1.0, 2.5])
+        key, limit, expiry = draw.choice("ab"), draw.randint(1, 6), draw.randint(1, 3)
+        amount = draw.randint(1, 3)
+        answer = ours.acquire_entry(key, limit, expiry, amount)
+        assert answer == theirs.acquire_entry(key, limit, expiry, amount)
+        assert ours.get_moving_window(key, limit, expiry) == theirs.get_moving_window(
+            key, limit, expiry
+        )
+        answers.append(answer)
+    assert True in answers  # both ways were taken
+    assert False in answers
+
+
 def test_memory_storage_pickles_with_its_counts() -> None:
     storage = SweptMemoryStorage()
     assert storage.acquire_entry("k", 2, 60)

@@ -25,8 +25,10 @@ __all__ = ["webhook"]
 
 View = TypeVar("View", bound=Callable[..., Any])
 Result = TypeVar("Result")
-Handler = Callable[[], HttpResponseBase]
-AsyncHandler = Callable[[], Awaitable[HttpResponseBase]]
+SyncView = Callable[..., HttpResponseBase]
+AsyncView = Callable[..., Awaitable[HttpResponseBase]]
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
 
 
 def webhook(endpoint: str) -> Callable[[View], View]:
@@ -57,13 +59,13 @@ def _guard_function(view: Callable[..., Any], endpoint: str) -> Callable[..., An
         async_view = cast(Callable[..., Awaitable[HttpResponseBase]], view)
 
         async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return await run_async(request, endpoint, lambda: async_view(request, *args, **kwargs))
+            return await run_async(request, endpoint, async_view, args, kwargs)
 
         guarded: Callable[..., Any] = guarded_async
     else:
 
         def guarded_sync(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return run_sync(request, endpoint, lambda: view(request, *args, **kwargs))
+            return run_sync(request, endpoint, view, args, kwargs)
 
         guarded = guarded_sync
     functools.update_wrapper(guarded, view)
@@ -112,14 +114,16 @@ def _guard_class(cls: type, endpoint: str) -> type:
     return cls
 
 
-def run_sync(request: HttpRequest, endpoint: str, view: Handler) -> HttpResponseBase:
+def run_sync(
+    request: HttpRequest, endpoint: str, view: SyncView, args: Args, kwargs: Kwargs
+) -> HttpResponseBase:
     """Guard, then the view; its delivery id released if it fails."""
     result = check_request(request, endpoint)
     if isinstance(result, Rejection):
         return rejection_response(result)
     request.webhook = result  # type: ignore[attr-defined]
     try:
-        response = view()
+        response = view(request, *args, **kwargs)
     except BaseException:
         release(result)
         raise
@@ -128,13 +132,15 @@ def run_sync(request: HttpRequest, endpoint: str, view: Handler) -> HttpResponse
     return response
 
 
-async def run_async(request: HttpRequest, endpoint: str, view: AsyncHandler) -> HttpResponseBase:
+async def run_async(
+    request: HttpRequest, endpoint: str, view: AsyncView, args: Args, kwargs: Kwargs
+) -> HttpResponseBase:
     """``run_sync`` for async views: the guard's network steps run off the event loop."""
     result = await _off_the_loop(check_request, request, endpoint)
     if isinstance(result, Rejection):
         return rejection_response(result)
     request.webhook = result  # type: ignore[attr-defined]
-    return await _released_on_failure_async(view(), result)
+    return await _released_on_failure_async(view(request, *args, **kwargs), result)
 
 
 async def _released_on_failure_async(

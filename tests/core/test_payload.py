@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -82,6 +83,36 @@ def test_reading_stops_one_byte_past_the_limit() -> None:
     assert refused.code is Code.BODY_TOO_LARGE
     assert endless.asked == 1025
     assert read_body(io.BytesIO(b"x" * 1024).read, 1024) == b"x" * 1024
+
+
+def test_a_declared_body_is_read_in_one_call_and_never_past_the_limit() -> None:
+    calls: list[int] = []
+
+    def reader(data: bytes, step: int) -> Callable[[int], bytes]:
+        stream = io.BytesIO(data)
+
+        def read(size: int) -> bytes:
+            calls.append(size)
+            return stream.read(min(size, step))
+
+        return read
+
+    assert read_body(reader(b"x" * 70, 1024), 1024, declared=70) == b"x" * 70
+    assert calls == [70]  # the whole declared body, and no read to hear its end
+    calls.clear()
+    # Short reads (a slow client): read on until the declared length is in.
+    assert read_body(reader(b"x" * 70, 30), 1024, declared=70) == b"x" * 70
+    assert calls == [70, 70, 70]
+    calls.clear()
+    # A body shorter than declared (the client lied or left) ends where the stream does.
+    assert read_body(reader(b"x" * 10, 1024), 1024, declared=70) == b"x" * 10
+    calls.clear()
+    # An endless stream behind a declared length never makes it read past MAX_BODY + 1.
+    refused = read_body(Endless().read, 1024, declared=None)
+    assert isinstance(refused, Rejection)
+    endless = Endless()
+    assert read_body(endless.read, 1024, declared=1024) == b"x" * 1024
+    assert endless.asked == 1024
 
 
 def test_a_client_gone_mid_body_is_a_400_not_an_error() -> None:

@@ -122,10 +122,10 @@ class InputRules:
             return _refuse(Code.UNSUPPORTED_MEDIA_TYPE, "the charset must be utf-8")
         length = None
         if content_length:
-            try:
-                length = int(content_length)
-            except ValueError:
+            # Digits only: int() would also take a sign, spaces, underscores and other scripts.
+            if not (content_length.isascii() and content_length.isdigit()):
                 return _refuse(Code.MALFORMED_BODY, "Content-Length is not a number")
+            length = int(content_length)
             if length > self.max_body:
                 return _refuse(
                     Code.BODY_TOO_LARGE, f"Content-Length {length} exceeds MAX_BODY {self.max_body}"
@@ -191,11 +191,9 @@ def read_body(
     """
     chunks: list[bytes] = []
     total = 0
-    # A declared body within the limit is asked for whole (one call, usually); others in chunks.
-    want = declared if declared is not None and 0 < declared <= max_body else CHUNK
     while True:
         try:
-            chunk = read(min(want, max_body + 1 - total))
+            chunk = read(min(CHUNK, max_body + 1 - total))
         except OSError:  # the client went away mid-body (Django: UnreadablePostError)
             return _refuse(Code.MALFORMED_BODY, "the body could not be read to its end")
         if not chunk:

@@ -164,14 +164,6 @@ def log_result(
             write_decision(endpoint, "rejected", result.code, result.reason, identity, peer, level)
 
 
-@dataclass(slots=True)
-class _Trace:
-    """What the steps learned on the way, for the decision record (also on a refusal)."""
-
-    chain: PresentedChain | None = None
-    identity: ClientIdentity | None = None
-
-
 class Guard:
     """Framework-free: adapters build an ``Inbound`` and turn the result into a response."""
 
@@ -206,23 +198,19 @@ class Guard:
 
     def check(self, inbound: Inbound, endpoint: str) -> Webhook | Rejection:
         """Run every step for ``endpoint`` and record the decision."""
-        trace = _Trace()
         if not self.observers:
             # Nobody to hand a Decision to: its line alone (a frozen dataclass costs about 1 µs).
-            result = self._steps(inbound, endpoint, trace)
-            log_result(endpoint, result, inbound.peer, trace.identity, self.accepted_level)
+            result, _, identity = self._steps(inbound, endpoint)
+            log_result(endpoint, result, inbound.peer, identity, self.accepted_level)
             return result
         started = time.perf_counter()
-        result = self._steps(inbound, endpoint, trace)
-        decision = Decision(
-            endpoint,
-            result,
-            inbound,
-            trace.chain,
-            trace.identity,
-            time.perf_counter() - started,
+        result, chain, identity = self._steps(inbound, endpoint)
+        elapsed = time.perf_counter() - started
+        record(
+            Decision(endpoint, result, inbound, chain, identity, elapsed),
+            self.observers,
+            self.accepted_level,
         )
-        record(decision, self.observers, self.accepted_level)
         return result
 
     def release(self, accepted: Webhook) -> None:
@@ -241,25 +229,28 @@ class Guard:
                 endpoint,
             )
 
-    def _steps(self, inbound: Inbound, name: str, trace: _Trace) -> Webhook | Rejection:
+    def _steps(
+        self, inbound: Inbound, name: str
+    ) -> tuple[Webhook | Rejection, PresentedChain | None, ClientIdentity | None]:
+        """The decision, with the certificate and identity as far as the steps got (for the
+        record, also of a refusal)."""
         endpoint = self.endpoints.get(name)
         if endpoint is None:
-            return unknown_endpoint(name)
+            return unknown_endpoint(name), None, None
         chain = self.take_certificate(inbound)
         if isinstance(chain, Rejection):
-            return chain
-        trace.chain = chain
+            return chain, None, None
         verified = self.verify(chain)
         if isinstance(verified, Rejection):
-            return verified
-        identity = trace.identity = verified.identity
+            return verified, chain, None
+        identity = verified.identity
         matched = self.authorize(endpoint, identity)
         if isinstance(matched, Rejection):
-            return matched
-        claim = self.early_claim(endpoint, inbound.meta)
+            return matched, chain, identity
+        claim = self.early_claim(endpoint, inbound.meta) if self._joint else None
         refused, claimed = self.throttle_and_claim(endpoint, matched, claim)
         if refused is not None:
-            return refused
+            return refused, chain, identity
         accepted: tuple[Any, bytes, str | None] | Rejection | None = None
         try:
             accepted = self._read_and_verify(inbound, endpoint, claimed)
@@ -267,11 +258,12 @@ class Guard:
             if claim is not None and claimed and not isinstance(accepted, tuple):
                 self._give_back(claim[0], name)  # held for a delivery that did not verify
         if isinstance(accepted, Rejection):
-            return accepted
+            return accepted, chain, identity
         document, body, delivery_id = accepted
-        return accepted_webhook(
+        webhook = accepted_webhook(
             name, identity, matched, verified.long_lived, document, body, delivery_id
         )
+        return webhook, chain, identity
 
     def _read_and_verify(
         self, inbound: Inbound, endpoint: Endpoint, claimed: bool | None

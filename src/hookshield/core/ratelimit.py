@@ -267,9 +267,12 @@ class RateLimiter:
     ) -> tuple[_Window, ...]:
         """``windows``, kept for the next hit of this (endpoint, caller).
 
-        ``hit_and_claim`` looks them up by the names alone and checks they are for the same
-        limits object (an endpoint's are compiled once): hashing the limits costs more.
+        Looked up by the names alone, then checked to be for the same limits object (an
+        endpoint's are compiled once): hashing the limits themselves costs more.
         """
+        known = self._windows.get((endpoint, identity))
+        if known is not None and known[0] is limits:
+            return known[1]
         windows = self.windows(endpoint, identity, limits)
         if len(self._windows) >= WINDOWS_CACHE_SIZE:
             self._windows.clear()  # bounded: callers beyond it are keyed again, nothing is lost
@@ -354,13 +357,9 @@ class RateLimiter:
         """
         if not limits:
             return None, None
-        known = self._windows.get((endpoint, identity))
-        windows = known[1] if known is not None and known[0] is limits else None
-        if windows is None:
-            windows = self._windows_of(endpoint, identity, limits)
+        windows = self._windows_of(endpoint, identity, limits)
         if self._script is None:
-            refusal = self._hit_all(self._limiter, windows)
-            return (None if refusal is None else self._rejection(limits, refusal)), None
+            return self._answer(limits, self._hit_all(self._limiter, windows)), None
         domain = self._domain(endpoint)
         if not self._outages.down(domain, self._monotonic()):
             try:

@@ -26,7 +26,7 @@ class ApacheSource(HeaderSource):
     verified_values = frozenset({"SUCCESS"})
     absent_values = frozenset({"NONE"})
 
-    def header(self, inbound: Inbound, key: str | None, name: str | None) -> str | None:
+    def header(self, inbound: Inbound, key: str, name: str) -> str | None:
         value = super().header(inbound, key, name)
         return None if value == _UNSET else value
 

@@ -120,13 +120,13 @@ class HeaderSource(ABC):
     def meta_keys(self) -> tuple[str, ...]:
         return tuple(k for k in (self._cert_key, self._verify_key, self._chain_key) if k)
 
-    def header(self, inbound: Inbound, key: str | None, name: str | None) -> str | None:
-        value = inbound.meta.get(key) if key is not None else None
+    def header(self, inbound: Inbound, key: str, name: str) -> str | None:
+        value = inbound.meta.get(key)
         if value is None:
             return None
         if not isinstance(value, str):
             raise CertificateParseError(f"{name} is not text")
-        check_size(value, str(name))
+        check_size(value, name)
         return value.strip()
 
     def take(self, inbound: Inbound) -> PresentedChain | None:
@@ -141,22 +141,25 @@ class HeaderSource(ABC):
         except (KeyError, TypeError):  # not seen yet, or not text (refused below)
             pass
         chain = self._take(inbound)
-        if len(self._taken) >= DECODE_CACHE_SIZE:
-            self._taken.clear()
         if sum(len(value) for value in values if value is not None) <= DECODE_CACHE_MAX_TEXT:
+            if len(self._taken) >= DECODE_CACHE_SIZE:
+                self._taken.clear()
             self._taken[values] = chain
         return chain
 
     def _take(self, inbound: Inbound) -> PresentedChain | None:
         raw = self.header(inbound, self._cert_key, self.cert_header)
-        verdict = self.header(inbound, self._verify_key, self.verify_header)
+        verdict = None
+        if self._verify_key is not None and self.verify_header is not None:
+            verdict = self.header(inbound, self._verify_key, self.verify_header)
         if not raw:
             return None
-        if verdict not in self.verified_values:
-            self._check_verdict(verdict)
+        self._check_verdict(verdict)
         if self.single_value and "," in raw:
             raise CertificateParseError(f"{self.cert_header} holds several values")
-        chain_raw = self.header(inbound, self._chain_key, self.chain_header) or ""
+        chain_raw = ""
+        if self._chain_key is not None and self.chain_header is not None:
+            chain_raw = self.header(inbound, self._chain_key, self.chain_header) or ""
         return self._present(raw, chain_raw)
 
     def _check_verdict(self, verdict: str | None) -> None:

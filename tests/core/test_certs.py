@@ -4,6 +4,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from hookshield.core.certs import (
     MAX_CERTS,
@@ -16,6 +17,7 @@ from hookshield.core.certs import (
     pem_blocks,
 )
 from hookshield.core.errors import CertificateParseError
+from hookshield.pki import CertificateAuthority
 
 DATA = Path(__file__).parent.parent / "data"
 LEAF_PEM = (DATA / "reference-leaf.pem").read_text()
@@ -110,3 +112,16 @@ def test_load_chain_accepts_comments_in_bundles_and_der() -> None:
         load_chain(b"not a certificate")
     with pytest.raises(CertificateParseError):
         load_chain(base64.b64encode(der))
+
+
+def test_a_name_attribute_of_a_string_type_its_oid_forbids_is_unreadable() -> None:
+    # cryptography raises TypeError (not ValueError) for a CN encoded as a BIT STRING: found by
+    # the mutation test in test_hostile_bytes; it must be a parse error, never an exception.
+    ca = CertificateAuthority.create("bitstring test root")
+    leaf = ca.issue_client(spiffe_id="spiffe://corp.example/a", common_name="ZZbitZZ")
+    der = leaf.certificate.public_bytes(Encoding.DER)
+    utf8_cn = b"\x0c\x07ZZbitZZ"
+    assert utf8_cn in der
+    bit_string_cn = der.replace(utf8_cn, b"\x03\x07\x00ZbitZZ")
+    with pytest.raises(CertificateParseError, match="not valid DER"):
+        parse_certificates((bit_string_cn,))

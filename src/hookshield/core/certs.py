@@ -127,6 +127,7 @@ def pem_blocks(text: str, what: str) -> tuple[bytes, ...]:
 # What cryptography raises on bytes it cannot read, at load or (lazily) at a field's first read.
 _UNREADABLE = (
     ValueError,  # ASN.1 errors, bad strings (UnicodeDecodeError), bad times, bad keys
+    TypeError,  # a name attribute whose string type its OID does not allow (BitString)
     x509.InvalidVersion,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,

@@ -1,7 +1,7 @@
 """The guard's in-process cost per request, against the same view unguarded and against the stack
 users assemble today (django-ratelimit plus a DN-header check), all in one run.
 
-    .venv/bin/python bench/guard_overhead.py [--requests N] [--repeat R] [--redis URL]
+    .venv/bin/python bench/guard_overhead.py [--requests N] [--repeat R] [--redis URL] [--only TEXT]
 
 Each scenario calls a Django view N times with one request whose body stream is rewound before
 each call (the rewind is part of every scenario, the baseline included), interleaved with the
@@ -44,6 +44,7 @@ BODY = b'{"type": "payment.succeeded", "data": {"id": "pay_1", "amount": 1200}}'
 RATE = "2000/minute"
 REQUESTS = 2000
 BLOCK = 20
+ONLY = ""  # --only: the scenarios measured are those whose name contains this text
 
 
 class DiscardingHandler(logging.Handler):
@@ -96,19 +97,22 @@ def configure(directory: Path, redis_url: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def default_logging() -> Iterator[None]:
     """hookshield's loggers as a project without a LOGGING entry for them leaves them: no
-    handler of their own, records propagate to a root logger without handlers, where only the
-    standard library's last resort (WARNING) would write. Accepted deliveries' INFO lines reach
-    no handler there, so the guard builds no record for them."""
+    handler and no level of their own, so the root logger's WARNING applies and records
+    propagate to it, without handlers, where only the standard library's last resort
+    (WARNING) would write. Accepted deliveries' INFO lines are below that level, so the guard
+    builds no record for them."""
     logger = logging.getLogger("hookshield")
-    handlers, propagate = logger.handlers[:], logger.propagate
+    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
     logger.handlers.clear()
     logger.propagate = True
+    logger.setLevel(logging.NOTSET)  # the root logger's WARNING, as LOGGING leaves it
     assert not logging.getLogger().handlers
     try:
         yield
     finally:
         logger.handlers[:] = handlers
         logger.propagate = propagate
+        logger.setLevel(level)
 
 
 def hookshield_settings(directory: Path, storage: str, **extra: Any) -> dict[str, Any]:
@@ -145,18 +149,22 @@ class Timing(NamedTuple):
         return self.best / self.baseline
 
 
+def reset_limiter() -> None:
+    from hookshield.django.guard import get_guard
+
+    guard = get_guard()
+    if not isinstance(guard, Rejection):
+        guard.limiter.reset()
+
+
 def per_request(
     call: Callable[[], Any], baseline: Callable[[], Any], requests: int, repeat: int
 ) -> Timing:
     """``call`` and ``baseline`` in alternating blocks, ``repeat`` runs of ``requests`` each."""
-    from hookshield.django.guard import get_guard
-
     runs: list[tuple[float, float]] = []
     blocks = max(requests // BLOCK, 1)
     for _ in range(repeat):
-        guard = get_guard()
-        if not isinstance(guard, Rejection):
-            guard.limiter.reset()
+        reset_limiter()
         spent = [0, 0]
         for _ in range(blocks):
             for index, which in enumerate((baseline, call)):
@@ -178,7 +186,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--only", default="", help="measure only the scenarios whose name contains this text"
+    )
     args = parser.parse_args()
+    global ONLY
+    ONLY = args.only
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -324,7 +337,10 @@ def measure(
 ) -> list[tuple[str, Timing]]:
     rows = []
     for name, call, status in scenarios:
+        if ONLY not in name:
+            continue
         if status:
+            reset_limiter()
             got = call().status_code
             assert got == status, f"{name}: expected {status}, got {got}"
         rows.append((name, per_request(call, baseline, requests, repeat)))
@@ -334,8 +350,8 @@ def measure(
 def report(rows: list[tuple[str, Timing]], args: argparse.Namespace) -> None:
     best = {name: timing.best for name, timing in rows}
     stacks = {
-        "LocMem": best["django-ratelimit (LocMem) + DN-header check"],
-        "Redis": best["django-ratelimit (Redis) + DN-header check"],
+        "LocMem": best.get("django-ratelimit (LocMem) + DN-header check"),
+        "Redis": best.get("django-ratelimit (Redis) + DN-header check"),
     }
     print(
         f"hookshield guard overhead: Python {platform.python_version()}, "
@@ -350,7 +366,7 @@ def report(rows: list[tuple[str, Timing]], args: argparse.Namespace) -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, timing in rows:
         stack = stacks["Redis"] if "Redis" in name else stacks["LocMem"]
-        versus = f"{timing.best / stack:.2f}x" if name.startswith("hookshield") else ""
+        versus = f"{timing.best / stack:.2f}x" if stack and name.startswith("hookshield") else ""
         print(
             f"| {name} | {timing.best:.1f} | {timing.median:.1f} | {timing.baseline:.1f} "
             f"| {timing.added:+.1f} | {timing.ratio:.2f}x | {timing.median_ratio:.2f}x | {versus} |"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from limits import RateLimitItem
@@ -83,18 +83,30 @@ class Webhook:
     delivery_id: str | None = None
 
 
-_WEBHOOK_FIELDS = tuple(f.name for f in fields(Webhook))
+def accepted_webhook(
+    endpoint: str,
+    identity: ClientIdentity,
+    matched: str,
+    long_lived: bool,
+    document: Any,
+    body: bytes,
+    delivery_id: str | None,
+) -> Webhook:
+    """``Webhook(...)`` at a third of the cost, on every accepted delivery.
 
-
-def accepted_webhook(*values: Any) -> Webhook:
-    """``Webhook(*values)`` at a third of the cost, on every accepted delivery.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (about
-    1 µs for these seven); this fills the new instance's ``__dict__`` in one C call instead.
-    The instance is the same: frozen, equal to ``Webhook(*values)``, all fields set (``strict``).
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; this
+    stores them in the new instance's ``__dict__`` directly. The instance is the same: frozen,
+    equal to ``Webhook(...)``, every field set (a test holds the two to the same fields).
     """
     accepted = object.__new__(Webhook)
-    accepted.__dict__.update(zip(_WEBHOOK_FIELDS, values, strict=True))
+    state = accepted.__dict__
+    state["endpoint"] = endpoint
+    state["identity"] = identity
+    state["matched"] = matched
+    state["long_lived"] = long_lived
+    state["json"] = document
+    state["body"] = body
+    state["delivery_id"] = delivery_id
     return accepted
 
 

@@ -219,12 +219,14 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
 
 def inbound_of(request: HttpRequest) -> Inbound:
     """The parts of a Django request the guard reads."""
+    meta = request.META
+    # Positional: a call with keywords costs a tenth of a µs more, on every request.
     return Inbound(
-        peer=request.META.get("REMOTE_ADDR") or "",
-        meta=request.META,
-        scope=getattr(request, "scope", None),
-        method=request.method or "",
-        read=_body_reader(request),
+        meta.get("REMOTE_ADDR") or "",  # peer
+        meta,
+        getattr(request, "scope", None),
+        request.method or "",
+        _body_reader(request),  # read
     )
 
 

@@ -1,10 +1,10 @@
 """The guard: the request's fixed way through named steps, and the one record of its decision.
 
-    take_certificate -> verify -> authorize -> throttle_and_claim -> admit_input
-                     -> verify_signature -> record (log, observers)
+    take_certificate -> verify (Verifier) -> authorize -> throttle (RateLimiter.hit_and_claim)
+                     -> admit_input -> verify_signature -> record (log, observers)
 
-On a signed, rated endpoint whose replay store is the limiter's Redis, ``throttle_and_claim``
-makes the replay claim too (``early_claim``: one round trip), and ``verify_signature`` uses its
+On a signed, rated endpoint whose replay store is the limiter's Redis, the throttle step makes
+the replay claim too (``early_claim``: one round trip), and ``verify_signature`` uses its
 outcome.
 
 Each step returns a value for the next or a ``Rejection``; the first rejection ends the way.
@@ -35,7 +35,7 @@ from hookshield.core.ratelimit import RateLimiter
 from hookshield.core.replay import ReplayStore, StoreUnavailable, replay_key
 from hookshield.core.signatures import SignatureVerifier
 from hookshield.core.sources import Inbound, Source
-from hookshield.core.verify import Verified, Verifier
+from hookshield.core.verify import Verifier
 
 __all__ = [
     "Decision",
@@ -252,7 +252,7 @@ class Guard:
         chain = self.take_certificate(inbound)
         if isinstance(chain, Rejection):
             return chain, None, None
-        verified = self.verify(chain)
+        verified = self.verifier.verify(chain)  # re-verified in process, cached by fingerprint
         if isinstance(verified, Rejection):
             return verified, chain, None
         identity = verified.identity
@@ -260,7 +260,8 @@ class Guard:
         if isinstance(matched, Rejection):
             return matched, chain, identity
         claim = self.early_claim(endpoint, inbound.meta) if self._joint else None
-        refused, claimed = self.throttle_and_claim(endpoint, matched, claim)
+        # The endpoint's RATE for the matched identity, with the early claim in the same trip.
+        refused, claimed = self.limiter.hit_and_claim(name, matched, endpoint.rates, claim)
         if refused is not None:
             return refused, chain, identity
         accepted: tuple[Any, bytes, str | None] | Rejection | None = None
@@ -284,6 +285,8 @@ class Guard:
         if isinstance(payload, Rejection):
             return payload
         document, body = payload
+        if endpoint.signatures is None:
+            return document, body, None
         delivery_id = self.verify_signature(inbound.meta, endpoint, body, claimed=claimed)
         if isinstance(delivery_id, Rejection):
             return delivery_id
@@ -306,10 +309,6 @@ class Guard:
         if chain is None:
             return Rejection(Code.CLIENT_CERT_MISSING, "no client certificate presented")
         return chain
-
-    def verify(self, chain: PresentedChain) -> Verified | Rejection:
-        """Re-verify the chain in process (cached by fingerprint)."""
-        return self.verifier.verify(chain)
 
     @staticmethod
     def authorize(endpoint: Endpoint, identity: ClientIdentity) -> str | Rejection:
@@ -335,13 +334,6 @@ class Guard:
         if delivery_id is None:
             return None
         return replay_key(endpoint.name, delivery_id), 2 * signatures.tolerance
-
-    def throttle_and_claim(
-        self, endpoint: Endpoint, matched: str, claim: tuple[str, int] | None
-    ) -> tuple[Rejection | None, bool | None]:
-        """The endpoint's RATE for the matched identity, with the ``early_claim`` in the same
-        round trip when there is one."""
-        return self.limiter.hit_and_claim(endpoint.name, matched, endpoint.rates, claim)
 
     @staticmethod
     def admit_input(inbound: Inbound, rules: InputRules) -> tuple[Any, bytes] | Rejection:

@@ -169,6 +169,30 @@ def test_hostile_json_is_refused_with_400(body: bytes, fragment: str) -> None:
     assert fragment in refused.message  # input reasons are shown to the sender
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        ' \t\r\n{"a": 1}\n ',  # JSON whitespace around the document is allowed
+        '{"a": 1} x',  # extra data: its position, after the whitespace that precedes it
+        '{"a": 1}\n\n{"b": 2}',
+        '  {"a": 1',  # truncated: positions count the leading whitespace
+        '[1, \n',  # truncated after whitespace: the end of the body
+        '\x0c{"a": 1}',  # form feed and other Unicode spaces are not JSON whitespace
+        '{"a": 1}\u00a0',
+        "   ",
+    ],
+)
+def test_whitespace_and_error_positions_are_the_json_modules(text: str) -> None:
+    """The guard skips JSON's whitespace itself: it must accept and place errors exactly as
+    json.loads does."""
+    document, refused = parse(text.encode())
+    try:
+        expected: tuple[Any, str | None] = (json.loads(text), None)
+    except json.JSONDecodeError as exc:
+        expected = (None, f"body is not valid JSON at char {exc.pos}")
+    assert (document, refused and refused.reason) == expected
+
+
 def test_colons_in_values_do_not_count_as_keys_but_repeats_are_still_refused() -> None:
     # More colons than MAX_JSON_KEYS: the parser that counts keys exactly takes over.
     rules = InputRules(max_body=10**6, max_depth=4, max_keys=3)

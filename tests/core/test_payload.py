@@ -176,7 +176,7 @@ def test_hostile_json_is_refused_with_400(body: bytes, fragment: str) -> None:
         '{"a": 1} x',  # extra data: its position, after the whitespace that precedes it
         '{"a": 1}\n\n{"b": 2}',
         '  {"a": 1',  # truncated: positions count the leading whitespace
-        '[1, \n',  # truncated after whitespace: the end of the body
+        "[1, \n",  # truncated after whitespace: the end of the body
         '\x0c{"a": 1}',  # form feed and other Unicode spaces are not JSON whitespace
         '{"a": 1}\u00a0',
         "   ",

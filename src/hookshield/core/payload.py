@@ -176,8 +176,8 @@ class InputRules:
             if end != len(document_text):
                 extra = document_text[end:].lstrip(_JSON_SPACE)
                 if extra:
-                    where = len(document_text) - len(extra)
-                    raise json.JSONDecodeError("Extra data", document_text, where)
+                    at = len(document_text) - len(extra)
+                    raise json.JSONDecodeError("Extra data", document_text, at)
             return document, None
         except RecursionError:
             return None, _refuse(Code.MALFORMED_BODY, "JSON nesting exceeds the parser's limit")

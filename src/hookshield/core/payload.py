@@ -165,9 +165,11 @@ class InputRules:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             return None, _refuse(Code.MALFORMED_BODY, f"body is not UTF-8 (byte {exc.start})")
-        # Keys cannot outnumber the body's colons: below the limit the shared decoder, which only
-        # refuses repeated keys, does; above it, a decoder of its own counts them.
-        decoder = _DECODER if body.count(b":") <= self.max_keys else _counting(self.max_keys)
+        # Keys cannot outnumber the body's colons, nor a third of its bytes (two quotes and a
+        # colon each): below the limit the shared decoder, which only refuses repeated keys,
+        # does; above it, a decoder of its own counts them.
+        many = len(body) > 3 * self.max_keys and body.count(b":") > self.max_keys
+        decoder = _counting(self.max_keys) if many else _DECODER
         # JSON's whitespace is these four characters (str.strip() alone would take more); skipping
         # it and checking the end here spares decode()'s two regular-expression matches.
         document_text = text.lstrip(_JSON_SPACE)

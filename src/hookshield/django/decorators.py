@@ -2,7 +2,7 @@
 
 The one adapter between Django's views and the core guard: function views (sync and async),
 class-based views (decorate the class, or its ``dispatch`` with ``method_decorator``) and Django
-REST framework views and viewsets (decorate the class) all go through the same two functions
+REST framework views and viewsets (decorate the class) all go through the same two wrappers
 below, so every protection answers the same way on every kind of view.
 """
 
@@ -55,19 +55,9 @@ def webhook(endpoint: str) -> Callable[[View], View]:
 
 
 def _guard_function(view: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
-    if _is_async(view):
-        async_view = cast(Callable[..., Awaitable[HttpResponseBase]], view)
-
-        async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return await run_async(request, endpoint, async_view, args, kwargs)
-
-        guarded: Callable[..., Any] = guarded_async
-    else:
-
-        def guarded_sync(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return run_sync(request, endpoint, view, args, kwargs)
-
-        guarded = guarded_sync
+    guarded: Callable[..., Any] = (
+        _guarded_async(view, endpoint) if _is_async(view) else _guarded_sync(view, endpoint)
+    )
     functools.update_wrapper(guarded, view)
     # Set after update_wrapper, which copies the view's __dict__ (DRF's cls and initkwargs,
     # Django's view_class) over ours.
@@ -114,33 +104,37 @@ def _guard_class(cls: type, endpoint: str) -> type:
     return cls
 
 
-def run_sync(
-    request: HttpRequest, endpoint: str, view: SyncView, args: Args, kwargs: Kwargs
-) -> HttpResponseBase:
-    """Guard, then the view; its delivery id released if it fails."""
-    result = check_request(request, endpoint)
-    if isinstance(result, Rejection):
-        return rejection_response(result)
-    request.webhook = result  # type: ignore[attr-defined]
-    try:
-        response = view(request, *args, **kwargs)
-    except BaseException:
-        release(result)
-        raise
-    if response.status_code >= 500:
-        release(result)
-    return response
+def _guarded_sync(view: SyncView, endpoint: str) -> SyncView:
+    def guarded_sync(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """Guard, then the view; its delivery id released if it fails."""
+        # The guard's steps inline here rather than in a helper: a call level fewer on every
+        # request.
+        result = check_request(request, endpoint)
+        if isinstance(result, Rejection):
+            return rejection_response(result)
+        request.webhook = result  # type: ignore[attr-defined]
+        try:
+            response = view(request, *args, **kwargs)
+        except BaseException:
+            release(result)
+            raise
+        if response.status_code >= 500:
+            release(result)
+        return response
+
+    return guarded_sync
 
 
-async def run_async(
-    request: HttpRequest, endpoint: str, view: AsyncView, args: Args, kwargs: Kwargs
-) -> HttpResponseBase:
-    """``run_sync`` for async views: the guard's network steps run off the event loop."""
-    result = await _off_the_loop(check_request, request, endpoint)
-    if isinstance(result, Rejection):
-        return rejection_response(result)
-    request.webhook = result  # type: ignore[attr-defined]
-    return await _released_on_failure_async(view(request, *args, **kwargs), result)
+def _guarded_async(view: AsyncView, endpoint: str) -> AsyncView:
+    async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """``guarded_sync`` for async views: the guard's network steps run off the event loop."""
+        result = await _off_the_loop(check_request, request, endpoint)
+        if isinstance(result, Rejection):
+            return rejection_response(result)
+        request.webhook = result  # type: ignore[attr-defined]
+        return await _released_on_failure_async(view(request, *args, **kwargs), result)
+
+    return guarded_async
 
 
 async def _released_on_failure_async(

@@ -27,8 +27,6 @@ View = TypeVar("View", bound=Callable[..., Any])
 Result = TypeVar("Result")
 SyncView = Callable[..., HttpResponseBase]
 AsyncView = Callable[..., Awaitable[HttpResponseBase]]
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 def webhook(endpoint: str) -> Callable[[View], View]:

@@ -285,9 +285,12 @@ class Guard:
         if isinstance(payload, Rejection):
             return payload
         document, body = payload
-        if endpoint.signatures is None:
+        signatures = endpoint.signatures
+        if signatures is None:
             return document, body, None
-        delivery_id = self.verify_signature(inbound.meta, endpoint, body, claimed=claimed)
+        delivery_id = self.verify_signature(
+            inbound.meta, endpoint.name, signatures, body, claimed=claimed
+        )
         if isinstance(delivery_id, Rejection):
             return delivery_id
         return document, body, delivery_id
@@ -353,18 +356,17 @@ class Guard:
     def verify_signature(
         self,
         meta: Mapping[str, Any],
-        endpoint: Endpoint,
+        name: str,
+        signatures: SignatureVerifier,
         body: bytes,
         *,
         claimed: bool | None = None,
-    ) -> str | Rejection | None:
+    ) -> str | Rejection:
         """A matching signature in time, then a first-time delivery id (signed endpoints).
 
         ``claimed``: the outcome of the claim already made with the rate count, if it was.
         """
-        if endpoint.signatures is None:
-            return None
-        delivery_id = endpoint.signatures.verify(meta, body)
+        delivery_id = signatures.verify(meta, body)
         if isinstance(delivery_id, Rejection):
             return delivery_id
         if self.replay is None:
@@ -372,9 +374,7 @@ class Guard:
         first = claimed
         if first is None:
             try:
-                first = self.replay.claim(
-                    replay_key(endpoint.name, delivery_id), 2 * endpoint.signatures.tolerance
-                )
+                first = self.replay.claim(replay_key(name, delivery_id), 2 * signatures.tolerance)
             except StoreUnavailable as exc:
                 return Rejection(Code.REPLAY_STORE_UNAVAILABLE, str(exc))
         if not first:

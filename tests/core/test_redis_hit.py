@@ -8,10 +8,10 @@ from typing import Any, cast
 import pytest
 import redis
 
-from hookshield.core.redis_hit import RedisHit, WindowKey
+from hookshield.core.redis_hit import SCRIPTS_KEPT, RedisHit, WindowKey
 from hookshield.core.redis_topology import open_storage
 
-START = 1_764_690_000.25  # a realistic epoch with a fraction: both sides format it alike
+START = 1_764_690_000.25  # a realistic epoch with a fraction
 # Instants (s after START) around the edges of a 3-per-10 s and a 2-per-1 s window.
 INSTANTS = [0, 0.1, 0.5, 1.2, 1.3, 1.31, 2.0, 9.99, 10.0, 10.1, 10.5, 11.3, 11.4, 20.0, 20.0]
 
@@ -21,6 +21,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [START]
     monkeypatch.setattr(time, "time", lambda: now[0])  # what limits and the script both read
     return now
+
+
+def entries(client: redis.Redis, key: str) -> list[float]:
+    """A window's timestamps as numbers: the script pushes the client's text of the timestamp,
+    limits' script Lua's (``1764690000.35`` against ``1764690000.3499999``, the same double)."""
+    return [float(entry) for entry in cast(list[bytes], client.lrange(f"hookshield:{key}", 0, -1))]
 
 
 def test_one_window_accepts_refuses_and_resets_as_limits_does(
@@ -38,9 +44,7 @@ def test_one_window_accepts_refuses_and_resets_as_limits_does(
         if not accepted:
             start, count = storage.get_moving_window(theirs, 3, 10)
             assert (hit.reset_at, count) == (start + 10, 3), at
-        assert client.lrange(f"hookshield:{ours}", 0, -1) == client.lrange(
-            f"hookshield:{theirs}", 0, -1
-        )
+        assert entries(client, ours) == entries(client, theirs)
         assert client.ttl(f"hookshield:{ours}") == client.ttl(f"hookshield:{theirs}")
 
 
@@ -64,9 +68,7 @@ def test_several_windows_stop_at_the_first_refusal_as_one_call_each_does(
         )
         assert hit.refused == refused, at
     for n, _ in limits:
-        assert client.lrange(f"hookshield:{unique}/ours/{n}", 0, -1) == client.lrange(
-            f"hookshield:{unique}/l/{n}", 0, -1
-        )
+        assert entries(client, f"{unique}/ours/{n}") == entries(client, f"{unique}/l/{n}")
 
 
 def test_the_claim_is_made_only_when_every_limit_admits(redis_url: str, unique: str) -> None:
@@ -82,3 +84,27 @@ def test_the_claim_is_made_only_when_every_limit_admits(redis_url: str, unique: 
     assert script(wide, (f"{unique}/c", 120)).claimed is True
     assert script(wide, (f"{unique}/c", 120)).claimed is False
     assert script(wide).claimed is None
+    assert script(wide, (f"{unique}/d", 30)).claimed is True  # the TTL is the shape's own
+    assert 0 < cast(Any, client.ttl(f"{unique}/d")) <= 30 < cast(Any, client.ttl(f"{unique}/c"))
+
+
+def test_a_window_of_no_requests_refuses_and_counts_nothing_after_it(
+    redis_url: str, unique: str, clock: list[float]
+) -> None:
+    storage = open_storage(redis_url, "RATE_LIMIT_STORAGE")
+    script = RedisHit(storage)
+    client = redis.Redis.from_url(redis_url)
+    hit = script([WindowKey(f"{unique}/open", 5, 10), WindowKey(f"{unique}/shut", 0, 10)])
+    assert (hit.refused, hit.reset_at) == (1, START + 10)
+    assert not storage.acquire_entry(f"{unique}/limits", 0, 10)  # as limits answers
+    assert entries(client, f"{unique}/open") == [START]  # the limit before it keeps the hit
+    assert not client.exists(f"hookshield:{unique}/shut")
+
+
+def test_each_shape_has_its_script_and_their_number_is_bounded(redis_url: str, unique: str) -> None:
+    script = RedisHit(open_storage(redis_url, "RATE_LIMIT_STORAGE"))
+    for limit in range(1, SCRIPTS_KEPT + 3):
+        assert script([WindowKey(f"{unique}/{limit}", limit, 60)]).refused is None
+    assert 0 < len(script._scripts) <= SCRIPTS_KEPT
+    refused = script([WindowKey(f"{unique}/1", 1, 60)])  # dropped from the cache, made again
+    assert refused.refused == 0

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 import django
 from django.conf import settings
+from django.http import HttpResponse
 
 from hookshield.core.errors import Rejection
 
@@ -132,6 +133,49 @@ def hookshield_settings(directory: Path, storage: str, **extra: Any) -> dict[str
 urlpatterns: list[Any] = []
 
 
+def plain_view(request: Any) -> HttpResponse:
+    json.loads(request.body)
+    return HttpResponse(status=204)
+
+
+def guarded_view(request: Any) -> HttpResponse:
+    assert request.webhook.json is not None
+    return HttpResponse(status=204)
+
+
+def make_request(certs: dict[str, Any], cert: str, peer: str = "127.0.0.1") -> Any:
+    """A POST of BODY with ``cert`` as nginx forwards it, from ``peer``."""
+    from django.test import RequestFactory
+
+    from hookshield.pki import encodings
+
+    issued = certs[cert].certificate
+    return RequestFactory().post(
+        "/hooks/",
+        data=BODY,
+        content_type="application/json",
+        REMOTE_ADDR=peer,
+        headers={
+            "X-SSL-Client-Cert": encodings.nginx_escaped(issued),
+            "X-SSL-Client-Verify": "SUCCESS",
+            "X-SSL-Client-S-DN": issued.subject.rfc4514_string(),
+        },
+    )
+
+
+def rewound(view: Callable[[Any], Any], req: Any) -> Callable[[], Any]:
+    """Calls ``view`` with ``req``, its body stream rewound first (part of every scenario)."""
+    from django.core.handlers.wsgi import LimitedStream
+
+    def call() -> Any:
+        req._stream = LimitedStream(io.BytesIO(BODY), len(BODY))
+        req._read_started = False
+        req.__dict__.pop("_body", None)
+        return view(req)
+
+    return call
+
+
 class Timing(NamedTuple):
     """µs per request over the runs."""
 
@@ -196,21 +240,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         certs = configure(directory, args.redis)
-        from django.core.handlers.wsgi import LimitedStream
-        from django.http import HttpResponse
-        from django.test import RequestFactory, override_settings
+        from django.test import override_settings
         from django_ratelimit.decorators import ratelimit
 
         from hookshield.django import webhook
-        from hookshield.pki import encodings
-
-        def plain_view(request: Any) -> HttpResponse:
-            json.loads(request.body)
-            return HttpResponse(status=204)
-
-        def guarded_view(request: Any) -> HttpResponse:
-            assert request.webhook.json is not None
-            return HttpResponse(status=204)
 
         def dn_check_view(request: Any) -> HttpResponse:
             # The stack the mission describes: trust the proxy's DN header, match a substring.
@@ -226,30 +259,9 @@ def main() -> int:
             )
             for cache in ("default", "redis")
         }
-        factory = RequestFactory()
 
         def request(cert: str, peer: str = "127.0.0.1") -> Any:
-            issued = certs[cert].certificate
-            return factory.post(
-                "/hooks/",
-                data=BODY,
-                content_type="application/json",
-                REMOTE_ADDR=peer,
-                headers={
-                    "X-SSL-Client-Cert": encodings.nginx_escaped(issued),
-                    "X-SSL-Client-Verify": "SUCCESS",
-                    "X-SSL-Client-S-DN": issued.subject.rfc4514_string(),
-                },
-            )
-
-        def rewound(view: Callable[[Any], Any], req: Any) -> Callable[[], Any]:
-            def call() -> Any:
-                req._stream = LimitedStream(io.BytesIO(BODY), len(BODY))
-                req._read_started = False
-                req.__dict__.pop("_body", None)
-                return view(req)
-
-            return call
+            return make_request(certs, cert, peer)
 
         hit, denied = request("allowed"), request("other")
         spoofed = request("allowed", peer="192.0.2.7")

@@ -7,7 +7,10 @@ Each scenario runs in a process of its own under ``valgrind --tool=callgrind``, 
 views and request of ``bench/guard_overhead.py``: every view is called once first (the chain
 verified, every cache filled), then the scenario's view N times. One more process makes no call
 after those first ones: its count is the set-up's, and a scenario's instructions per request are
-its count less that one, divided by N. An instruction is not a unit of time (cache misses and
+its count less that one, divided by N. The Redis rows (Redis at --redis) set the guarded
+one against the undecorated view plus the same ``EVALSHA`` sent straight through redis-py: the
+difference is the guard's own code around its one round trip (the server's work and the
+kernel's are not in the count). An instruction is not a unit of time (cache misses and
 branch mispredictions cost none here), so this complements the timed benchmark, never replaces
 it; what it gives is a ratio two sittings can compare. Needs valgrind (Debian: ``valgrind``).
 """
@@ -22,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,40 +33,63 @@ from typing import Any
 import guard_overhead as bench
 
 SETUP = "set-up only"
+SETUP_REDIS = "set-up only, Redis limiter"
 UNDECORATED = "undecorated view"
-SCENARIOS = (
-    UNDECORATED,
-    "hookshield, cache hit, memory limiter",
-    "hookshield, cache hit, memory limiter, Django's default LOGGING",
-)
+MEMORY = "hookshield, cache hit, memory limiter"
+QUIET = "hookshield, cache hit, memory limiter, Django's default LOGGING"
+BARE_EVALSHA = "undecorated view + the guard's EVALSHA sent bare (redis-py)"
+REDIS = "hookshield, cache hit, Redis limiter, Django's default LOGGING"
+SCENARIOS = (UNDECORATED, MEMORY, QUIET, BARE_EVALSHA, REDIS)
 COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
-def child(scenario: str, requests: int) -> None:
-    """The process valgrind counts: set up, call every view once, then ``scenario`` N times."""
+def child(scenario: str, requests: int, redis_url: str) -> None:
+    """The process valgrind counts: set up, make every call once, then ``scenario``'s N times."""
+    from django.test import override_settings
+
+    from hookshield.core.redis_hit import hit_script
+    from hookshield.core.redis_topology import open_storage
     from hookshield.django import webhook
 
-    with tempfile.TemporaryDirectory() as tmp:
-        certs = bench.configure(Path(tmp), "redis://127.0.0.1:6379/14")
+    on_redis = scenario in (REDIS, SETUP_REDIS)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        directory = Path(tmp)
+        certs = bench.configure(directory, redis_url)
         hit = bench.make_request(certs, "allowed")
-        calls: dict[str, Callable[[], Any]] = {
-            UNDECORATED: bench.rewound(bench.plain_view, hit),
-            SCENARIOS[1]: bench.rewound(webhook("limited")(bench.guarded_view), hit),
-        }
-        calls[SCENARIOS[2]] = calls[SCENARIOS[1]]
-        for call in calls.values():
+        undecorated = bench.rewound(bench.plain_view, hit)
+        guarded = bench.rewound(webhook("limited")(bench.guarded_view), hit)
+        # The script the guard sends for the bench's one limit (2000 per 60 s) and no claim,
+        # on a client of limits' storage as the guard's, to a key of its own.
+        client = open_storage(redis_url, "RATE_LIMIT_STORAGE").get_connection()
+        script = client.register_script(hit_script([(2000, 60)], 0).encode())
+        key = "hookshield:bench-instructions:{bare}"
+
+        def bare() -> Any:
+            script([key], [time.time()])
+            return undecorated()
+
+        client.delete(key)
+        for call in (undecorated, guarded, bare):
             assert call().status_code == 204
+        if on_redis:  # the guard rebuilt on Redis, its connection made and script loaded
+            stack.enter_context(
+                override_settings(HOOKSHIELD=bench.hookshield_settings(directory, redis_url))
+            )
+            bench.reset_limiter()  # what an earlier run left in Redis
+            assert guarded().status_code == 204
+        if "default LOGGING" in scenario:
+            stack.enter_context(bench.default_logging())
         bench.reset_limiter()  # N more hits stay below the rate
-        if scenario == SETUP:
-            return
-        logging = bench.default_logging() if scenario == SCENARIOS[2] else contextlib.nullcontext()
-        call = calls[scenario]
-        with logging:
-            for _ in range(requests):
-                call()
+        client.delete(key)
+        made = {UNDECORATED: undecorated, BARE_EVALSHA: bare}
+        call = made.get(scenario, guarded)
+        response = None
+        for _ in range(requests if scenario in SCENARIOS else 0):
+            response = call()
+        assert response is None or response.status_code == 204, scenario  # never refused
 
 
-def count(scenario: str, requests: int) -> int:
+def count(scenario: str, requests: int, redis_url: str) -> int:
     """Instructions of the whole child process, as callgrind reports them."""
     command = [
         "valgrind",
@@ -75,6 +101,8 @@ def count(scenario: str, requests: int) -> int:
         scenario,
         "--requests",
         str(requests),
+        "--redis",
+        redis_url,
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every process
     done = subprocess.run(command, capture_output=True, env=env, check=False)
@@ -87,23 +115,23 @@ def count(scenario: str, requests: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.requests)
+        child(args.child, args.requests, args.redis)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind not found (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
+    runs = (SETUP, SETUP_REDIS, *SCENARIOS)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        totals = dict(
-            zip(
-                (SETUP, *SCENARIOS),
-                pool.map(lambda s: count(s, args.requests), (SETUP, *SCENARIOS)),
-                strict=True,
-            )
-        )
-    per = {s: (totals[s] - totals[SETUP]) / args.requests for s in SCENARIOS}
+        counted = pool.map(lambda s: count(s, args.requests, args.redis), runs)
+        totals = dict(zip(runs, counted, strict=True))
+    per = {
+        s: (totals[s] - totals[SETUP_REDIS if s == REDIS else SETUP]) / args.requests
+        for s in SCENARIOS
+    }
     base = per[UNDECORATED]
     print(f"instructions per request (callgrind), {args.requests} requests per scenario\n")
     print("| scenario | instructions / request | added | vs undecorated |")
@@ -113,6 +141,11 @@ def main() -> int:
             f"| {scenario} | {value / 1000:.1f} k | {(value - base) / 1000:+.1f} k "
             f"| {value / base:.2f}x |"
         )
+    print(
+        f"\nThe guard's own code on the Redis path (the Redis row less the bare EVALSHA row): "
+        f"{(per[REDIS] - per[BARE_EVALSHA]) / 1000:+.1f} k per request; on the memory path "
+        f"(default LOGGING): {(per[QUIET] - base) / 1000:+.1f} k."
+    )
     return 0
 
 

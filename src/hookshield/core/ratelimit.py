@@ -41,10 +41,13 @@ from hookshield.core.redis_topology import (
     RETRY_AFTER,
     WHOLE,
     Outages,
+    UnconfirmedClaims,
+    claim_token,
     fault_domain,
     open_storage,
     outages,
     storage_errors,
+    unconfirmed_claims,
 )
 
 __all__ = ["RateLimitFailure", "RateLimiter", "parse_rates"]
@@ -230,14 +233,17 @@ class RateLimiter:
         storage: Storage = (
             open_storage(uri, "RATE_LIMIT_STORAGE") if self.shared else memory_storage()
         )
-        self._errors = storage_errors(storage) if isinstance(storage, RedisStorage) else ()
-        self._script = RedisHit(storage) if isinstance(storage, RedisStorage) else None
+        redis = storage if isinstance(storage, RedisStorage) else None
+        self._errors = storage_errors(redis) if redis is not None else ()
+        self._script = RedisHit(redis) if redis is not None else None
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = MovingWindowRateLimiter(memory_storage()) if self.shared else self._limiter
         # Every count in this process (the memory storage, or the fallback of a shared one).
         self._acquire = _unwrapped_acquire(cast(MovingWindowSupport, self._local.storage))
-        # When each fault domain may be asked again; shared with a replay store on this client.
-        self._outages = outages(storage) if isinstance(storage, RedisStorage) else Outages()
+        # Shared with a replay store on this client: when each fault domain may be asked again,
+        # and the claims whose answer was lost.
+        self._outages = outages(redis) if redis is not None else Outages()
+        self._unconfirmed = unconfirmed_claims(redis) if redis is not None else UnconfirmedClaims()
         self._notice = _Notice(monotonic)
         self._windows: dict[tuple[str, str], tuple[Sequence[RateLimitItem], tuple[_Window, ...]]]
         self._windows = {}
@@ -362,9 +368,14 @@ class RateLimiter:
             return self._answer(limits, self._hit_all(self._limiter, windows)), None
         domain = self._domain(endpoint)
         if not self._outages.down(domain, self._monotonic()):
+            claiming = None if claim is None else (*claim, claim_token())
             try:
-                hit = self._script([w.spec for w in windows], claim)
+                if self._unconfirmed.claims:
+                    self._unconfirmed.settle(domain)
+                hit = self._script([w.spec for w in windows], claiming)
             except self._errors as exc:
+                if claiming is not None:  # it may have been stored: given back when Redis answers
+                    self._unconfirmed.add(domain, claiming[0], claiming[2])
                 self._mark_down(domain, endpoint, exc)
             else:
                 if hit.refused is None:

@@ -15,10 +15,12 @@ refusal comes back with the oldest entry of the full window, which is what limit
 ``get_window_stats`` reads for the reset time, so no second trip is needed for ``Retry-After``.
 
 An endpoint's limits and replay TTL are constants, so each shape of them gets a script of its
-own with them written in: the request sends its keys and the timestamp alone (7 arguments
-instead of 13 for two limits and a claim), and Redis converts no number back into a string
-(the timestamp is pushed as the client sent it, the constants are string literals). Both cost
-Redis about a third of its time per ``EVALSHA`` (measured in ``bench/redis_round_trips.py``).
+own with them written in: the request sends its keys, the timestamp and the claim's token
+alone (8 arguments instead of 13 for two limits and a claim), and Redis converts no number
+back into a string (the timestamp is pushed as the client sent it, the constants are string
+literals). Both cost Redis about a third of its time per ``EVALSHA`` (measured in
+``bench/redis_round_trips.py``). The claim stores its token, so that a claim whose answer was
+lost can be given back without touching one made since (``redis_topology.UnconfirmedClaims``).
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ if redis.call('lpush', KEYS[{i}], ARGV[1]) > {limit} then
 end
 redis.call('expire', KEYS[{i}], '{expiry}')"""
 _CLOSED = "do return {{{i}, ARGV[1]}} end"  # a limit below 1 admits nothing
-# The last key: the replay claim. Admitted: 1 (claimed), 0 (taken already), -1 (not asked).
+# The last key: the replay claim, storing ARGV[2] (its token). Admitted: 1 (claimed), 0 (taken
+# already), -1 (not asked).
 _CLAIM = """\
-if redis.call('set', KEYS[{key}], '1', 'NX', 'EX', '{ttl}') then
+if redis.call('set', KEYS[{key}], ARGV[2], 'NX', 'EX', '{ttl}') then
     return 1
 end
 return 0"""
@@ -101,15 +104,17 @@ class RedisHit:
             script = self._scripts[shape] = self._client.register_script(source)
         return script
 
-    def __call__(self, windows: Sequence[WindowKey], claim: tuple[str, int] | None = None) -> Hit:
-        """Raises what the client raises (see ``redis_topology.storage_errors``)."""
+    def __call__(
+        self, windows: Sequence[WindowKey], claim: tuple[str, int, bytes] | None = None
+    ) -> Hit:
+        """``claim``: the replay key, its TTL and the token it stores. Raises what the client
+        raises (see ``redis_topology.storage_errors``)."""
         keys = [self._storage.prefixed_key(w.key) for w in windows]
         if claim is None:
-            script = self._script(windows, 0)
+            answer = self._script(windows, 0)(keys, [time.time()])
         else:
-            script = self._script(windows, claim[1])
             keys.append(claim[0])
-        answer = script(keys, [time.time()])
+            answer = self._script(windows, claim[1])(keys, [time.time(), claim[2]])
         if isinstance(answer, list):
             refused = int(answer[0]) - 1
             return Hit(refused, float(answer[1]) + windows[refused].expiry, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import os
 import weakref
 from typing import Any
 from urllib.parse import urlparse
@@ -31,10 +32,13 @@ __all__ = [
     "STORAGE_TIMEOUT",
     "WHOLE",
     "Outages",
+    "UnconfirmedClaims",
+    "claim_token",
     "fault_domain",
     "open_storage",
     "outages",
     "storage_errors",
+    "unconfirmed_claims",
 ]
 
 REDIS_SCHEMES = (
@@ -154,6 +158,61 @@ _outages: weakref.WeakKeyDictionary[RedisStorage, Outages] = weakref.WeakKeyDict
 
 def outages(storage: RedisStorage) -> Outages:
     return _outages.setdefault(storage, Outages())
+
+
+def claim_token() -> bytes:
+    """The value a replay claim stores: its own, so that only it is ever given back."""
+    return os.urandom(12)
+
+
+# Deletes a claim only while it holds the token it was made with.
+GIVE_BACK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class UnconfirmedClaims:
+    """Replay claims whose answer never came (a timeout, a dropped connection, a master that
+    died), on one storage: Redis may have stored them. A claim nobody was told about would
+    refuse the sender's retry as a replay until it expires, and the delivery would be accepted
+    zero times; so each is given back (deleted while it holds its own token) before the next
+    command on its fault domain. A claim that never reached Redis finds nothing to delete.
+    """
+
+    KEPT = 1024  # per process; an outage stops commands to its domain after the first failure
+
+    def __init__(self, client: Any = None) -> None:
+        self.claims: dict[str, tuple[int, bytes]] = {}  # key: (fault domain, token)
+        self._client = client  # None: a storage in memory, whose claims are always answered
+        self._give_back: Any = None
+
+    def add(self, domain: int, key: str, token: bytes) -> None:
+        if len(self.claims) < self.KEPT:
+            self.claims[key] = (domain, token)
+
+    def settle(self, domain: int) -> None:
+        """Give back the domain's claims; raises what the client raises (the rest then stay)."""
+        for key, (where, token) in list(self.claims.items()):
+            if where == domain:
+                if self._give_back is None:
+                    self._give_back = self._client.register_script(GIVE_BACK)
+                self._give_back([key], [token])
+                self.claims.pop(key, None)
+
+
+_unconfirmed: weakref.WeakKeyDictionary[RedisStorage, UnconfirmedClaims]
+_unconfirmed = weakref.WeakKeyDictionary()
+
+
+def unconfirmed_claims(storage: RedisStorage) -> UnconfirmedClaims:
+    """The storage's unconfirmed claims, shared by the limiter and the replay store on it."""
+    known = _unconfirmed.get(storage)
+    if known is None:
+        known = _unconfirmed[storage] = UnconfirmedClaims(storage.get_connection())
+    return known
 
 
 def _retry(uri: str, retries: int) -> Any:

@@ -20,10 +20,12 @@ from hookshield.core.errors import ConfigurationError
 from hookshield.core.redact import without_credentials
 from hookshield.core.redis_topology import (
     REDIS_SCHEMES,
+    claim_token,
     fault_domain,
     open_storage,
     outages,
     storage_errors,
+    unconfirmed_claims,
 )
 
 __all__ = [
@@ -108,12 +110,13 @@ class MemoryReplayStore:
 
 
 class RedisReplayStore:
-    """``SET key 1 NX EX ttl``: one atomic command, so several processes and hosts agree.
+    """``SET key token NX EX ttl``: one atomic command, so several processes and hosts agree.
 
     On one node, a Sentinel group's master or the cluster node serving the endpoint's slot
     (the key's hash tag); ``sharing`` puts it on the rate limiter's client, one pool for both.
     A fault domain (the storage, or a cluster slot) that failed is refused at once for a few
-    seconds, as the limiter leaves it alone: a silent node must not hold every request.
+    seconds, as the limiter leaves it alone: a silent node must not hold every request. A claim
+    whose answer was lost is given back when its domain answers again (``UnconfirmedClaims``).
     """
 
     networked = True
@@ -136,20 +139,35 @@ class RedisReplayStore:
         self._redis: Any = storage.get_connection()
         self._errors = storage_errors(storage)
         self._outages = outages(storage)
+        self._unconfirmed = unconfirmed_claims(storage)
         self._monotonic = monotonic
 
-    def _ask(self, key: str, command: Callable[[], Any], *, even_if_down: bool = False) -> Any:
+    def _ask(
+        self,
+        key: str,
+        command: Callable[[], Any],
+        *,
+        even_if_down: bool = False,
+        token: bytes | None = None,
+    ) -> Any:
+        """``command`` on the domain of ``key``; ``token``: the claim it makes, if it does."""
         domain = fault_domain(self.storage, key)
         if not even_if_down and self._outages.down(domain, self._monotonic()):
             raise StoreUnavailable("redis: unreachable moments ago, asked again shortly")
         try:
+            if self._unconfirmed.claims:
+                self._unconfirmed.settle(domain)
             return command()
         except self._errors as exc:
+            if token is not None:  # it may have been stored: give it back when Redis answers
+                self._unconfirmed.add(domain, key, token)
             self._outages.mark(domain, self._monotonic())
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
 
     def claim(self, key: str, ttl_s: int) -> bool:
-        return bool(self._ask(key, lambda: self._redis.set(key, b"1", nx=True, ex=ttl_s)))
+        token = claim_token()
+        command = lambda: self._redis.set(key, token, nx=True, ex=ttl_s)  # noqa: E731
+        return bool(self._ask(key, command, token=token))
 
     def release(self, key: str) -> None:
         # Always tried: a claim held on after its delivery failed refuses the sender's retry

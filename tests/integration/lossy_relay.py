@@ -1,0 +1,63 @@
+"""A TCP relay in front of a real Redis that can lose its answers.
+
+With ``losing`` set, what a client sends still reaches Redis and runs, but Redis's answer is
+thrown away and the client's connection closed: what a master that dies right after a command,
+or a network cut between the command and its answer, does to a client. The client cannot know
+whether its command ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+
+class LossyRelay:
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.losing = threading.Event()
+        self.lost = 0  # answers thrown away
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, answers: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if answers and self.losing.is_set():
+                    self.lost += 1
+                    break  # the command ran; its answer goes nowhere
+                target.sendall(data)
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self._server.close()
+        for end in self._sockets:
+            with contextlib.suppress(OSError):
+                end.close()
+
+
+@contextlib.contextmanager
+def lossy_relay(upstream_port: int) -> Iterator[LossyRelay]:
+    relay = LossyRelay(upstream_port)
+    try:
+        yield relay
+    finally:
+        relay.close()

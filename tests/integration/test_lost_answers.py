@@ -1,0 +1,157 @@
+"""A replay claim whose answer never came: Redis may have stored it, and a claim nobody was told
+about would refuse the sender's retry as a replay (409) until it expires, so the delivery would
+be accepted zero times. Each is given back as soon as Redis answers again. On a redis-server of
+the test's own, behind a relay that loses answers after the command ran."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from hookshield.core import redis_topology
+from hookshield.core.ratelimit import RateLimiter, parse_rates
+from hookshield.core.redis_topology import RETRY_AFTER
+from hookshield.core.replay import RedisReplayStore, StoreUnavailable, replay_key
+from hookshield.core.signatures import sign_v1
+from hookshield.pki import encodings
+from tests.conftest import ALLOWED, TestPki, guard_config
+from tests.integration.lossy_relay import LossyRelay, lossy_relay
+from tests.integration.redis_topologies import Node, redis_node
+
+pytestmark = pytest.mark.integration
+
+RATES = parse_rates("1000/minute", "RATE")
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    with redis_node(tmp_path_factory.mktemp("lost-answers") / "redis") as node:
+        yield node
+
+
+@pytest.fixture
+def relay(node: Node) -> Iterator[LossyRelay]:
+    with lossy_relay(node.port) as relay:
+        yield relay
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_joint_claim_whose_answer_was_lost_is_given_back_when_redis_answers_again(
+    node: Node, relay: LossyRelay
+) -> None:
+    clock = Clock()
+    limiter = RateLimiter(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    assert limiter.redis is not None
+    store = RedisReplayStore.sharing(limiter.redis, monotonic=clock)
+    endpoint, key = "payments", replay_key("payments", uuid.uuid4().hex)
+    warm_up = (replay_key(endpoint, uuid.uuid4().hex), 600)
+    assert limiter.hit_and_claim(endpoint, ALLOWED, RATES, warm_up) == (None, True)  # loaded
+    relay.losing.set()
+    assert limiter.hit_and_claim(endpoint, ALLOWED, RATES, (key, 600)) == (None, None)
+    relay.losing.clear()
+    assert relay.lost == 1
+    assert node.client().exists(key)  # it ran: the id is held
+    with pytest.raises(StoreUnavailable):
+        store.claim(key, 600)  # left alone for RETRY_AFTER, as every fault is
+    clock.now += RETRY_AFTER
+    assert limiter.hit(endpoint, ALLOWED, RATES) is None  # Redis answers again
+    assert not node.client().exists(key)
+    assert store.claim(key, 600) is True  # the sender's retry: a first delivery
+
+
+def test_a_claim_whose_answer_was_lost_is_given_back_by_the_store_too(
+    node: Node, relay: LossyRelay
+) -> None:
+    clock = Clock()
+    store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    key, other = (replay_key("payments", uuid.uuid4().hex) for _ in range(2))
+    assert store.claim(other, 600) is True  # connected
+    relay.losing.set()
+    with pytest.raises(StoreUnavailable):
+        store.claim(key, 600)
+    relay.losing.clear()
+    assert node.client().exists(key)
+    clock.now += RETRY_AFTER
+    assert store.claim(other, 600) is False  # any command on that domain settles it first
+    assert not node.client().exists(key)
+    assert store.claim(key, 600) is True
+
+
+def test_only_the_lost_claim_is_given_back_not_one_made_since(
+    node: Node, relay: LossyRelay
+) -> None:
+    """The give-back deletes the key only while it holds the lost claim's own token: if it
+    expired and another delivery claimed it meanwhile, that claim stays."""
+    clock = Clock()
+    store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    key = replay_key("payments", uuid.uuid4().hex)
+    assert store.claim(replay_key("payments", "warm-up-" + uuid.uuid4().hex), 600)
+    relay.losing.set()
+    with pytest.raises(StoreUnavailable):
+        store.claim(key, 600)
+    relay.losing.clear()
+    node.client().set(key, b"a claim made since", ex=600)
+    clock.now += RETRY_AFTER
+    assert store.claim(key, 600) is False
+    assert node.client().get(key) == b"a claim made since"
+
+
+@pytest.fixture
+def lossy_guard(
+    settings: Any, pki: TestPki, relay: LossyRelay, monkeypatch: pytest.MonkeyPatch
+) -> LossyRelay:
+    uri = f"redis://127.0.0.1:{relay.port}/0"
+    settings.HOOKSHIELD = guard_config(
+        pki,
+        RATE_LIMIT_STORAGE=uri,
+        REPLAY_STORAGE=uri,
+        RATE_LIMIT_FAILURE="deny",
+        ENDPOINTS={
+            "payments": {"ALLOW": [ALLOWED], "RATE": "1000/minute", "SIGNING_SECRETS": [SECRET]}
+        },
+    )
+    # A failed fault domain is asked again at once (not RETRY_AFTER later): the sender's
+    # retry below stands for one that comes after that pause.
+    monkeypatch.setattr(redis_topology, "RETRY_AFTER", 0.0)
+    return relay
+
+
+def deliver(pki: TestPki, msg_id: str) -> int:
+    stamp, body = int(time.time()), b"{}"
+    response = Client().post(
+        "/hooks/payments/",
+        data=body,
+        content_type="application/json",
+        HTTP_X_SSL_CLIENT_CERT=encodings.nginx_escaped(pki.allowed.certificate),
+        HTTP_X_SSL_CLIENT_VERIFY="SUCCESS",
+        HTTP_WEBHOOK_ID=msg_id,
+        HTTP_WEBHOOK_TIMESTAMP=str(stamp),
+        HTTP_WEBHOOK_SIGNATURE=sign_v1(SECRET, msg_id, stamp, body),
+    )
+    return response.status_code
+
+
+def test_a_delivery_whose_claim_answer_was_lost_is_accepted_on_the_senders_retry(
+    lossy_guard: LossyRelay, pki: TestPki, tmp_path: Path
+) -> None:
+    assert deliver(pki, f"msg_{uuid.uuid4().hex}") == 200  # connected, script loaded
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    lossy_guard.losing.set()
+    assert deliver(pki, msg_id) == 503  # the storage failed: RATE_LIMIT_FAILURE deny
+    lossy_guard.losing.clear()
+    assert deliver(pki, msg_id) == 200  # not 409: the lost claim was given back first
+    assert deliver(pki, msg_id) == 409  # and this one holds

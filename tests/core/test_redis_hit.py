@@ -83,7 +83,9 @@ def test_the_claim_is_made_only_when_every_limit_admits(redis_url: str, unique: 
     assert not client.exists(f"{unique}/b")  # a refused request claims nothing
     wide = [WindowKey(f"{unique}/v", 100, 60)]
     assert script(wide, (f"{unique}/c", 120, b"token")).claimed is True
-    assert script(wide, (f"{unique}/c", 120, b"token")).claimed is False
+    assert script(wide, (f"{unique}/c", 120, b"another")).claimed is False  # a replay
+    # The same token: the client's retry of the command that made the claim (its answer lost).
+    assert script(wide, (f"{unique}/c", 120, b"token")).claimed is True
     assert script(wide).claimed is None
     assert script(wide, (f"{unique}/d", 30, b"token")).claimed is True  # the shape's own TTL
     assert 0 < cast(Any, client.ttl(f"{unique}/d")) <= 30 < cast(Any, client.ttl(f"{unique}/c"))

@@ -3,7 +3,8 @@
 With ``losing`` set, what a client sends still reaches Redis and runs, but Redis's answer is
 thrown away and the client's connection closed: what a master that dies right after a command,
 or a network cut between the command and its answer, does to a client. The client cannot know
-whether its command ran.
+whether its command ran. With ``cutting`` set, what a client sends is thrown away and its
+connection closed: the command never runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class LossyRelay:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.losing = threading.Event()
+        self.cutting = threading.Event()
         self.lost = 0  # answers thrown away
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
@@ -41,6 +43,8 @@ class LossyRelay:
                 if answers and self.losing.is_set():
                     self.lost += 1
                     break  # the command ran; its answer goes nowhere
+                if not answers and self.cutting.is_set():
+                    break  # the command goes nowhere
                 target.sendall(data)
         for end in (source, target):
             with contextlib.suppress(OSError):

@@ -110,6 +110,80 @@ def test_only_the_lost_claim_is_given_back_not_one_made_since(
     assert node.client().get(key) == b"a claim made since"
 
 
+def lose_a_claim(store: RedisReplayStore, relay: LossyRelay, key: str) -> None:
+    """``store`` claims ``key``; Redis stores it, its answer is lost."""
+    relay.losing.set()
+    with pytest.raises(StoreUnavailable):
+        store.claim(key, 600)
+    relay.losing.clear()
+
+
+def test_a_give_back_that_fails_keeps_the_lost_claim_and_sends_no_new_one(
+    node: Node, relay: LossyRelay
+) -> None:
+    """Redis still unreachable when the give-back is due: the request claims nothing (it never
+    asked), and the claim whose answer was lost is given back on a later request."""
+    clock = Clock()
+    store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    key, other = (replay_key("payments", uuid.uuid4().hex) for _ in range(2))
+    assert store.claim(other, 600) is True  # connected
+    lose_a_claim(store, relay, key)
+    clock.now += RETRY_AFTER
+    relay.cutting.set()
+    with pytest.raises(StoreUnavailable):
+        store.claim(key, 600)  # the sender's retry; the give-back before it never arrives
+    relay.cutting.clear()
+    assert node.client().exists(key)
+    clock.now += RETRY_AFTER
+    assert store.claim(key, 600) is True  # given back first, then claimed by this retry
+
+
+def test_a_give_back_redis_refuses_is_logged_and_dropped_not_retried_forever(
+    node: Node, relay: LossyRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    key, other = (replay_key("payments", uuid.uuid4().hex) for _ in range(2))
+    assert store.claim(other, 600) is True
+    lose_a_claim(store, relay, key)
+    node.client().delete(key)
+    node.client().lpush(key, "not a claim")  # the give-back's GET answers WRONGTYPE
+    clock.now += RETRY_AFTER
+    assert store.claim(other, 600) is False  # the claim itself still answered
+    assert "could not give back 1 unconfirmed replay claim(s) (ResponseError)" in caplog.text
+    caplog.clear()
+    assert store.claim(other, 600) is False
+    assert "could not give back" not in caplog.text  # dropped, not tried on every request
+
+
+def test_a_lost_claim_is_forgotten_once_its_ttl_has_passed(node: Node, relay: LossyRelay) -> None:
+    clock = Clock()
+    store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    key, other = (replay_key("payments", uuid.uuid4().hex) for _ in range(2))
+    assert store.claim(other, 600) is True
+    lose_a_claim(store, relay, key)
+    node.client().set(key, b"a claim made since", ex=600)  # the lost one expired meanwhile
+    clock.now += 601
+    assert store.claim(other, 600) is False
+    assert node.client().get(key) == b"a claim made since"
+
+
+def test_a_claim_retried_by_the_client_finds_its_own_token(
+    node: Node, relay: LossyRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that retries a command whose answer it lost (redis-py's cluster client does,
+    once) finds the claim it made: a first delivery, not a replay."""
+    from hookshield.core import replay
+
+    store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0")
+    key = replay_key("payments", uuid.uuid4().hex)
+    monkeypatch.setattr(replay, "claim_token", lambda: b"one attempt's token")
+    assert store.claim(key, 600) is True
+    assert store.claim(key, 600) is True  # the same command again
+    monkeypatch.setattr(replay, "claim_token", lambda: b"another delivery's")
+    assert store.claim(key, 600) is False
+
+
 @pytest.fixture
 def lossy_guard(
     settings: Any, pki: TestPki, relay: LossyRelay, monkeypatch: pytest.MonkeyPatch

@@ -75,7 +75,18 @@ def new_id() -> str:
 
 
 def test_a_signed_rated_delivery_is_one_command(uri: str, node: Node, pki: TestPki) -> None:
-    assert deliver(pki, new_id()) == 200  # connects (HELLO), loads the script (SCRIPT LOAD)
+    assert deliver(pki, new_id()) == 200  # connects (HELLO), sends the script (EVAL) once
+    assert counted(node, pki, new_id()) == (200, ["EVALSHA"])
+
+
+def test_a_node_without_the_script_is_sent_its_source_once(
+    uri: str, node: Node, pki: TestPki
+) -> None:
+    """As after a restart or on a promoted replica: EVAL on that node alone (redis-py's
+    SCRIPT LOAD goes to every master of a cluster, where one unreachable would fail all)."""
+    assert deliver(pki, new_id()) == 200
+    node.client().script_flush()
+    assert counted(node, pki, new_id()) == (200, ["EVALSHA", "EVAL"])
     assert counted(node, pki, new_id()) == (200, ["EVALSHA"])
 
 

@@ -366,16 +366,14 @@ class RateLimiter:
         windows = self._windows_of(endpoint, identity, limits)
         if self._script is None:
             return self._answer(limits, self._hit_all(self._limiter, windows)), None
-        domain = self._domain(endpoint)
-        if not self._outages.down(domain, self._monotonic()):
+        domain, now = self._domain(endpoint), self._monotonic()
+        if not self._outages.down(domain, now) and self._settled(domain, endpoint, now):
             claiming = None if claim is None else (*claim, claim_token())
             try:
-                if self._unconfirmed.claims:
-                    self._unconfirmed.settle(domain)
                 hit = self._script([w.spec for w in windows], claiming)
             except self._errors as exc:
-                if claiming is not None:  # it may have been stored: given back when Redis answers
-                    self._unconfirmed.add(domain, claiming[0], claiming[2])
+                if claiming is not None:  # it may have been stored: given back later
+                    self._unconfirmed.add(domain, claiming[0], claiming[2], now + claiming[1])
                 self._mark_down(domain, endpoint, exc)
             else:
                 if hit.refused is None:
@@ -383,6 +381,17 @@ class RateLimiter:
                 refusal = _Refusal(windows[hit.refused].item, hit.reset_at)
                 return self._rejection(limits, refusal), None
         return self._degraded(windows, limits), None
+
+    def _settled(self, domain: int, endpoint: str, now: float) -> bool:
+        """Claims whose answer was lost on ``domain`` given back before its next command
+        (``UnconfirmedClaims``); False, the domain marked down, if Redis did not answer."""
+        if self._unconfirmed.pending:
+            try:
+                self._unconfirmed.settle(domain, now)
+            except self._errors as exc:
+                self._mark_down(domain, endpoint, exc)
+                return False
+        return True
 
     def _hit_all(
         self, limiter: MovingWindowRateLimiter, windows: tuple[_Window, ...]

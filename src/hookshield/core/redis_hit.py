@@ -28,9 +28,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from limits.storage import RedisStorage
+
+from hookshield.core.redis_topology import KeyedScript, keyed_script
 
 __all__ = ["Hit", "RedisHit", "WindowKey", "hit_script"]
 
@@ -48,10 +49,14 @@ if redis.call('lpush', KEYS[{i}], ARGV[1]) > {limit} then
 end
 redis.call('expire', KEYS[{i}], '{expiry}')"""
 _CLOSED = "do return {{{i}, ARGV[1]}} end"  # a limit below 1 admits nothing
-# The last key: the replay claim, storing ARGV[2] (its token). Admitted: 1 (claimed), 0 (taken
-# already), -1 (not asked).
+# The last key: the replay claim, storing ARGV[2] (its token). Admitted: 1 (claimed, or held by
+# this very token: the client's retry of a command whose answer it lost), 0 (taken already),
+# -1 (not asked).
 _CLAIM = """\
 if redis.call('set', KEYS[{key}], ARGV[2], 'NX', 'EX', '{ttl}') then
+    return 1
+end
+if redis.call('get', KEYS[{key}]) == ARGV[2] then
     return 1
 end
 return 0"""
@@ -87,21 +92,19 @@ class Hit:
 
 
 class RedisHit:
-    """The scripts, registered on the client of limits' storage (one pool for everything)."""
+    """The scripts, on the client of limits' storage (one pool for everything)."""
 
     def __init__(self, storage: RedisStorage) -> None:
         self._storage = storage
-        self._client = storage.get_connection()
-        self._scripts: dict[tuple[tuple[tuple[int, int], ...], int], Any] = {}
+        self._scripts: dict[tuple[tuple[tuple[int, int], ...], int], KeyedScript] = {}
 
-    def _script(self, windows: Sequence[WindowKey], ttl: int) -> Any:
+    def _script(self, windows: Sequence[WindowKey], ttl: int) -> KeyedScript:
         shape = tuple((w.limit, w.expiry) for w in windows), ttl
         script = self._scripts.get(shape)
         if script is None:
             if len(self._scripts) >= SCRIPTS_KEPT:
-                self._scripts.clear()  # bounded; a shape dropped is registered again
-            source = hit_script(*shape).encode()
-            script = self._scripts[shape] = self._client.register_script(source)
+                self._scripts.clear()  # bounded; a shape dropped is made again
+            script = self._scripts[shape] = keyed_script(self._storage, hit_script(*shape))
         return script
 
     def __call__(

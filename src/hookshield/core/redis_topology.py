@@ -10,10 +10,13 @@ together (``fault_domain``), so a dead master takes out only the endpoints whose
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
+import logging
 import math
 import os
 import weakref
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -31,15 +34,19 @@ __all__ = [
     "RETRY_AFTER",
     "STORAGE_TIMEOUT",
     "WHOLE",
+    "KeyedScript",
     "Outages",
     "UnconfirmedClaims",
     "claim_token",
     "fault_domain",
+    "keyed_script",
     "open_storage",
     "outages",
     "storage_errors",
     "unconfirmed_claims",
 ]
+
+logger = logging.getLogger("hookshield.replay")
 
 REDIS_SCHEMES = (
     "redis",
@@ -161,16 +168,47 @@ def outages(storage: RedisStorage) -> Outages:
 
 
 def claim_token() -> bytes:
-    """The value a replay claim stores: its own, so that only it is ever given back."""
+    """The value a replay claim stores: its own, so that only it is ever given back, and a
+    client's retry of the command that made it finds it its own."""
     return os.urandom(12)
 
 
-# Deletes a claim only while it holds the token it was made with.
+class KeyedScript:
+    """A Lua script sent by its digest (``EVALSHA``), or by its source (``EVAL``, which caches
+    it there) to a node that lacks it, as one after a restart or a promoted replica does.
+
+    redis-py's ``Script`` would ``SCRIPT LOAD`` it instead, which a cluster client sends to
+    every master: one unreachable master would fail the slots of all the others.
+    """
+
+    def __init__(self, client: Any, source: str, no_script: type[Exception]) -> None:
+        self._client = client
+        self._source = source.encode()
+        self._sha = hashlib.sha1(self._source, usedforsecurity=False).hexdigest()
+        self._no_script = no_script
+
+    def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return self._client.evalsha(self._sha, len(keys), *keys, *args)
+        except self._no_script:
+            return self._client.eval(self._source, len(keys), *keys, *args)
+
+
+def keyed_script(storage: RedisStorage, source: str) -> KeyedScript:
+    """``source`` on the client of limits' ``storage`` (redis-py's or valkey's)."""
+    module = importlib.import_module(f"{storage.target_server}.exceptions")
+    return KeyedScript(storage.get_connection(), source, module.NoScriptError)
+
+
+# Deletes each claim KEYS[i] only while it holds its token ARGV[i]; the keys share a slot.
 GIVE_BACK = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
+local given = 0
+for i = 1, #KEYS do
+    if redis.call('get', KEYS[i]) == ARGV[i] then
+        given = given + redis.call('del', KEYS[i])
+    end
 end
-return 0
+return given
 """
 
 
@@ -178,29 +216,46 @@ class UnconfirmedClaims:
     """Replay claims whose answer never came (a timeout, a dropped connection, a master that
     died), on one storage: Redis may have stored them. A claim nobody was told about would
     refuse the sender's retry as a replay until it expires, and the delivery would be accepted
-    zero times; so each is given back (deleted while it holds its own token) before the next
-    command on its fault domain. A claim that never reached Redis finds nothing to delete.
+    zero times; so the claims of a fault domain are given back (each deleted while it holds its
+    own token, one command for all) before the next claim on that domain. One that never
+    reached Redis finds nothing to delete; one whose TTL has passed is forgotten.
     """
 
-    KEPT = 1024  # per process; an outage stops commands to its domain after the first failure
+    KEPT = 1024  # an outage stops commands to its domain after the first failure: few come
 
-    def __init__(self, client: Any = None) -> None:
-        self.claims: dict[str, tuple[int, bytes]] = {}  # key: (fault domain, token)
-        self._client = client  # None: a storage in memory, whose claims are always answered
-        self._give_back: Any = None
+    def __init__(self, storage: RedisStorage | None = None) -> None:
+        # fault domain: {(key, token): when the claim expires, on the caller's monotonic clock}
+        self.pending: dict[int, dict[tuple[str, bytes], float]] = {}
+        self._give_back = keyed_script(storage, GIVE_BACK) if storage is not None else None
+        self._refused: tuple[type[Exception], ...] = ()
+        if storage is not None:  # Redis answered with an error: it would answer so again
+            module = importlib.import_module(f"{storage.target_server}.exceptions")
+            self._refused = (module.ResponseError,)
 
-    def add(self, domain: int, key: str, token: bytes) -> None:
-        if len(self.claims) < self.KEPT:
-            self.claims[key] = (domain, token)
+    def add(self, domain: int, key: str, token: bytes, expires: float) -> None:
+        if sum(map(len, self.pending.values())) >= self.KEPT:
+            logger.warning("unconfirmed replay claims: %d kept, one more not given back", self.KEPT)
+            return
+        self.pending.setdefault(domain, {})[(key, token)] = expires
 
-    def settle(self, domain: int) -> None:
-        """Give back the domain's claims; raises what the client raises (the rest then stay)."""
-        for key, (where, token) in list(self.claims.items()):
-            if where == domain:
-                if self._give_back is None:
-                    self._give_back = self._client.register_script(GIVE_BACK)
-                self._give_back([key], [token])
-                self.claims.pop(key, None)
+    def settle(self, domain: int, now: float) -> None:
+        """Give back the domain's claims; raises what the client raises (they are kept then),
+        except an error Redis answers (permissions, scripting disabled), which is logged."""
+        claims = {claim: ends for claim, ends in self.pending.pop(domain, {}).items() if ends > now}
+        if not claims or self._give_back is None:
+            return
+        try:
+            self._give_back([key for key, _ in claims], [token for _, token in claims])
+        except self._refused as exc:
+            logger.warning(
+                "could not give back %d unconfirmed replay claim(s) (%s): their deliveries' "
+                "retries are refused as replays until the claims expire",
+                len(claims),
+                type(exc).__name__,
+            )
+        except BaseException:
+            self.pending.setdefault(domain, {}).update(claims)  # asked again next time
+            raise
 
 
 _unconfirmed: weakref.WeakKeyDictionary[RedisStorage, UnconfirmedClaims]
@@ -211,7 +266,7 @@ def unconfirmed_claims(storage: RedisStorage) -> UnconfirmedClaims:
     """The storage's unconfirmed claims, shared by the limiter and the replay store on it."""
     known = _unconfirmed.get(storage)
     if known is None:
-        known = _unconfirmed[storage] = UnconfirmedClaims(storage.get_connection())
+        known = _unconfirmed[storage] = UnconfirmedClaims(storage)
     return known
 
 

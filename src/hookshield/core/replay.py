@@ -22,6 +22,7 @@ from hookshield.core.redis_topology import (
     REDIS_SCHEMES,
     claim_token,
     fault_domain,
+    keyed_script,
     open_storage,
     outages,
     storage_errors,
@@ -109,8 +110,22 @@ class MemoryReplayStore:
             self._entries.pop(key, None)
 
 
+# SET NX EX, storing the claim's token ARGV[1]; also 1 when the key holds that very token (the
+# client's retry of a command whose answer it lost).
+CLAIM = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    return 1
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return 1
+end
+return 0
+"""
+
+
 class RedisReplayStore:
-    """``SET key token NX EX ttl``: one atomic command, so several processes and hosts agree.
+    """``SET key token NX EX ttl`` in a script: one atomic command, so several processes and
+    hosts agree.
 
     On one node, a Sentinel group's master or the cluster node serving the endpoint's slot
     (the key's hash tag); ``sharing`` puts it on the rate limiter's client, one pool for both.
@@ -140,36 +155,40 @@ class RedisReplayStore:
         self._errors = storage_errors(storage)
         self._outages = outages(storage)
         self._unconfirmed = unconfirmed_claims(storage)
+        self._claim = keyed_script(storage, CLAIM)
         self._monotonic = monotonic
 
-    def _ask(
-        self,
-        key: str,
-        command: Callable[[], Any],
-        *,
-        even_if_down: bool = False,
-        token: bytes | None = None,
-    ) -> Any:
-        """``command`` on the domain of ``key``; ``token``: the claim it makes, if it does."""
-        domain = fault_domain(self.storage, key)
-        if not even_if_down and self._outages.down(domain, self._monotonic()):
+    def _up(self, key: str) -> tuple[int, float]:
+        """The fault domain of ``key`` and the time, unless it failed moments ago."""
+        domain, now = fault_domain(self.storage, key), self._monotonic()
+        if self._outages.down(domain, now):
             raise StoreUnavailable("redis: unreachable moments ago, asked again shortly")
-        try:
-            if self._unconfirmed.claims:
-                self._unconfirmed.settle(domain)
-            return command()
-        except self._errors as exc:
-            if token is not None:  # it may have been stored: give it back when Redis answers
-                self._unconfirmed.add(domain, key, token)
-            self._outages.mark(domain, self._monotonic())
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
+        return domain, now
+
+    def _failed(self, domain: int, exc: Exception) -> StoreUnavailable:
+        self._outages.mark(domain, self._monotonic())
+        return StoreUnavailable(f"redis: {type(exc).__name__}")
 
     def claim(self, key: str, ttl_s: int) -> bool:
+        domain, now = self._up(key)
+        try:
+            if self._unconfirmed.pending:
+                self._unconfirmed.settle(domain, now)
+        except self._errors as exc:
+            raise self._failed(domain, exc) from exc
         token = claim_token()
-        command = lambda: self._redis.set(key, token, nx=True, ex=ttl_s)  # noqa: E731
-        return bool(self._ask(key, command, token=token))
+        try:
+            return bool(self._claim([key], [token, ttl_s]))
+        except self._errors as exc:
+            # It may have been stored: given back before the next claim on this domain.
+            self._unconfirmed.add(domain, key, token, now + ttl_s)
+            raise self._failed(domain, exc) from exc
 
     def release(self, key: str) -> None:
-        # Always tried: a claim held on after its delivery failed refuses the sender's retry
-        # (409) until it expires. Releases come only after a failure, so they are few.
-        self._ask(key, lambda: self._redis.delete(key), even_if_down=True)
+        # Always tried, even on a domain that failed moments ago: a claim held on after its
+        # delivery failed refuses the sender's retry (409) until it expires. Releases come only
+        # after a failure, so they are few.
+        try:
+            self._redis.delete(key)
+        except self._errors as exc:
+            raise self._failed(fault_domain(self.storage, key), exc) from exc

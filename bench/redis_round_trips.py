@@ -1,6 +1,6 @@
 """What the one-round-trip script saves a signed, rated request: the rate count and the replay
-claim on Redis as two commands (the limiter, then ``SET NX EX``) against one ``EVALSHA``, with
-a bare ``PING`` on the same client as the yardstick of one round trip.
+claim on Redis as two commands (the limiter, then the replay store's claim) against one
+``EVALSHA``, with a bare ``PING`` on the same client as the yardstick of one round trip.
 
     .venv/bin/python bench/redis_round_trips.py [--requests N] [--repeat R] [--redis URL]
 
@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     scenarios = {
         "one PING (a bare round trip)": ping,
-        "rate count, then SET NX EX (2 commands)": two_commands,
+        "rate count, then the claim (2 commands)": two_commands,
         "one EVALSHA (rate count and claim)": one_command,
     }
     results: dict[str, list[float]] = {name: [] for name in scenarios}

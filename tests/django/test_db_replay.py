@@ -199,30 +199,3 @@ def test_a_give_back_that_fails_keeps_the_claim_and_makes_no_new_one() -> None:
     assert not Delivery.objects.filter(key="k2").exists()  # never asked
     assert store.claim("k2", 600) is True
     assert not Delivery.objects.filter(key="k").exists()  # given back this time
-
-
-def test_a_give_back_rolled_back_with_its_request_is_tried_again(
-    django_capture_on_commit_callbacks: Any,
-) -> None:
-    """Under ATOMIC_REQUESTS the give-back runs in the next request's transaction: should that
-    request's view fail, the deletion is rolled back with it and made again on a later claim."""
-    from django.db import transaction
-
-    store = DatabaseReplayStore("default")
-    lose_the_answer(store, "k")
-
-    def failing_request() -> None:
-        with transaction.atomic():
-            assert store.claim("other", 600) is True
-            raise RuntimeError("the view failed")
-
-    with pytest.raises(RuntimeError):
-        failing_request()
-    assert Delivery.objects.filter(key="k").exists()  # the deletion went with the request
-    with django_capture_on_commit_callbacks(execute=True):
-        assert store.claim("another", 600) is True
-    assert not Delivery.objects.filter(key="k").exists()
-    Delivery.objects.filter(key="another").delete()
-    with django_capture_on_commit_callbacks(execute=True) as committed:
-        assert store.claim("another", 600) is True
-    assert not committed  # nothing left to give back

@@ -7,7 +7,6 @@ number of processes: the table's primary key lets exactly one INSERT of a delive
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -80,17 +79,11 @@ class DatabaseReplayStore:
     def _settle(self, now: dt.datetime) -> None:
         """Give back the unconfirmed claims not expired yet; raises what the database raises
         (those not given back are kept)."""
-        for claim in list(self._unconfirmed):
-            key, expires = claim
-            if expires <= now:
-                self._unconfirmed.pop(claim, None)
-                continue
-            with self._statement():
-                self._deliveries.filter(key=key, expires_at=expires).delete()
-            # Forgotten once the deletion is committed: at once in autocommit; with the request
-            # under ATOMIC_REQUESTS, whose rollback would undo it (tried again next claim).
-            forget = functools.partial(self._unconfirmed.pop, claim, None)
-            transaction.on_commit(forget, using=self.alias)
+        for key, expires in list(self._unconfirmed):
+            if expires > now:
+                with self._statement():
+                    self._deliveries.filter(key=key, expires_at=expires).delete()
+            self._unconfirmed.pop((key, expires), None)
 
     def release(self, key: str) -> None:
         try:

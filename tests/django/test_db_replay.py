@@ -12,7 +12,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import DatabaseError, OperationalError
+from django.db import DatabaseError
 from django.test import Client
 from django.utils import timezone
 
@@ -150,52 +150,3 @@ def test_a_claim_swept_between_insert_and_take_over_is_inserted_again() -> None:
     with mock.patch.object(store, "_take_over", side_effect=swept_meanwhile):
         assert store.claim("k", 600) is True
     assert store.claim("k", 600) is False
-
-
-def lose_the_answer(store: DatabaseReplayStore, key: str) -> None:
-    """``store`` claims ``key``: the row is committed, then the connection is lost."""
-    real_insert = store._insert
-
-    def committed_then_lost(*args: Any) -> bool:
-        real_insert(*args)
-        raise OperationalError("server closed the connection unexpectedly")
-
-    with (
-        mock.patch.object(store, "_insert", side_effect=committed_then_lost),
-        pytest.raises(StoreUnavailable),
-    ):
-        store.claim(key, 600)
-    assert Delivery.objects.filter(key=key).exists()
-
-
-def test_a_claim_committed_but_unanswered_is_given_back_before_the_next_claim() -> None:
-    """Else the row, which nobody was told about, would refuse every retry of that delivery
-    as a replay until it expires: the delivery accepted zero times."""
-    store = DatabaseReplayStore("default")
-    lose_the_answer(store, "k")
-    assert store.claim("other", 600) is True
-    assert not Delivery.objects.filter(key="k").exists()
-    assert store.claim("k", 600) is True  # the sender's retry
-    assert store.claim("k", 600) is False
-
-
-def test_only_the_unanswered_claim_is_given_back() -> None:
-    store = DatabaseReplayStore("default")
-    lose_the_answer(store, "k")
-    later = timezone.now() + dt.timedelta(seconds=900)
-    Delivery.objects.filter(key="k").update(expires_at=later)  # expired and claimed since
-    assert store.claim("other", 600) is True
-    assert Delivery.objects.filter(key="k", expires_at=later).exists()
-
-
-def test_a_give_back_that_fails_keeps_the_claim_and_makes_no_new_one() -> None:
-    store = DatabaseReplayStore("default")
-    lose_the_answer(store, "k")
-    with (
-        mock.patch("django.db.models.query.QuerySet.delete", side_effect=DatabaseError("gone")),
-        pytest.raises(StoreUnavailable),
-    ):
-        store.claim("k2", 600)
-    assert not Delivery.objects.filter(key="k2").exists()  # never asked
-    assert store.claim("k2", 600) is True
-    assert not Delivery.objects.filter(key="k").exists()  # given back this time

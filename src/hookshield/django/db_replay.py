@@ -22,8 +22,6 @@ __all__ = ["DatabaseReplayStore"]
 
 logger = logging.getLogger("hookshield.replay")
 
-UNCONFIRMED_KEPT = 1024
-
 
 class DatabaseReplayStore:
     """Claims are rows of ``hookshield_delivery``; expired rows are reused and swept."""
@@ -36,16 +34,10 @@ class DatabaseReplayStore:
         self._deliveries = Delivery.objects.using(alias)
         self._monotonic = monotonic
         self._next_sweep = monotonic() + self.SWEEP_INTERVAL
-        # (key, expiry) of the claims whose answer was lost, oldest first
-        self._unconfirmed: dict[tuple[str, dt.datetime], None] = {}
 
     def claim(self, key: str, ttl_s: int) -> bool:
         now = timezone.now()
         expires = now + dt.timedelta(seconds=ttl_s)
-        try:
-            self._settle(now)
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from exc
         try:
             # Held, or expired and not swept yet: only an expired claim may be taken over, and
             # the UPDATE's condition makes one taker win. Should a sweep delete the row between
@@ -56,34 +48,9 @@ class DatabaseReplayStore:
                 or self._insert(key, expires)
             )
         except DatabaseError as exc:
-            self._unconfirm(key, expires)
-            raise self._unavailable(exc) from exc
+            raise StoreUnavailable(f"database {self.alias!r}: {type(exc).__name__}") from exc
         self._sweep(now)
         return first
-
-    def _unavailable(self, exc: DatabaseError) -> StoreUnavailable:
-        return StoreUnavailable(f"database {self.alias!r}: {type(exc).__name__}")
-
-    def _unconfirm(self, key: str, expires: dt.datetime) -> None:
-        """A claim whose statement failed may have been committed all the same (a connection
-        lost after the commit): a claim nobody was told about would refuse the sender's retry
-        as a replay until it expires. Its expiry, to the microsecond, is the claim's own: the
-        next claim first deletes the row while it holds that expiry, and no other."""
-        if len(self._unconfirmed) < UNCONFIRMED_KEPT:
-            self._unconfirmed[(key, expires)] = None
-        else:
-            logger.warning(
-                "unconfirmed replay claims: %d kept, one more not given back", UNCONFIRMED_KEPT
-            )
-
-    def _settle(self, now: dt.datetime) -> None:
-        """Give back the unconfirmed claims not expired yet; raises what the database raises
-        (those not given back are kept)."""
-        for key, expires in list(self._unconfirmed):
-            if expires > now:
-                with self._statement():
-                    self._deliveries.filter(key=key, expires_at=expires).delete()
-            self._unconfirmed.pop((key, expires), None)
 
     def release(self, key: str) -> None:
         try:

@@ -12,7 +12,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, OperationalError
 from django.test import Client
 from django.utils import timezone
 
@@ -150,3 +150,79 @@ def test_a_claim_swept_between_insert_and_take_over_is_inserted_again() -> None:
     with mock.patch.object(store, "_take_over", side_effect=swept_meanwhile):
         assert store.claim("k", 600) is True
     assert store.claim("k", 600) is False
+
+
+def lose_the_answer(store: DatabaseReplayStore, key: str) -> None:
+    """``store`` claims ``key``: the row is committed, then the connection is lost."""
+    real_insert = store._insert
+
+    def committed_then_lost(*args: Any) -> bool:
+        real_insert(*args)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with (
+        mock.patch.object(store, "_insert", side_effect=committed_then_lost),
+        pytest.raises(StoreUnavailable),
+    ):
+        store.claim(key, 600)
+    assert Delivery.objects.filter(key=key).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as a view without ATOMIC_REQUESTS runs
+def test_a_claim_committed_but_unanswered_is_given_back_before_the_next_claim() -> None:
+    """Else the row, which nobody was told about, would refuse every retry of that delivery
+    as a replay until it expires: the delivery accepted zero times."""
+    store = DatabaseReplayStore("default")
+    lose_the_answer(store, "k")
+    assert store.claim("other", 600) is True
+    assert not Delivery.objects.filter(key="k").exists()
+    assert store.claim("k", 600) is True  # the sender's retry
+    assert store.claim("k", 600) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_the_unanswered_claim_is_given_back_by_its_token() -> None:
+    store = DatabaseReplayStore("default")
+    lose_the_answer(store, "k")
+    Delivery.objects.filter(key="k").update(token="another claim's")  # expired, claimed since
+    assert store.claim("other", 600) is True
+    assert Delivery.objects.filter(key="k").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_give_back_that_fails_is_kept_and_does_not_fail_the_claim(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = DatabaseReplayStore("default")
+    lose_the_answer(store, "k")
+    with mock.patch("django.db.models.query.QuerySet.delete", side_effect=DatabaseError("lock")):
+        assert store.claim("k2", 600) is True  # a lock wait on one row refuses no other claim
+    assert "1 unconfirmed claim(s) not given back yet (DatabaseError)" in caplog.text
+    assert Delivery.objects.filter(key="k").exists()
+    assert store.claim("k3", 600) is True
+    assert not Delivery.objects.filter(key="k").exists()  # given back this time
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_unanswered_claims_are_given_back_a_batch_per_statement() -> None:
+    store = DatabaseReplayStore("default")
+    keys = [f"k{i}" for i in range(250)]
+    for key in keys:
+        lose_the_answer(store, key)
+    assert store.claim("other", 600) is True
+    assert not Delivery.objects.filter(key__in=keys).exists()
+
+
+def test_in_a_transaction_a_failed_claim_is_not_remembered() -> None:
+    """Under ATOMIC_REQUESTS the claim commits with the request or not at all: a failed one was
+    not stored, and nothing may be given back for it."""
+    from django.db import connection
+
+    assert connection.in_atomic_block
+    store = DatabaseReplayStore("default")
+    with (
+        mock.patch("django.db.models.query.QuerySet.create", side_effect=OperationalError("gone")),
+        pytest.raises(StoreUnavailable),
+    ):
+        store.claim("k", 600)
+    assert store._unconfirmed == {}

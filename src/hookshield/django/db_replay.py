@@ -7,12 +7,17 @@ number of processes: the table's primary key lets exactly one INSERT of a delive
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import operator
+import secrets
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from hookshield.core.replay import StoreUnavailable
@@ -21,6 +26,9 @@ from hookshield.django.models import Delivery
 __all__ = ["DatabaseReplayStore"]
 
 logger = logging.getLogger("hookshield.replay")
+
+UNCONFIRMED_KEPT = 1024
+SETTLED_PER_STATEMENT = 100  # conditions OR'd in one DELETE (SQLite's expression depth: 1000)
 
 
 class DatabaseReplayStore:
@@ -34,23 +42,66 @@ class DatabaseReplayStore:
         self._deliveries = Delivery.objects.using(alias)
         self._monotonic = monotonic
         self._next_sweep = monotonic() + self.SWEEP_INTERVAL
+        # (key, token) of claims whose statement failed in autocommit: when each expires
+        self._unconfirmed: dict[tuple[str, str], dt.datetime] = {}
+        self._lock = threading.Lock()
 
     def claim(self, key: str, ttl_s: int) -> bool:
         now = timezone.now()
         expires = now + dt.timedelta(seconds=ttl_s)
+        # In a transaction (ATOMIC_REQUESTS) a claim commits with the request or not at all;
+        # in autocommit a statement that failed may have been committed, its answer lost.
+        autocommit = not connections[self.alias].in_atomic_block
+        if autocommit and self._unconfirmed:
+            self._settle(now)
+        token = secrets.token_hex(12)
         try:
             # Held, or expired and not swept yet: only an expired claim may be taken over, and
             # the UPDATE's condition makes one taker win. Should a sweep delete the row between
             # the two statements, the INSERT is tried once more rather than answering "replay".
             first = (
-                self._insert(key, expires)
-                or self._take_over(key, now, expires)
-                or self._insert(key, expires)
+                self._insert(key, expires, token)
+                or self._take_over(key, now, expires, token)
+                or self._insert(key, expires, token)
             )
         except DatabaseError as exc:
+            if autocommit:
+                self._unconfirm(key, token, expires)
             raise StoreUnavailable(f"database {self.alias!r}: {type(exc).__name__}") from exc
         self._sweep(now)
         return first
+
+    def _unconfirm(self, key: str, token: str, expires: dt.datetime) -> None:
+        """A claim nobody was told about would refuse every retry of its delivery as a replay
+        until it expires: the next claim in autocommit gives it back (``_settle``)."""
+        with self._lock:
+            if len(self._unconfirmed) < UNCONFIRMED_KEPT:
+                self._unconfirmed[(key, token)] = expires
+                return
+        logger.warning("replay store: %d unconfirmed claims kept, one more not", UNCONFIRMED_KEPT)
+
+    def _settle(self, now: dt.datetime) -> None:
+        """Delete each unconfirmed claim while it holds its own token, a few per statement.
+        Best effort: on a database error they are kept for the next claim, which goes on."""
+        with self._lock:
+            claims, self._unconfirmed = self._unconfirmed, {}
+        alive = [(key, token) for (key, token), ends in claims.items() if ends > now]
+        try:
+            for start in range(0, len(alive), SETTLED_PER_STATEMENT):
+                batch = alive[start : start + SETTLED_PER_STATEMENT]
+                mine = functools.reduce(operator.or_, (Q(key=k, token=t) for k, t in batch))
+                self._deliveries.filter(mine).delete()
+                for claim in batch:
+                    del claims[claim]
+        except DatabaseError as exc:
+            logger.warning(
+                "replay store: %d unconfirmed claim(s) not given back yet (%s)",
+                len(alive),
+                type(exc).__name__,
+            )
+            with self._lock:
+                claims.update(self._unconfirmed)
+                self._unconfirmed = {c: ends for c, ends in claims.items() if ends > now}
 
     def release(self, key: str) -> None:
         try:
@@ -59,18 +110,18 @@ class DatabaseReplayStore:
         except DatabaseError as exc:
             raise StoreUnavailable(f"database {self.alias!r}: {type(exc).__name__}") from exc
 
-    def _insert(self, key: str, expires: dt.datetime) -> bool:
+    def _insert(self, key: str, expires: dt.datetime, token: str) -> bool:
         try:
             with self._statement():
-                self._deliveries.create(key=key, expires_at=expires)
+                self._deliveries.create(key=key, expires_at=expires, token=token)
         except IntegrityError:
             return False
         return True
 
-    def _take_over(self, key: str, now: dt.datetime, expires: dt.datetime) -> bool:
+    def _take_over(self, key: str, now: dt.datetime, expires: dt.datetime, token: str) -> bool:
         with self._statement():
             taken = self._deliveries.filter(key=key, expires_at__lte=now)
-            return taken.update(expires_at=expires) == 1
+            return taken.update(expires_at=expires, token=token) == 1
 
     def _statement(self) -> AbstractContextManager[object]:
         """A savepoint when the request is in a transaction (``ATOMIC_REQUESTS``), so that a

@@ -72,6 +72,9 @@ class Delivery(models.Model):
 
     key = models.CharField(max_length=160, primary_key=True, help_text="endpoint and id digest")
     expires_at = models.DateTimeField(db_index=True)
+    token = models.CharField(
+        max_length=24, blank=True, default="", help_text="the claim's own (random, hexadecimal)"
+    )
 
     class Meta:
         verbose_name_plural = "deliveries"

@@ -226,3 +226,30 @@ def test_in_a_transaction_a_failed_claim_is_not_remembered() -> None:
     ):
         store.claim("k", 600)
     assert store._unconfirmed == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unconfirmed_claims_are_given_back_in_autocommit_only() -> None:
+    """Inside a request's transaction the give-back would hold the row's lock through the view
+    and go with a rollback: it waits for a claim in autocommit."""
+    from django.db import transaction
+
+    store = DatabaseReplayStore("default")
+    lose_the_answer(store, "k")
+    with transaction.atomic():
+        assert store.claim("other", 600) is True
+    assert Delivery.objects.filter(key="k").exists()
+    assert store.claim("third", 600) is True
+    assert not Delivery.objects.filter(key="k").exists()
+
+
+def test_a_row_an_older_worker_writes_without_a_token_is_a_claim() -> None:
+    """A rolling deploy: after migrate, workers of the previous release insert no token."""
+    from django.db import connection
+
+    quote = connection.ops.quote_name
+    table, key, expires = quote("hookshield_delivery"), quote("key"), quote("expires_at")
+    insert = f"INSERT INTO {table} ({key}, {expires}) VALUES (%s, %s)"  # noqa: S608 (constants)
+    with connection.cursor() as cursor:
+        cursor.execute(insert, ["old", timezone.now() + dt.timedelta(seconds=600)])
+    assert DatabaseReplayStore("default").claim("old", 600) is False

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import DatabaseError, Error, IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -93,10 +93,10 @@ class DatabaseReplayStore:
                 self._deliveries.filter(mine).delete()
                 for claim in batch:
                     del claims[claim]
-        except DatabaseError as exc:
+        except Error as exc:  # InterfaceError too (a closed connection), not a DatabaseError
             logger.warning(
                 "replay store: %d unconfirmed claim(s) not given back yet (%s)",
-                len(alive),
+                sum(1 for claim in alive if claim in claims),
                 type(exc).__name__,
             )
             with self._lock:

@@ -72,8 +72,9 @@ class Delivery(models.Model):
 
     key = models.CharField(max_length=160, primary_key=True, help_text="endpoint and id digest")
     expires_at = models.DateTimeField(db_index=True)
+    # NULL for a row an older hookshield wrote (during a rolling deploy): never given back.
     token = models.CharField(
-        max_length=24, blank=True, default="", help_text="the claim's own (random, hexadecimal)"
+        max_length=24, null=True, blank=True, help_text="the claim's own (random, hexadecimal)"
     )
 
     class Meta:

@@ -14,9 +14,9 @@ class Migration(migrations.Migration):
             name="token",
             field=models.CharField(
                 blank=True,
-                default="",
                 help_text="the claim's own (random, hexadecimal)",
                 max_length=24,
+                null=True,
             ),
         ),
     ]

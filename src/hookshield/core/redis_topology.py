@@ -113,13 +113,18 @@ def storage_errors(storage: RedisStorage) -> tuple[type[Exception], ...]:
     """
     base = storage.base_exceptions
     errors = base if isinstance(base, tuple) else (base,)
-    module = importlib.import_module(f"{storage.target_server}.exceptions")  # redis, valkey
+    module = _exceptions(storage)
     cluster = [
         getattr(module, name)
         for name in ("RedisClusterException", "ValkeyClusterException")
         if isinstance(getattr(module, name, None), type)
     ]
     return (StorageError, OSError, *errors, *cluster)
+
+
+def _exceptions(storage: RedisStorage) -> Any:
+    """The exceptions module of the storage's client library (redis or valkey)."""
+    return importlib.import_module(f"{storage.target_server}.exceptions")
 
 
 def fault_domain(storage: RedisStorage, key: str) -> int:
@@ -196,8 +201,7 @@ class KeyedScript:
 
 def keyed_script(storage: RedisStorage, source: str) -> KeyedScript:
     """``source`` on the client of limits' ``storage`` (redis-py's or valkey's)."""
-    module = importlib.import_module(f"{storage.target_server}.exceptions")
-    return KeyedScript(storage.get_connection(), source, module.NoScriptError)
+    return KeyedScript(storage.get_connection(), source, _exceptions(storage).NoScriptError)
 
 
 # Deletes each claim KEYS[i] only while it holds its token ARGV[i]; the keys share a slot.
@@ -229,8 +233,7 @@ class UnconfirmedClaims:
         self._give_back = keyed_script(storage, GIVE_BACK) if storage is not None else None
         self._refused: tuple[type[Exception], ...] = ()
         if storage is not None:  # Redis answered with an error: it would answer so again
-            module = importlib.import_module(f"{storage.target_server}.exceptions")
-            self._refused = (module.ResponseError,)
+            self._refused = (_exceptions(storage).ResponseError,)
 
     def add(self, domain: int, key: str, token: bytes, expires: float) -> None:
         if sum(map(len, self.pending.values())) >= self.KEPT:

@@ -82,26 +82,25 @@ class DatabaseReplayStore:
 
     def _settle(self, now: dt.datetime) -> None:
         """Delete each unconfirmed claim while it holds its own token, a few per statement.
-        Best effort: on a database error they are kept for the next claim, which goes on."""
+        Best effort: on a database error the rest are kept for the next claim, which goes on."""
         with self._lock:
             claims, self._unconfirmed = self._unconfirmed, {}
-        alive = [(key, token) for (key, token), ends in claims.items() if ends > now]
-        try:
-            for start in range(0, len(alive), SETTLED_PER_STATEMENT):
-                batch = alive[start : start + SETTLED_PER_STATEMENT]
-                mine = functools.reduce(operator.or_, (Q(key=k, token=t) for k, t in batch))
+        alive = [(claim, ends) for claim, ends in claims.items() if ends > now]
+        for start in range(0, len(alive), SETTLED_PER_STATEMENT):
+            batch = alive[start : start + SETTLED_PER_STATEMENT]
+            mine = functools.reduce(operator.or_, (Q(key=k, token=t) for (k, t), _ in batch))
+            try:
                 self._deliveries.filter(mine).delete()
-                for claim in batch:
-                    del claims[claim]
-        except Error as exc:  # InterfaceError too (a closed connection), not a DatabaseError
-            logger.warning(
-                "replay store: %d unconfirmed claim(s) not given back yet (%s)",
-                sum(1 for claim in alive if claim in claims),
-                type(exc).__name__,
-            )
-            with self._lock:
-                claims.update(self._unconfirmed)
-                self._unconfirmed = {c: ends for c, ends in claims.items() if ends > now}
+            except Error as exc:  # InterfaceError too (a closed connection), not a DatabaseError
+                kept = alive[start:]
+                logger.warning(
+                    "replay store: %d unconfirmed claim(s) not given back yet (%s)",
+                    len(kept),
+                    type(exc).__name__,
+                )
+                with self._lock:  # beside those added meanwhile
+                    self._unconfirmed.update(kept)
+                return
 
     def release(self, key: str) -> None:
         try:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
 from django.db import DatabaseError, OperationalError
+from django.db.models.signals import pre_delete
 from django.test import Client
 from django.utils import timezone
 
@@ -27,6 +29,8 @@ from tests.conftest import ALLOWED, TestPki, guard_config
 
 pytestmark = pytest.mark.django_db
 
+# Every DELETE of the store is this one conditional statement (db_replay._delete).
+RAW_DELETE = "django.db.models.query.QuerySet._raw_delete"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
@@ -75,7 +79,7 @@ def test_a_database_error_is_an_unavailable_store() -> None:
     ):
         store.claim("k", 600)
     with (
-        mock.patch("django.db.models.query.QuerySet.delete", side_effect=DatabaseError("gone")),
+        mock.patch(RAW_DELETE, side_effect=DatabaseError("gone")),
         pytest.raises(StoreUnavailable, match="database 'default': DatabaseError"),
     ):
         store.release("k")
@@ -129,9 +133,7 @@ def test_a_failed_sweep_leaves_the_request_transaction_usable() -> None:
     clock.now = DatabaseReplayStore.SWEEP_INTERVAL + 1  # this claim sweeps
     with (
         transaction.atomic(),
-        mock.patch(
-            "django.db.models.query.QuerySet._raw_delete", side_effect=DatabaseError("locked")
-        ),
+        mock.patch(RAW_DELETE, side_effect=DatabaseError("locked")),
     ):
         assert store.claim("k", 600) is True
         assert not connection.needs_rollback
@@ -195,7 +197,7 @@ def test_a_give_back_that_fails_is_kept_and_does_not_fail_the_claim(
 ) -> None:
     store = DatabaseReplayStore("default")
     lose_the_answer(store, "k")
-    with mock.patch("django.db.models.query.QuerySet.delete", side_effect=DatabaseError("lock")):
+    with mock.patch(RAW_DELETE, side_effect=DatabaseError("lock")):
         assert store.claim("k2", 600) is True  # a lock wait on one row refuses no other claim
     assert "1 unconfirmed claim(s) not given back yet (DatabaseError)" in caplog.text
     assert Delivery.objects.filter(key="k").exists()
@@ -253,3 +255,49 @@ def test_a_row_an_older_worker_writes_without_a_token_is_a_claim() -> None:
     with connection.cursor() as cursor:
         cursor.execute(insert, ["old", timezone.now() + dt.timedelta(seconds=600)])
     assert DatabaseReplayStore("default").claim("old", 600) is False
+
+
+@pytest.fixture
+def taken_over_while_deleted() -> Iterator[list[str]]:
+    """A project-wide delete receiver, as projects connect (audit trails, cache invalidation),
+    that lets another worker take the row over before it goes: it would run between the
+    SELECT and the DELETE by primary key ``QuerySet.delete()`` makes once any receiver exists.
+    Yields the keys it was called for (none, when the store's DELETE holds its condition)."""
+    called: list[str] = []
+
+    def take_over(sender: Any, instance: Any, **kwargs: Any) -> None:
+        if isinstance(instance, Delivery):
+            called.append(instance.key)
+            later = timezone.now() + dt.timedelta(seconds=600)
+            Delivery.objects.filter(key=instance.key).update(expires_at=later, token="taker")
+
+    pre_delete.connect(take_over, weak=False, dispatch_uid="test-take-over")
+    try:
+        yield called
+    finally:
+        pre_delete.disconnect(dispatch_uid="test-take-over")
+
+
+def test_the_sweep_never_deletes_a_claim_taken_over_meanwhile(
+    taken_over_while_deleted: list[str],
+) -> None:
+    clock = Monotonic()
+    store = DatabaseReplayStore("default", monotonic=clock)
+    Delivery.objects.create(key="k", expires_at=timezone.now() - dt.timedelta(seconds=1))
+    clock.now = DatabaseReplayStore.SWEEP_INTERVAL + 1
+    store.claim("other", 600)  # this claim sweeps
+    assert taken_over_while_deleted == [], "selected, then deleted by primary key alone"
+    assert not Delivery.objects.filter(key="k").exists()  # swept, in one conditional DELETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_give_back_never_deletes_a_claim_taken_over_meanwhile(
+    taken_over_while_deleted: list[str],
+) -> None:
+    store = DatabaseReplayStore("default")
+    lose_the_answer(store, "k")
+    assert store.claim("other", 600) is True  # gives "k" back, by its key and token at once
+    assert taken_over_while_deleted == [], "selected, then deleted by primary key alone"
+    assert not Delivery.objects.filter(key="k").exists()
+    assert store.claim("k", 600) is True
+    assert store.claim("k", 600) is False

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 from django.db import DatabaseError, Error, IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from hookshield.core.replay import StoreUnavailable
@@ -90,7 +90,7 @@ class DatabaseReplayStore:
             batch = alive[start : start + SETTLED_PER_STATEMENT]
             mine = functools.reduce(operator.or_, (Q(key=k, token=t) for (k, t), _ in batch))
             try:
-                self._deliveries.filter(mine).delete()
+                _delete(self._deliveries.filter(mine))
             except Error as exc:  # InterfaceError too (a closed connection), not a DatabaseError
                 kept = alive[start:]
                 logger.warning(
@@ -105,7 +105,7 @@ class DatabaseReplayStore:
     def release(self, key: str) -> None:
         try:
             with self._statement():
-                self._deliveries.filter(key=key).delete()
+                _delete(self._deliveries.filter(key=key))
         except DatabaseError as exc:
             raise StoreUnavailable(f"database {self.alias!r}: {type(exc).__name__}") from exc
 
@@ -137,6 +137,19 @@ class DatabaseReplayStore:
         self._next_sweep = self._monotonic() + self.SWEEP_INTERVAL
         try:
             with self._statement():
-                self._deliveries.filter(expires_at__lt=now).delete()
+                _delete(self._deliveries.filter(expires_at__lt=now))
         except DatabaseError:
             logger.warning("replay store: expired delivery ids could not be swept; retried later")
+
+
+def _delete(rows: QuerySet[Delivery]) -> int:
+    """Delete ``rows`` in one statement that carries their condition.
+
+    ``QuerySet.delete()`` does so only while no receiver of Django's delete signals exists;
+    with one (a project-wide receiver counts), it selects the rows, then deletes them by primary
+    key alone. A claim that takes a row over between the two (an expired one, for the sweep; a
+    given-back one's successor, for ``_settle``) would be deleted with it, and its delivery
+    accepted again. ``_raw_delete`` is the statement Django's own fast path runs; these rows
+    send no signal and nothing cascades from them.
+    """
+    return int(rows._raw_delete(rows.db))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import redis
 
 from hookshield.core.ratelimit import RateLimiter, parse_rates
-from hookshield.core.replay import RedisReplayStore, replay_key
+from hookshield.core.replay import RedisReplayStore, claim_token, replay_key
 
 IDENTITY = "spiffe://corp.example/payments-gateway"
 RATES = parse_rates("1000000/hour; 1000000/day", "RATE")  # two windows, never exceeded
@@ -34,7 +34,7 @@ def two_commands(limiter: RateLimiter, store: RedisReplayStore, endpoint: str) -
 
 
 def one_command(limiter: RateLimiter, store: RedisReplayStore, endpoint: str) -> None:
-    claim = (replay_key(endpoint, uuid.uuid4().hex), TTL)
+    claim = (replay_key(endpoint, uuid.uuid4().hex), TTL, claim_token())
     assert limiter.hit_and_claim(endpoint, IDENTITY, RATES, claim) == (None, True)
 
 

@@ -4,15 +4,17 @@ import dataclasses
 import io
 import logging
 import time
+from typing import Any, cast
 
 import pytest
+import redis
 
 from hookshield.core.errors import Code, Rejection
 from hookshield.core.pipeline import Endpoint, Guard, Webhook, accepted_webhook
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust, parse_networks
 from hookshield.core.ratelimit import RateLimiter, parse_rates
-from hookshield.core.replay import RedisReplayStore
+from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, replay_key
 from hookshield.core.signatures import SignatureVerifier, sign_v1
 from hookshield.core.sources import Inbound, build_source
 from hookshield.core.verify import Verifier
@@ -20,6 +22,7 @@ from hookshield.pki import encodings
 from tests.conftest import ALLOWED, TestPki
 
 SECRET = "proxy-secret-for-pipeline-tests-0001"
+SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def guard(pki: TestPki, *, secrets: tuple[str, ...] = ()) -> Guard:
@@ -139,6 +142,32 @@ def test_log_lines_escape_hostile_identities(
     assert "\n" not in record.getMessage()
 
 
+def signed_guard(pki: TestPki, name: str, **steps: Any) -> Guard:
+    endpoint = Endpoint(
+        name,
+        Allowlist.parse([ALLOWED]),
+        rates=parse_rates("100/minute", "RATE"),
+        signatures=SignatureVerifier([SIGNING_SECRET]),
+    )
+    return Guard(
+        source=build_source("nginx"),
+        trust=ProxyTrust(parse_networks(["127.0.0.1/32"])),
+        verifier=Verifier([pki.root.certificate]),
+        endpoints={name: endpoint},
+        **steps,
+    )
+
+
+def signed_delivery(pki: TestPki, delivery_id: str) -> Inbound:
+    stamp = int(time.time())
+    return from_proxy(
+        pki.allowed.certificate,
+        HTTP_WEBHOOK_ID=delivery_id,
+        HTTP_WEBHOOK_TIMESTAMP=str(stamp),
+        HTTP_WEBHOOK_SIGNATURE=sign_v1(SIGNING_SECRET, delivery_id, stamp, b"{}"),
+    )
+
+
 def test_a_claim_made_with_the_rate_count_is_given_back_whatever_happens_next(
     pki: TestPki, redis_url: str, unique: str
 ) -> None:
@@ -146,29 +175,10 @@ def test_a_claim_made_with_the_rate_count_is_given_back_whatever_happens_next(
     raising) must not keep the sender's real delivery out."""
     limiter = RateLimiter(redis_url)
     assert limiter.redis is not None
-    store = RedisReplayStore.sharing(limiter.redis)
-    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    endpoint = Endpoint(
-        unique,
-        Allowlist.parse([ALLOWED]),
-        rates=parse_rates("100/minute", "RATE"),
-        signatures=SignatureVerifier([secret]),
+    joint = signed_guard(
+        pki, unique, limiter=limiter, replay=RedisReplayStore.sharing(limiter.redis)
     )
-    joint = Guard(
-        source=build_source("nginx"),
-        trust=ProxyTrust(parse_networks(["127.0.0.1/32"])),
-        verifier=Verifier([pki.root.certificate]),
-        endpoints={unique: endpoint},
-        limiter=limiter,
-        replay=store,
-    )
-    stamp = int(time.time())
-    signed = {
-        "HTTP_WEBHOOK_ID": "msg_1",
-        "HTTP_WEBHOOK_TIMESTAMP": str(stamp),
-        "HTTP_WEBHOOK_SIGNATURE": sign_v1(secret, "msg_1", stamp, b"{}"),
-    }
-    inbound = from_proxy(pki.allowed.certificate, **signed)
+    inbound = signed_delivery(pki, "msg_1")
 
     def broken(size: int) -> bytes:
         raise RuntimeError("a bug while reading")
@@ -176,7 +186,51 @@ def test_a_claim_made_with_the_rate_count_is_given_back_whatever_happens_next(
     with pytest.raises(RuntimeError):
         joint.check(dataclasses.replace(inbound, read=broken), unique)
     assert isinstance(joint.check(inbound, unique), Webhook)  # the id was given back
-    assert isinstance(joint.check(from_proxy(pki.allowed.certificate, **signed), unique), Rejection)
+    assert isinstance(joint.check(signed_delivery(pki, "msg_1"), unique), Rejection)
+
+
+def test_the_release_after_a_failed_view_deletes_its_own_claim_only(pki: TestPki) -> None:
+    """A view that ran past its claim's expiry (twice the tolerance): the sender's retry
+    claimed the id since, and the failed view's release must not delete that claim."""
+    now = [0.0]
+    store = MemoryReplayStore(clock=lambda: now[0])
+    guard = signed_guard(pki, "payments", replay=store)
+    accepted = guard.check(signed_delivery(pki, "msg_1"), "payments")
+    assert isinstance(accepted, Webhook)
+    assert accepted.claim_token is not None
+    key = replay_key("payments", "msg_1")
+    now[0] = 601
+    assert store.claim(key, 600, "the retry's")
+    guard.release(accepted)
+    assert not store.claim(key, 600)  # still the retry's
+    store.release(key, "the retry's")
+    second = guard.check(signed_delivery(pki, "msg_1"), "payments")
+    assert isinstance(second, Webhook)
+    guard.release(second)  # its own: given back
+    assert isinstance(guard.check(signed_delivery(pki, "msg_1"), "payments"), Webhook)
+
+
+def test_a_claim_made_with_the_rate_count_is_released_by_its_token(
+    pki: TestPki, redis_url: str, unique: str
+) -> None:
+    limiter = RateLimiter(redis_url)
+    assert limiter.redis is not None
+    joint = signed_guard(
+        pki, unique, limiter=limiter, replay=RedisReplayStore.sharing(limiter.redis)
+    )
+    accepted = joint.check(signed_delivery(pki, "msg_1"), unique)
+    assert isinstance(accepted, Webhook)
+    client = redis.Redis.from_url(redis_url)
+    key = replay_key(unique, "msg_1")
+    assert client.get(key) == cast(str, accepted.claim_token).encode()  # the one trip's claim
+    client.set(key, "the retry's", ex=600)
+    joint.release(accepted)
+    assert client.get(key) == b"the retry's"
+    client.delete(key)
+    second = joint.check(signed_delivery(pki, "msg_1"), unique)
+    assert isinstance(second, Webhook)
+    joint.release(second)
+    assert not client.exists(key)
 
 
 def test_an_accepted_webhook_is_the_frozen_dataclass_its_init_makes(pki: TestPki) -> None:
@@ -184,7 +238,8 @@ def test_an_accepted_webhook_is_the_frozen_dataclass_its_init_makes(pki: TestPki
         build_source("nginx").take(from_proxy(pki.allowed.certificate))  # type: ignore[arg-type]
     )
     assert not isinstance(identity, Rejection)
-    values = ("payments", identity.identity, ALLOWED, False, {"a": 1}, b'{"a": 1}', "msg_1")
+    document, body = {"a": 1}, b'{"a": 1}'
+    values = ("payments", identity.identity, ALLOWED, False, document, body, "msg_1", "c0ffee")
     made = accepted_webhook(*values)
     assert made == Webhook(*values)
     assert dataclasses.astuple(made) == dataclasses.astuple(Webhook(*values))

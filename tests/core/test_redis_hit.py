@@ -75,19 +75,19 @@ def test_the_claim_is_made_only_when_every_limit_admits(redis_url: str, unique: 
     script = RedisHit(open_storage(redis_url, "RATE_LIMIT_STORAGE"))
     client = redis.Redis.from_url(redis_url)
     one = [WindowKey(f"{unique}/w", 1, 60)]
-    assert script(one, (f"{unique}/a", 120, b"mine")).claimed is True
+    assert script(one, (f"{unique}/a", 120, "mine")).claimed is True
     assert client.get(f"{unique}/a") == b"mine"  # the claim's own token
     assert 0 < cast(Any, client.ttl(f"{unique}/a")) <= 120
-    refused = script(one, (f"{unique}/b", 120, b"token"))
+    refused = script(one, (f"{unique}/b", 120, "token"))
     assert (refused.refused, refused.claimed) == (0, None)
     assert not client.exists(f"{unique}/b")  # a refused request claims nothing
     wide = [WindowKey(f"{unique}/v", 100, 60)]
-    assert script(wide, (f"{unique}/c", 120, b"token")).claimed is True
-    assert script(wide, (f"{unique}/c", 120, b"another")).claimed is False  # a replay
+    assert script(wide, (f"{unique}/c", 120, "token")).claimed is True
+    assert script(wide, (f"{unique}/c", 120, "another")).claimed is False  # a replay
     # The same token: the client's retry of the command that made the claim (its answer lost).
-    assert script(wide, (f"{unique}/c", 120, b"token")).claimed is True
+    assert script(wide, (f"{unique}/c", 120, "token")).claimed is True
     assert script(wide).claimed is None
-    assert script(wide, (f"{unique}/d", 30, b"token")).claimed is True  # the shape's own TTL
+    assert script(wide, (f"{unique}/d", 30, "token")).claimed is True  # the shape's own TTL
     assert 0 < cast(Any, client.ttl(f"{unique}/d")) <= 30 < cast(Any, client.ttl(f"{unique}/c"))
 
 

@@ -52,6 +52,31 @@ def test_redis_store(redis_url: str, unique: str) -> None:
     assert store.claim(unique, 600)
 
 
+def test_a_release_deletes_its_own_claim_only_in_memory() -> None:
+    """A view that ran past its claim's expiry: another claim of the id was made since."""
+    now = [0.0]
+    store = MemoryReplayStore(clock=lambda: now[0])
+    assert store.claim("k", 10, "first")
+    now[0] = 11
+    assert store.claim("k", 600, "since")  # the sender's retry, after the first expired
+    store.release("k", "first", 10)
+    assert not store.claim("k", 600)  # still held by the claim made since
+    store.release("k", "since", 600)
+    assert store.claim("k", 600)
+
+
+def test_a_release_deletes_its_own_claim_only_on_redis(redis_url: str, unique: str) -> None:
+    store = RedisReplayStore(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    assert store.claim(unique, 600, "first")
+    assert client.get(unique) == b"first"
+    client.set(unique, "since", ex=600)  # the first expired and the id was claimed again
+    store.release(unique, "first", 600)
+    assert client.get(unique) == b"since"
+    store.release(unique, "since", 600)
+    assert not client.exists(unique)
+
+
 def test_redis_store_unreachable() -> None:
     store = RedisReplayStore("redis://127.0.0.1:1/0")
     with pytest.raises(StoreUnavailable, match="redis"):

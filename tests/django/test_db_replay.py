@@ -301,3 +301,29 @@ def test_a_give_back_never_deletes_a_claim_taken_over_meanwhile(
     assert not Delivery.objects.filter(key="k").exists()
     assert store.claim("k", 600) is True
     assert store.claim("k", 600) is False
+
+
+def test_a_release_deletes_its_own_claim_only() -> None:
+    """A view that ran past its claim's expiry: the id was claimed again since."""
+    store = DatabaseReplayStore("default")
+    assert store.claim("k", 600, "first") is True
+    Delivery.objects.filter(key="k").update(token="since")  # expired, taken over by a retry
+    store.release("k", "first", 600)
+    assert Delivery.objects.filter(key="k", token="since").exists()
+    store.release("k", "since", 600)
+    assert not Delivery.objects.filter(key="k").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_release_that_failed_in_autocommit_is_given_back_by_the_next_claim() -> None:
+    store = DatabaseReplayStore("default")
+    assert store.claim("k", 600, "mine") is True
+    with (
+        mock.patch(RAW_DELETE, side_effect=OperationalError("connection lost")),
+        pytest.raises(StoreUnavailable),
+    ):
+        store.release("k", "mine", 600)
+    assert Delivery.objects.filter(key="k").exists()
+    assert store.claim("other", 600) is True  # gives "k" back first
+    assert not Delivery.objects.filter(key="k").exists()
+    assert store.claim("k", 600) is True  # the sender's retry

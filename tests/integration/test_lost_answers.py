@@ -17,7 +17,7 @@ from django.test import Client
 from hookshield.core import redis_topology
 from hookshield.core.ratelimit import RateLimiter, parse_rates
 from hookshield.core.redis_topology import RETRY_AFTER
-from hookshield.core.replay import RedisReplayStore, StoreUnavailable, replay_key
+from hookshield.core.replay import RedisReplayStore, StoreUnavailable, claim_token, replay_key
 from hookshield.core.signatures import sign_v1
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, TestPki, guard_config
@@ -58,10 +58,13 @@ def test_a_joint_claim_whose_answer_was_lost_is_given_back_when_redis_answers_ag
     assert limiter.redis is not None
     store = RedisReplayStore.sharing(limiter.redis, monotonic=clock)
     endpoint, key = "payments", replay_key("payments", uuid.uuid4().hex)
-    warm_up = (replay_key(endpoint, uuid.uuid4().hex), 600)
+    warm_up = (replay_key(endpoint, uuid.uuid4().hex), 600, claim_token())
     assert limiter.hit_and_claim(endpoint, ALLOWED, RATES, warm_up) == (None, True)  # loaded
     relay.losing.set()
-    assert limiter.hit_and_claim(endpoint, ALLOWED, RATES, (key, 600)) == (None, None)
+    assert limiter.hit_and_claim(endpoint, ALLOWED, RATES, (key, 600, claim_token())) == (
+        None,
+        None,
+    )
     relay.losing.clear()
     assert relay.lost == 1
     assert node.client().exists(key)  # it ran: the id is held
@@ -168,20 +171,14 @@ def test_a_lost_claim_is_forgotten_once_its_ttl_has_passed(node: Node, relay: Lo
     assert node.client().get(key) == b"a claim made since"
 
 
-def test_a_claim_retried_by_the_client_finds_its_own_token(
-    node: Node, relay: LossyRelay, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_claim_retried_by_the_client_finds_its_own_token(node: Node, relay: LossyRelay) -> None:
     """A client that retries a command whose answer it lost (redis-py's cluster client does,
     once) finds the claim it made: a first delivery, not a replay."""
-    from hookshield.core import replay
-
     store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0")
     key = replay_key("payments", uuid.uuid4().hex)
-    monkeypatch.setattr(replay, "claim_token", lambda: b"one attempt's token")
-    assert store.claim(key, 600) is True
-    assert store.claim(key, 600) is True  # the same command again
-    monkeypatch.setattr(replay, "claim_token", lambda: b"another delivery's")
-    assert store.claim(key, 600) is False
+    assert store.claim(key, 600, "one attempt's token") is True
+    assert store.claim(key, 600, "one attempt's token") is True  # the same command again
+    assert store.claim(key, 600, "another delivery's") is False
 
 
 @pytest.fixture
@@ -229,3 +226,23 @@ def test_a_delivery_whose_claim_answer_was_lost_is_accepted_on_the_senders_retry
     lossy_guard.losing.clear()
     assert deliver(pki, msg_id) == 200  # not 409: the lost claim was given back first
     assert deliver(pki, msg_id) == 409  # and this one holds
+
+
+def test_a_release_whose_command_failed_is_given_back_when_redis_answers_again(
+    node: Node, relay: LossyRelay
+) -> None:
+    """The view failed and its release did not reach Redis: the claim would refuse the sender's
+    retry as a replay until it expires; it is given back before the next claim there."""
+    clock = Clock()
+    store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    key, other = (replay_key("payments", uuid.uuid4().hex) for _ in range(2))
+    assert store.claim(key, 600, "mine") is True
+    relay.cutting.set()
+    with pytest.raises(StoreUnavailable):
+        store.release(key, "mine", 600)
+    relay.cutting.clear()
+    assert node.client().get(key) == b"mine"  # still held
+    clock.now += RETRY_AFTER
+    assert store.claim(other, 600) is True  # Redis answers again: given back first
+    assert not node.client().exists(key)
+    assert store.claim(key, 600) is True  # the sender's retry

@@ -32,7 +32,7 @@ from hookshield.core.payload import InputRules, read_body
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust
 from hookshield.core.ratelimit import RateLimiter
-from hookshield.core.replay import ReplayStore, StoreUnavailable, replay_key
+from hookshield.core.replay import ReplayStore, StoreUnavailable, claim_token, replay_key
 from hookshield.core.signatures import SignatureVerifier
 from hookshield.core.sources import Inbound, Source
 from hookshield.core.verify import Verifier
@@ -72,6 +72,8 @@ class Webhook:
         json: the parsed payload (None for non-JSON content types).
         body: the raw body as received (what a signature covered).
         delivery_id: the verified ``webhook-id`` on signed endpoints, else None.
+        claim_token: the token its replay claim stores, so that the release after a failed
+            view deletes that claim only (signed endpoints), else None.
     """
 
     endpoint: str
@@ -81,6 +83,7 @@ class Webhook:
     json: Any = None
     body: bytes = b""
     delivery_id: str | None = None
+    claim_token: str | None = field(default=None, repr=False)
 
 
 def accepted_webhook(
@@ -91,6 +94,7 @@ def accepted_webhook(
     document: Any,
     body: bytes,
     delivery_id: str | None,
+    claim_token: str | None,
 ) -> Webhook:
     """``Webhook(...)`` at a third of the cost, on every accepted delivery.
 
@@ -107,6 +111,7 @@ def accepted_webhook(
     state["json"] = document
     state["body"] = body
     state["delivery_id"] = delivery_id
+    state["claim_token"] = claim_token
     return accepted
 
 
@@ -129,6 +134,9 @@ class Decision:
 
 
 DecisionObserver = Callable[[Decision], None]
+# What the input and signature steps accept: the parsed body, the body, and on a signed
+# endpoint the delivery id and the token its replay claim stores.
+_Accepted = tuple[Any, bytes, str | None, str | None]
 
 logger = logging.getLogger("hookshield.guard")
 
@@ -227,17 +235,25 @@ class Guard:
 
     def release(self, accepted: Webhook) -> None:
         """Give a delivery id back after the view failed, so the sender's retry is not a replay."""
-        if accepted.delivery_id is not None:
-            self._give_back(replay_key(accepted.endpoint, accepted.delivery_id), accepted.endpoint)
+        if accepted.delivery_id is None:
+            return
+        endpoint = self.endpoints.get(accepted.endpoint)
+        signatures = endpoint.signatures if endpoint is not None else None
+        key = replay_key(accepted.endpoint, accepted.delivery_id)
+        ttl = 2 * signatures.tolerance if signatures is not None else 0
+        self._give_back((key, ttl, accepted.claim_token), accepted.endpoint)
 
-    def _give_back(self, key: str, endpoint: str) -> None:
+    def _give_back(self, claim: tuple[str, int, str | None], endpoint: str) -> None:
+        """Release ``(key, ttl, token)``: that claim only, never one made since."""
         if self.replay is None:
             return
+        key, ttl, token = claim
         try:
-            self.replay.release(key)
+            self.replay.release(key, token, ttl)
         except StoreUnavailable:
             logging.getLogger("hookshield.replay").warning(
-                "could not release webhook-id on endpoint %s; the sender's retry may be refused",
+                "could not release webhook-id on endpoint %s now; the sender's retry may be "
+                "refused until it is given back or expires",
                 endpoint,
             )
 
@@ -264,36 +280,43 @@ class Guard:
         refused, claimed = self.limiter.hit_and_claim(name, matched, endpoint.rates, claim)
         if refused is not None:
             return refused, chain, identity
-        accepted: tuple[Any, bytes, str | None] | Rejection | None = None
+        accepted: _Accepted | Rejection | None = None
         try:
-            accepted = self._read_and_verify(inbound, endpoint, claimed)
+            accepted = self._read_and_verify(inbound, endpoint, claim, claimed)
         finally:
             if claim is not None and claimed and not isinstance(accepted, tuple):
-                self._give_back(claim[0], name)  # held for a delivery that did not verify
+                self._give_back(claim, name)  # held for a delivery that did not verify
         if isinstance(accepted, Rejection):
             return accepted, chain, identity
-        document, body, delivery_id = accepted
-        webhook = accepted_webhook(
-            name, identity, matched, verified.long_lived, document, body, delivery_id
-        )
+        webhook = accepted_webhook(name, identity, matched, verified.long_lived, *accepted)
         return webhook, chain, identity
 
     def _read_and_verify(
-        self, inbound: Inbound, endpoint: Endpoint, claimed: bool | None
-    ) -> tuple[Any, bytes, str | None] | Rejection:
+        self,
+        inbound: Inbound,
+        endpoint: Endpoint,
+        claim: tuple[str, int, str] | None,
+        claimed: bool | None,
+    ) -> _Accepted | Rejection:
+        """``claim``: the one made with the rate count (``claimed``: its outcome, if made)."""
         payload = self.admit_input(inbound, endpoint.rules)
         if isinstance(payload, Rejection):
             return payload
         document, body = payload
         signatures = endpoint.signatures
         if signatures is None:
-            return document, body, None
-        delivery_id = self.verify_signature(
-            inbound.meta, endpoint.name, signatures, body, claimed=claimed
+            return document, body, None, None
+        verified_id = self.verify_signature(
+            inbound.meta,
+            endpoint.name,
+            signatures,
+            body,
+            claimed=claimed,
+            token=claim[2] if claim is not None else None,
         )
-        if isinstance(delivery_id, Rejection):
-            return delivery_id
-        return document, body, delivery_id
+        if isinstance(verified_id, Rejection):
+            return verified_id
+        return document, body, *verified_id
 
     def take_certificate(self, inbound: Inbound) -> PresentedChain | Rejection:
         """Believe forwarded headers only from a trusted proxy; then let the source parse."""
@@ -321,8 +344,11 @@ class Guard:
             return Rejection(Code.IDENTITY_NOT_ALLOWED, "identity matches no ALLOW entry")
         return matched
 
-    def early_claim(self, endpoint: Endpoint, meta: Mapping[str, Any]) -> tuple[str, int] | None:
-        """The replay claim (key, TTL) to make with the rate count, in one Redis round trip.
+    def early_claim(
+        self, endpoint: Endpoint, meta: Mapping[str, Any]
+    ) -> tuple[str, int, str] | None:
+        """The replay claim (key, TTL, token) to make with the rate count, in one Redis round
+        trip.
 
         Only on a signed and rated endpoint whose replay store is the limiter's own Redis
         client, and only for a well-formed ``webhook-id``. The claim is made before the body is
@@ -336,7 +362,7 @@ class Guard:
         delivery_id = signatures.delivery_id(meta)
         if delivery_id is None:
             return None
-        return replay_key(endpoint.name, delivery_id), 2 * signatures.tolerance
+        return replay_key(endpoint.name, delivery_id), 2 * signatures.tolerance, claim_token()
 
     @staticmethod
     def admit_input(inbound: Inbound, rules: InputRules) -> tuple[Any, bytes] | Rejection:
@@ -361,25 +387,29 @@ class Guard:
         body: bytes,
         *,
         claimed: bool | None = None,
-    ) -> str | Rejection:
-        """A matching signature in time, then a first-time delivery id (signed endpoints).
+        token: str | None = None,
+    ) -> tuple[str, str] | Rejection:
+        """A matching signature in time, then a first-time delivery id (signed endpoints): the
+        id and the token its claim stores.
 
-        ``claimed``: the outcome of the claim already made with the rate count, if it was.
+        ``claimed``: the outcome of the claim already made with the rate count, storing
+        ``token``, if it was.
         """
         delivery_id = signatures.verify(meta, body)
         if isinstance(delivery_id, Rejection):
             return delivery_id
         if self.replay is None:
             return Rejection(Code.REPLAY_STORE_UNAVAILABLE, "no replay store configured")
-        first = claimed
-        if first is None:
+        if claimed is None or token is None:
+            token = claim_token()
+            key = replay_key(name, delivery_id)
             try:
-                first = self.replay.claim(replay_key(name, delivery_id), 2 * signatures.tolerance)
+                claimed = self.replay.claim(key, 2 * signatures.tolerance, token)
             except StoreUnavailable as exc:
                 return Rejection(Code.REPLAY_STORE_UNAVAILABLE, str(exc))
-        if not first:
+        if not claimed:
             return Rejection(Code.DELIVERY_REPLAYED, "webhook-id seen within the replay window")
-        return delivery_id
+        return delivery_id, token
 
 
 def unknown_endpoint(name: str) -> Rejection:

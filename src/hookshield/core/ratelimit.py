@@ -42,7 +42,6 @@ from hookshield.core.redis_topology import (
     WHOLE,
     Outages,
     UnconfirmedClaims,
-    claim_token,
     fault_domain,
     open_storage,
     outages,
@@ -354,9 +353,9 @@ class RateLimiter:
         endpoint: str,
         identity: str,
         limits: Sequence[RateLimitItem],
-        claim: tuple[str, int] | None = None,
+        claim: tuple[str, int, str] | None = None,
     ) -> tuple[Rejection | None, bool | None]:
-        """``hit``, and on Redis the replay claim ``(key, ttl)`` in the same round trip.
+        """``hit``, and on Redis the replay claim ``(key, ttl, token)`` in the same round trip.
 
         The claim is made only if every limit admits the request; its outcome is None when it
         was not made (refused, storage unreachable, counts in memory): the caller claims then.
@@ -368,12 +367,11 @@ class RateLimiter:
             return self._answer(limits, self._hit_all(self._limiter, windows)), None
         domain, now = self._domain(endpoint), self._monotonic()
         if not self._outages.down(domain, now) and self._settled(domain, endpoint, now):
-            claiming = None if claim is None else (*claim, claim_token())
             try:
-                hit = self._script([w.spec for w in windows], claiming)
+                hit = self._script([w.spec for w in windows], claim)
             except self._errors as exc:
-                if claiming is not None:  # it may have been stored: given back later
-                    self._unconfirmed.add(domain, claiming[0], claiming[2], now + claiming[1])
+                if claim is not None:  # it may have been stored: given back later
+                    self._unconfirmed.add(domain, claim[0], claim[2], now + claim[1])
                 self._mark_down(domain, endpoint, exc)
             else:
                 if hit.refused is None:

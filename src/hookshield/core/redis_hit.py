@@ -108,7 +108,7 @@ class RedisHit:
         return script
 
     def __call__(
-        self, windows: Sequence[WindowKey], claim: tuple[str, int, bytes] | None = None
+        self, windows: Sequence[WindowKey], claim: tuple[str, int, str] | None = None
     ) -> Hit:
         """``claim``: the replay key, its TTL and the token it stores. Raises what the client
         raises (see ``redis_topology.storage_errors``)."""

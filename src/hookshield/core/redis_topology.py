@@ -14,7 +14,6 @@ import hashlib
 import importlib
 import logging
 import math
-import os
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from hookshield.core.extras import redis_client
 from hookshield.core.redact import without_credentials
 
 __all__ = [
+    "GIVE_BACK",
     "KEY_PREFIX",
     "REDIS_SCHEMES",
     "RETRY_AFTER",
@@ -37,7 +37,6 @@ __all__ = [
     "KeyedScript",
     "Outages",
     "UnconfirmedClaims",
-    "claim_token",
     "fault_domain",
     "keyed_script",
     "open_storage",
@@ -172,12 +171,6 @@ def outages(storage: RedisStorage) -> Outages:
     return _outages.setdefault(storage, Outages())
 
 
-def claim_token() -> bytes:
-    """The value a replay claim stores: its own, so that only it is ever given back, and a
-    client's retry of the command that made it finds it its own."""
-    return os.urandom(12)
-
-
 class KeyedScript:
     """A Lua script sent by its digest (``EVALSHA``), or by its source (``EVAL``, which caches
     it there) to a node that lacks it, as one after a restart or a promoted replica does.
@@ -229,13 +222,13 @@ class UnconfirmedClaims:
 
     def __init__(self, storage: RedisStorage | None = None) -> None:
         # fault domain: {(key, token): when the claim expires, on the caller's monotonic clock}
-        self.pending: dict[int, dict[tuple[str, bytes], float]] = {}
+        self.pending: dict[int, dict[tuple[str, str], float]] = {}
         self._give_back = keyed_script(storage, GIVE_BACK) if storage is not None else None
         self._refused: tuple[type[Exception], ...] = ()
         if storage is not None:  # Redis answered with an error: it would answer so again
             self._refused = (_exceptions(storage).ResponseError,)
 
-    def add(self, domain: int, key: str, token: bytes, expires: float) -> None:
+    def add(self, domain: int, key: str, token: str, expires: float) -> None:
         if sum(map(len, self.pending.values())) >= self.KEPT:
             logger.warning("unconfirmed replay claims: %d kept, one more not given back", self.KEPT)
             return

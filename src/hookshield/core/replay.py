@@ -2,12 +2,15 @@
 
 A store only answers "first time or not"; the guard decides what an unreachable store means
 (it refuses with 503: replay protection fails closed). ``release`` gives an id back when the
-view failed, so the sender's retry of the same delivery is not refused as a replay.
+view failed, so the sender's retry of the same delivery is not refused as a replay. Each claim
+stores a random token of its own, and a release names it: it deletes that claim only, never
+one made since for the same id (after the first expired).
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -19,8 +22,8 @@ from limits.storage import RedisStorage
 from hookshield.core.errors import ConfigurationError
 from hookshield.core.redact import without_credentials
 from hookshield.core.redis_topology import (
+    GIVE_BACK,
     REDIS_SCHEMES,
-    claim_token,
     fault_domain,
     keyed_script,
     open_storage,
@@ -36,6 +39,7 @@ __all__ = [
     "ReplayStore",
     "StoreUnavailable",
     "check_replay_uri",
+    "claim_token",
     "replay_key",
 ]
 
@@ -60,11 +64,21 @@ class StoreUnavailable(Exception):
 class ReplayStore(Protocol):
     networked: bool
 
-    def claim(self, key: str, ttl_s: int) -> bool:
-        """True only the first time ``key`` is claimed within ``ttl_s`` seconds."""
+    def claim(self, key: str, ttl_s: int, token: str | None = None) -> bool:
+        """True only the first time ``key`` is claimed within ``ttl_s`` seconds; the claim
+        stores ``token`` (``claim_token()``; one of its own when None)."""
 
-    def release(self, key: str) -> None:
-        """Forget ``key`` (its delivery was not processed)."""
+    def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
+        """Forget the claim of ``key`` that stores ``token`` (its delivery was not processed);
+        any claim of ``key`` when None. ``ttl_s``: how long the claim may still hold, for a
+        store that gives it back later when this release fails."""
+
+
+def claim_token() -> str:
+    """The value a replay claim stores: its own, so that only it is ever given back (after a
+    lost answer, or when its delivery's view failed), and a client's retry of the command that
+    made it finds it its own. 24 hexadecimal characters (the database store's column)."""
+    return secrets.token_hex(12)
 
 
 def replay_key(endpoint: str, delivery_id: str) -> str:
@@ -83,31 +97,34 @@ class MemoryReplayStore:
     def __init__(
         self, *, max_entries: int = 1_000_000, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._entries: OrderedDict[str, float] = OrderedDict()  # key -> expiry, oldest first
+        # key -> (expiry, token), oldest first
+        self._entries: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._max = max_entries
         self._clock = clock
         self._lock = threading.Lock()
 
-    def claim(self, key: str, ttl_s: int) -> bool:
+    def claim(self, key: str, ttl_s: int, token: str | None = None) -> bool:
         now = self._clock()
         with self._lock:
             while self._entries:
-                oldest_key, expiry = next(iter(self._entries.items()))
+                oldest_key, (expiry, _) = next(iter(self._entries.items()))
                 if expiry > now:
                     break
                 del self._entries[oldest_key]
-            held_until = self._entries.get(key)
-            if held_until is not None and held_until > now:
+            held = self._entries.get(key)
+            if held is not None and held[0] > now:
                 return False
             if len(self._entries) >= self._max:
                 raise StoreUnavailable(f"memory replay store is full ({self._max} ids)")
-            self._entries[key] = now + ttl_s
+            self._entries[key] = (now + ttl_s, token)
             self._entries.move_to_end(key)
             return True
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
         with self._lock:
-            self._entries.pop(key, None)
+            held = self._entries.get(key)
+            if held is not None and (token is None or held[1] == token):
+                del self._entries[key]
 
 
 # SET NX EX, storing the claim's token ARGV[1]; also 1 when the key holds that very token (the
@@ -156,6 +173,7 @@ class RedisReplayStore:
         self._outages = outages(storage)
         self._unconfirmed = unconfirmed_claims(storage)
         self._claim = keyed_script(storage, CLAIM)
+        self._give_back = keyed_script(storage, GIVE_BACK)
         self._monotonic = monotonic
 
     def _up(self, key: str) -> tuple[int, float]:
@@ -169,14 +187,14 @@ class RedisReplayStore:
         self._outages.mark(domain, self._monotonic())
         return StoreUnavailable(f"redis: {type(exc).__name__}")
 
-    def claim(self, key: str, ttl_s: int) -> bool:
+    def claim(self, key: str, ttl_s: int, token: str | None = None) -> bool:
         domain, now = self._up(key)
         try:
             if self._unconfirmed.pending:
                 self._unconfirmed.settle(domain, now)
         except self._errors as exc:
             raise self._failed(domain, exc) from exc
-        token = claim_token()
+        token = token or claim_token()
         try:
             return bool(self._claim([key], [token, ttl_s]))
         except self._errors as exc:
@@ -184,11 +202,17 @@ class RedisReplayStore:
             self._unconfirmed.add(domain, key, token, now + ttl_s)
             raise self._failed(domain, exc) from exc
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
         # Always tried, even on a domain that failed moments ago: a claim held on after its
         # delivery failed refuses the sender's retry (409) until it expires. Releases come only
         # after a failure, so they are few.
         try:
-            self._redis.delete(key)
+            if token is None:
+                self._redis.delete(key)
+            else:
+                self._give_back([key], [token])  # deleted only while it holds its token
         except self._errors as exc:
-            raise self._failed(fault_domain(self.storage, key), exc) from exc
+            domain = fault_domain(self.storage, key)
+            if token is not None and ttl_s > 0:  # given back before the next claim there
+                self._unconfirmed.add(domain, key, token, self._monotonic() + ttl_s)
+            raise self._failed(domain, exc) from exc

@@ -23,13 +23,15 @@ class CacheReplayStore:
         self._cache: BaseCache = caches[alias]
         self.networked = not isinstance(self._cache, LocMemCache)
 
-    def claim(self, key: str, ttl_s: int) -> bool:
+    def claim(self, key: str, ttl_s: int, token: str | None = None) -> bool:
         try:
             return bool(self._cache.add(key, 1, timeout=ttl_s))
         except Exception as exc:  # cache backends raise their client's own errors
             raise StoreUnavailable(f"cache {self.alias!r}: {type(exc).__name__}") from exc
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
+        # Django's cache API has no delete-if-equal: the key goes whatever claim holds it (one
+        # made since the released one expired too), and a failed release is not tried again.
         try:
             self._cache.delete(key)
         except Exception as exc:  # as above

@@ -10,7 +10,6 @@ import datetime as dt
 import functools
 import logging
 import operator
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from django.db import DatabaseError, Error, IntegrityError, connections, transac
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from hookshield.core.replay import StoreUnavailable
+from hookshield.core.replay import StoreUnavailable, claim_token
 from hookshield.django.models import Delivery
 
 __all__ = ["DatabaseReplayStore"]
@@ -46,7 +45,7 @@ class DatabaseReplayStore:
         self._unconfirmed: dict[tuple[str, str], dt.datetime] = {}
         self._lock = threading.Lock()
 
-    def claim(self, key: str, ttl_s: int) -> bool:
+    def claim(self, key: str, ttl_s: int, token: str | None = None) -> bool:
         now = timezone.now()
         expires = now + dt.timedelta(seconds=ttl_s)
         # In a transaction (ATOMIC_REQUESTS) a claim commits with the request or not at all;
@@ -54,7 +53,7 @@ class DatabaseReplayStore:
         autocommit = not connections[self.alias].in_atomic_block
         if autocommit and self._unconfirmed:
             self._settle(now)
-        token = secrets.token_hex(12)
+        token = token or claim_token()
         try:
             # Held, or expired and not swept yet: only an expired claim may be taken over, and
             # the UPDATE's condition makes one taker win. Should a sweep delete the row between
@@ -102,11 +101,17 @@ class DatabaseReplayStore:
                     self._unconfirmed.update(kept)
                 return
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
+        rows = self._deliveries.filter(key=key)
+        autocommit = not connections[self.alias].in_atomic_block
         try:
             with self._statement():
-                _delete(self._deliveries.filter(key=key))
+                _delete(rows if token is None else rows.filter(token=token))
         except DatabaseError as exc:
+            # In autocommit, given back by the next claim; in a transaction, the claim goes or
+            # stays with the request's commit.
+            if autocommit and token is not None and ttl_s > 0:
+                self._unconfirm(key, token, timezone.now() + dt.timedelta(seconds=ttl_s))
             raise StoreUnavailable(f"database {self.alias!r}: {type(exc).__name__}") from exc
 
     def _insert(self, key: str, expires: dt.datetime, token: str) -> bool:

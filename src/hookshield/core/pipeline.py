@@ -288,7 +288,10 @@ class Guard:
                 self._give_back(claim, name)  # held for a delivery that did not verify
         if isinstance(accepted, Rejection):
             return accepted, chain, identity
-        webhook = accepted_webhook(name, identity, matched, verified.long_lived, *accepted)
+        document, body, delivery_id, token = accepted  # a plain call: cheaper than *accepted
+        webhook = accepted_webhook(
+            name, identity, matched, verified.long_lived, document, body, delivery_id, token
+        )
         return webhook, chain, identity
 
     def _read_and_verify(

@@ -210,6 +210,20 @@ def test_the_release_after_a_failed_view_deletes_its_own_claim_only(pki: TestPki
     assert isinstance(guard.check(signed_delivery(pki, "msg_1"), "payments"), Webhook)
 
 
+def test_a_release_that_raises_unexpectedly_is_logged_and_changes_no_answer(
+    pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(MemoryReplayStore):
+        def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
+            raise RuntimeError("a bug in a store")
+
+    guard = signed_guard(pki, "payments", replay=Broken())
+    accepted = guard.check(signed_delivery(pki, "msg_1"), "payments")
+    assert isinstance(accepted, Webhook)
+    guard.release(accepted)  # the view's own failure stays its answer
+    assert "unexpected error releasing webhook-id on endpoint payments" in caplog.text
+
+
 def test_a_claim_made_with_the_rate_count_is_released_by_its_token(
     pki: TestPki, redis_url: str, unique: str
 ) -> None:

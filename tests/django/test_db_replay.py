@@ -13,7 +13,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import DatabaseError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models.signals import pre_delete
 from django.test import Client
 from django.utils import timezone
@@ -315,11 +315,14 @@ def test_a_release_deletes_its_own_claim_only() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_release_that_failed_in_autocommit_is_given_back_by_the_next_claim() -> None:
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])  # InterfaceError: closed
+def test_a_release_that_failed_in_autocommit_is_given_back_by_the_next_claim(
+    error: type[Exception],
+) -> None:
     store = DatabaseReplayStore("default")
     assert store.claim("k", 600, "mine") is True
     with (
-        mock.patch(RAW_DELETE, side_effect=OperationalError("connection lost")),
+        mock.patch(RAW_DELETE, side_effect=error("connection lost")),
         pytest.raises(StoreUnavailable),
     ):
         store.release("k", "mine", 600)
@@ -327,3 +330,39 @@ def test_a_release_that_failed_in_autocommit_is_given_back_by_the_next_claim() -
     assert store.claim("other", 600) is True  # gives "k" back first
     assert not Delivery.objects.filter(key="k").exists()
     assert store.claim("k", 600) is True  # the sender's retry
+
+
+def test_in_a_transaction_a_failed_release_is_not_remembered() -> None:
+    """Under ATOMIC_REQUESTS the release commits with the request or not at all."""
+    from django.db import connection
+
+    assert connection.in_atomic_block
+    store = DatabaseReplayStore("default")
+    assert store.claim("k", 600, "mine") is True
+    with (
+        mock.patch(RAW_DELETE, side_effect=OperationalError("gone")),
+        pytest.raises(StoreUnavailable),
+    ):
+        store.release("k", "mine", 600)
+    assert store._unconfirmed == {}
+
+
+def test_a_release_never_deletes_a_claim_taken_over_meanwhile(
+    taken_over_while_deleted: list[str],
+) -> None:
+    store = DatabaseReplayStore("default")
+    assert store.claim("k", 600, "mine") is True
+    store.release("k", "mine", 600)
+    assert taken_over_while_deleted == [], "selected, then deleted by primary key alone"
+    assert not Delivery.objects.filter(key="k").exists()
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_a_claim_that_fails_with_any_database_error_is_an_unavailable_store(
+    error: type[Exception],
+) -> None:
+    with (
+        mock.patch("django.db.models.query.QuerySet.create", side_effect=error("closed")),
+        pytest.raises(StoreUnavailable),
+    ):
+        DatabaseReplayStore("default").claim("k", 600)

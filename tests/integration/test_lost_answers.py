@@ -5,6 +5,7 @@ the test's own, behind a relay that loses answers after the command ran."""
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,10 +16,16 @@ import pytest
 from django.test import Client
 
 from hookshield.core import redis_topology
+from hookshield.core.errors import Rejection
+from hookshield.core.pipeline import Endpoint, Guard, Webhook
+from hookshield.core.policy import Allowlist
+from hookshield.core.proxies import ProxyTrust, parse_networks
 from hookshield.core.ratelimit import RateLimiter, parse_rates
 from hookshield.core.redis_topology import RETRY_AFTER
 from hookshield.core.replay import RedisReplayStore, StoreUnavailable, claim_token, replay_key
-from hookshield.core.signatures import sign_v1
+from hookshield.core.signatures import SignatureVerifier, sign_v1
+from hookshield.core.sources import Inbound, build_source
+from hookshield.core.verify import Verifier
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, TestPki, guard_config
 from tests.integration.lossy_relay import LossyRelay, lossy_relay
@@ -246,3 +253,80 @@ def test_a_release_whose_command_failed_is_given_back_when_redis_answers_again(
     assert store.claim(other, 600) is True  # Redis answers again: given back first
     assert not node.client().exists(key)
     assert store.claim(key, 600) is True  # the sender's retry
+
+
+def joint_guard(pki: TestPki, relay: LossyRelay, clock: Clock) -> Guard:
+    """The core guard on the relay: rate count and claim in one command, as in production."""
+    limiter = RateLimiter(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    assert limiter.redis is not None
+    endpoint = Endpoint(
+        "payments", Allowlist.parse([ALLOWED]), rates=RATES, signatures=SignatureVerifier([SECRET])
+    )
+    return Guard(
+        source=build_source("nginx"),
+        trust=ProxyTrust(parse_networks(["127.0.0.1/32"])),
+        verifier=Verifier([pki.root.certificate]),
+        endpoints={"payments": endpoint},
+        limiter=limiter,
+        replay=RedisReplayStore.sharing(limiter.redis, monotonic=clock),
+    )
+
+
+def signed(pki: TestPki, msg_id: str, secret: str = SECRET, read: Any = None) -> Inbound:
+    stamp = int(time.time())
+    meta = {
+        "HTTP_X_SSL_CLIENT_CERT": encodings.nginx_escaped(pki.allowed.certificate),
+        "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "2",
+        "HTTP_WEBHOOK_ID": msg_id,
+        "HTTP_WEBHOOK_TIMESTAMP": str(stamp),
+        "HTTP_WEBHOOK_SIGNATURE": sign_v1(secret, msg_id, stamp, b"{}"),
+    }
+    return Inbound(peer="127.0.0.1", meta=meta, read=read or io.BytesIO(b"{}").read)
+
+
+def test_the_guard_s_release_after_a_failed_view_is_given_back_when_redis_answers_again(
+    node: Node, relay: LossyRelay, pki: TestPki
+) -> None:
+    clock = Clock()
+    guard = joint_guard(pki, relay, clock)
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    accepted = guard.check(signed(pki, msg_id), "payments")
+    assert isinstance(accepted, Webhook)
+    relay.cutting.set()
+    guard.release(accepted)  # the view failed; its release does not reach Redis (logged)
+    relay.cutting.clear()
+    key = replay_key("payments", msg_id)
+    assert node.client().exists(key)
+    clock.now += RETRY_AFTER
+    assert isinstance(guard.check(signed(pki, f"msg_{uuid.uuid4().hex}"), "payments"), Webhook)
+    assert not node.client().exists(key)  # given back before that claim
+    assert isinstance(guard.check(signed(pki, msg_id), "payments"), Webhook)  # the retry
+
+
+def test_a_forged_delivery_s_give_back_that_failed_is_given_back_later(
+    node: Node, relay: LossyRelay, pki: TestPki
+) -> None:
+    """The id is claimed with the rate count, before the signature is checked; a forged
+    delivery gives it back, and if that command fails, the give-back is kept for later."""
+    clock = Clock()
+    guard = joint_guard(pki, relay, clock)
+    assert isinstance(guard.check(signed(pki, f"msg_{uuid.uuid4().hex}"), "payments"), Webhook)
+    msg_id = f"msg_{uuid.uuid4().hex}"
+
+    def read_then_cut(size: int) -> bytes:  # the body is read after the claim, before the check
+        relay.cutting.set()
+        return b"{}"
+
+    forged = signed(pki, msg_id, secret="whsec_" + "A" * 32, read=read_then_cut)
+    refused = guard.check(forged, "payments")
+    relay.cutting.clear()
+    assert isinstance(refused, Rejection)
+    assert refused.code == "signature_invalid"
+    key = replay_key("payments", msg_id)
+    assert node.client().exists(key)  # the give-back did not reach Redis
+    clock.now += RETRY_AFTER
+    assert isinstance(guard.check(signed(pki, f"msg_{uuid.uuid4().hex}"), "payments"), Webhook)
+    assert not node.client().exists(key)
+    assert isinstance(guard.check(signed(pki, msg_id), "payments"), Webhook)  # the real one

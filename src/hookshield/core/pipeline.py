@@ -248,14 +248,19 @@ class Guard:
         if self.replay is None:
             return
         key, ttl, token = claim
+        log = logging.getLogger("hookshield.replay")
         try:
             self.replay.release(key, token, ttl)
         except StoreUnavailable:
-            logging.getLogger("hookshield.replay").warning(
+            log.warning(
                 "could not release webhook-id on endpoint %s now; the sender's retry may be "
                 "refused until it is given back or expires",
                 endpoint,
             )
+        except Exception:
+            # A bug: loud, but the answer stays the request's own (a rejection, or the view's
+            # failure), never a 500 of the release's making.
+            log.exception("unexpected error releasing webhook-id on endpoint %s", endpoint)
 
     def _steps(
         self, inbound: Inbound, name: str

@@ -66,7 +66,9 @@ class ReplayStore(Protocol):
 
     def claim(self, key: str, ttl_s: int, token: str | None = None) -> bool:
         """True only the first time ``key`` is claimed within ``ttl_s`` seconds; the claim
-        stores ``token`` (``claim_token()``; one of its own when None)."""
+        stores ``token`` (``claim_token()``; one of its own when None). A token is never used
+        for two claims: on Redis a claim finding its own token counts as made (the client's
+        retry of the same command)."""
 
     def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
         """Forget the claim of ``key`` that stores ``token`` (its delivery was not processed);
@@ -98,7 +100,7 @@ class MemoryReplayStore:
         self, *, max_entries: int = 1_000_000, clock: Callable[[], float] = time.monotonic
     ) -> None:
         # key -> (expiry, token), oldest first
-        self._entries: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._max = max_entries
         self._clock = clock
         self._lock = threading.Lock()
@@ -116,7 +118,7 @@ class MemoryReplayStore:
                 return False
             if len(self._entries) >= self._max:
                 raise StoreUnavailable(f"memory replay store is full ({self._max} ids)")
-            self._entries[key] = (now + ttl_s, token)
+            self._entries[key] = (now + ttl_s, token or claim_token())
             self._entries.move_to_end(key)
             return True
 

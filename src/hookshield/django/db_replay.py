@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from django.db import DatabaseError, Error, IntegrityError, connections, transaction
+from django.db import Error, IntegrityError, connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -63,7 +63,7 @@ class DatabaseReplayStore:
                 or self._take_over(key, now, expires, token)
                 or self._insert(key, expires, token)
             )
-        except DatabaseError as exc:
+        except Error as exc:  # InterfaceError too (a closed connection), not a DatabaseError
             if autocommit:
                 self._unconfirm(key, token, expires)
             raise StoreUnavailable(f"database {self.alias!r}: {type(exc).__name__}") from exc
@@ -107,7 +107,7 @@ class DatabaseReplayStore:
         try:
             with self._statement():
                 _delete(rows if token is None else rows.filter(token=token))
-        except DatabaseError as exc:
+        except Error as exc:  # as in claim
             # In autocommit, given back by the next claim; in a transaction, the claim goes or
             # stays with the request's commit.
             if autocommit and token is not None and ttl_s > 0:
@@ -143,7 +143,7 @@ class DatabaseReplayStore:
         try:
             with self._statement():
                 _delete(self._deliveries.filter(expires_at__lt=now))
-        except DatabaseError:
+        except Error:  # as in claim; the claim made stands
             logger.warning("replay store: expired delivery ids could not be swept; retried later")
 
 

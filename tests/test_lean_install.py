@@ -64,7 +64,7 @@ def test_the_base_dependencies_are_the_guard_s_own() -> None:
         "rich>=13",
         "uvicorn>=0.30",
     ]
-    assert project["optional-dependencies"]["redis"] == ["redis[hiredis]>=5"]
+    assert project["optional-dependencies"]["redis"] == ["redis[hiredis]>=6"]
 
 
 def test_the_guard_runs_without_the_extras_and_commands_name_theirs(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ def echo(request: HttpRequest, data: Any = None) -> JsonResponse:
     """What the view saw of the accepted delivery (``data``: what DRF parsed, if DRF)."""
     accepted = request.webhook  # type: ignore[attr-defined]
     payload = accepted.json
+    if isinstance(payload, dict) and payload.get("raise"):
+        raise RuntimeError("a broken handler")  # the view raises rather than answering
     return JsonResponse(
         {
             "endpoint": accepted.endpoint,

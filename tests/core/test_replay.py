@@ -9,7 +9,7 @@ import redis
 
 from hookshield.core.errors import Code, ConfigurationError
 from hookshield.core.ratelimit import RateLimiter, RateLimitFailure, parse_rates
-from hookshield.core.redis_topology import RETRY_AFTER
+from hookshield.core.redis_topology import RETRY_AFTER, UnconfirmedClaims
 from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, StoreUnavailable, replay_key
 
 
@@ -184,3 +184,14 @@ def test_the_limiter_and_a_store_on_its_client_learn_of_a_failure_from_each_othe
         with pytest.raises(StoreUnavailable, match="moments ago"):
             store.claim(replay_key("payments", "msg_1"), 60)
         assert len(server.accepted) == 1
+
+
+def test_a_worker_keeps_at_most_so_many_unconfirmed_claims(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bound on what an outage can make a worker remember; beyond it, a log line."""
+    unconfirmed = UnconfirmedClaims()
+    for i in range(UnconfirmedClaims.KEPT + 1):
+        unconfirmed.add(i % 3, f"k{i}", "token", 600.0)
+    assert sum(map(len, unconfirmed.pending.values())) == UnconfirmedClaims.KEPT
+    assert f"unconfirmed replay claims: {UnconfirmedClaims.KEPT} kept" in caplog.text

@@ -189,6 +189,20 @@ def test_a_failed_view_releases_the_delivery_id_for_the_retry(settings: Any, pki
     assert "error" not in retry.json()
 
 
+@pytest.mark.parametrize("url", URLS)
+def test_a_view_that_raises_releases_the_delivery_id_for_the_retry(
+    settings: Any, pki: TestPki, url: str
+) -> None:
+    configure(settings, pki, SIGNING_SECRETS=[SECRET])
+    body = b'{"type": "paid", "raise": true}'
+    headers = {**cert_headers(pki), **signed(body)}
+    client = Client(REMOTE_ADDR="127.0.0.1", raise_request_exception=False)
+    for _ in range(2):  # the retry is let in (and raises again), not refused as a replay (409)
+        response = client.post(url, data=body, content_type="application/json", headers=headers)
+        assert response.status_code == 500
+        assert response.get("Content-Type") != "application/json"  # Django's page, not a guard's
+
+
 def test_replay_on_the_django_cache(settings: Any, pki: TestPki) -> None:
     settings.CACHES = {
         "webhooks": {

@@ -21,7 +21,7 @@ from django.utils import timezone
 from hookshield.core.replay import StoreUnavailable
 from hookshield.core.signatures import sign_v1
 from hookshield.django.conf import get_settings
-from hookshield.django.db_replay import DatabaseReplayStore
+from hookshield.django.db_replay import UNCONFIRMED_KEPT, DatabaseReplayStore
 from hookshield.django.guard import get_guard
 from hookshield.django.models import Delivery
 from hookshield.pki import encodings
@@ -366,3 +366,14 @@ def test_a_claim_that_fails_with_any_database_error_is_an_unavailable_store(
         pytest.raises(StoreUnavailable),
     ):
         DatabaseReplayStore("default").claim("k", 600)
+
+
+def test_a_process_keeps_at_most_so_many_unconfirmed_claims(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = DatabaseReplayStore("default")
+    expires = timezone.now() + dt.timedelta(seconds=600)
+    for i in range(UNCONFIRMED_KEPT + 1):
+        store._unconfirm(f"k{i}", "token", expires)
+    assert len(store._unconfirmed) == UNCONFIRMED_KEPT
+    assert f"replay store: {UNCONFIRMED_KEPT} unconfirmed claims kept, one more not" in caplog.text

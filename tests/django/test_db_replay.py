@@ -92,7 +92,12 @@ def test_the_default_storage_is_the_database(settings: Any, pki: TestPki) -> Non
     assert get_settings().replay_storage == "db://default"
     guard = get_guard()
     assert isinstance(getattr(guard, "replay", None), DatabaseReplayStore)
-    msg_id, stamp, body = f"msg_{uuid.uuid4().hex}", int(time.time()), b'{"type": "paid"}'
+    assert deliver_twice(pki, b'{"type": "paid"}') == [200, 409]
+
+
+def deliver_twice(pki: TestPki, body: bytes) -> list[int]:
+    """The statuses of one signed delivery sent twice to the function view."""
+    msg_id, stamp = f"msg_{uuid.uuid4().hex}", int(time.time())
     headers = {
         "X-SSL-Client-Cert": encodings.nginx_escaped(pki.allowed.certificate),
         "X-SSL-Client-Verify": "SUCCESS",
@@ -100,14 +105,35 @@ def test_the_default_storage_is_the_database(settings: Any, pki: TestPki) -> Non
         "webhook-timestamp": str(stamp),
         "webhook-signature": sign_v1(SECRET, msg_id, stamp, body),
     }
-    client = Client(REMOTE_ADDR="127.0.0.1")
-    statuses = [
+    client = Client(REMOTE_ADDR="127.0.0.1", raise_request_exception=False)
+    return [
         client.post(
             "/hooks/payments/", data=body, content_type="application/json", headers=headers
         ).status_code
         for _ in range(2)
     ]
-    assert statuses == [200, 409]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("body", "statuses"),
+    [
+        (b'{"type": "paid"}', [200, 409]),
+        (b'{"raise": true}', [500, 500]),  # rolled back with the view's work, claim included
+        (b'{"fail": true}', [500, 500]),  # released in the request's transaction
+    ],
+)
+def test_under_atomic_requests_the_claim_commits_with_the_request(
+    settings: Any, pki: TestPki, monkeypatch: pytest.MonkeyPatch, body: bytes, statuses: list[int]
+) -> None:
+    from django.db import connection
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    settings.HOOKSHIELD = guard_config(
+        pki, ENDPOINTS={"payments": {"ALLOW": [ALLOWED], "SIGNING_SECRETS": [SECRET]}}
+    )
+    assert deliver_twice(pki, body) == statuses  # a failed view's retry is not a replay
+    assert Delivery.objects.count() == (1 if statuses[0] == 200 else 0)
 
 
 def test_a_database_alias_that_does_not_exist_stops_the_start(settings: Any, pki: TestPki) -> None:

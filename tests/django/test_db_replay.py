@@ -6,6 +6,7 @@ Across processes and hosts: tests/integration/test_replay_database.py.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -403,3 +404,31 @@ def test_a_process_keeps_at_most_so_many_unconfirmed_claims(
         store._unconfirm(f"k{i}", "token", expires)
     assert len(store._unconfirmed) == UNCONFIRMED_KEPT
     assert f"replay store: {UNCONFIRMED_KEPT} unconfirmed claims kept, one more not" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_many_processes_taking_an_expired_claim_over_at_once_one_wins() -> None:
+    """Each thread has a connection of its own, as each worker process has."""
+    from django.db import connections
+
+    Delivery.objects.create(key="k", expires_at=timezone.now() - dt.timedelta(seconds=1))
+    start = threading.Barrier(8)
+    outcomes: list[bool | str] = []
+
+    def take_over() -> None:
+        try:
+            store = DatabaseReplayStore("default")
+            start.wait()
+            outcomes.append(store.claim("k", 600))
+        except StoreUnavailable as exc:
+            outcomes.append(str(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=take_over) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(True) == 1, outcomes
+    assert DatabaseReplayStore("default").claim("k", 600) is False

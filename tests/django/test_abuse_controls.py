@@ -274,7 +274,6 @@ async def test_async_view_with_redis_limits_leaves_the_event_loop(
     from django.urls import path
 
     from hookshield.django import decorators, guard, webhook
-    from tests import urls
 
     ran_in: list[tuple[str, int]] = []  # (guard step, thread) for each call
 
@@ -293,7 +292,7 @@ async def test_async_view_with_redis_limits_leaves_the_event_loop(
     async def view(request: Any) -> Any:
         return JsonResponse({"json": request.webhook.json}, status=500)  # a failing view
 
-    settings.ROOT_URLCONF = type("Urls", (), {"urlpatterns": [path("h/", view), *urls.urlpatterns]})
+    settings.ROOT_URLCONF = type("Urls", (), {"urlpatterns": [path("h/", view)]})
     client = AsyncClient(REMOTE_ADDR="127.0.0.1")
     statuses = []
     for _ in range(3):
@@ -306,6 +305,48 @@ async def test_async_view_with_redis_limits_leaves_the_event_loop(
     loop_thread = threading.get_ident()
     assert [name for name, _ in ran_in].count("release") == 2
     assert all(thread != loop_thread for _, thread in ran_in)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_view_with_the_database_replay_store_queries_off_the_event_loop(
+    settings: Any, pki: TestPki, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Django's ORM refuses to run in the event loop's thread: the database store's claim and
+    release run in the request's sync thread, one thread for both (thread-sensitive)."""
+    settings.HOOKSHIELD = guard_config(
+        pki, ENDPOINTS={unique: {"ALLOW": [ALLOWED], "SIGNING_SECRETS": [SECRET]}}
+    )
+    from django.http import JsonResponse
+    from django.urls import path
+
+    from hookshield.django import db_replay, webhook
+
+    ran_in: list[tuple[str, int]] = []  # (store method, thread) for each call
+    for name in ("claim", "release"):
+        real = getattr(db_replay.DatabaseReplayStore, name)
+
+        def spy(self: Any, *args: Any, _real: Any = real, _name: str = name) -> Any:
+            ran_in.append((_name, threading.get_ident()))
+            return _real(self, *args)
+
+        monkeypatch.setattr(db_replay.DatabaseReplayStore, name, spy)
+
+    @webhook(unique)
+    async def view(request: Any) -> Any:
+        return JsonResponse({}, status=500)  # a failing view: its id is released
+
+    settings.ROOT_URLCONF = type("Urls", (), {"urlpatterns": [path("h/", view)]})
+    client = AsyncClient(REMOTE_ADDR="127.0.0.1")
+    body = b"{}"
+    headers = {**cert_headers(pki), **signed(body)}
+    for _ in range(2):  # released after the first, so the second is let in too
+        response = await client.post(
+            "/h/", data=body, content_type="application/json", headers=headers
+        )
+        assert response.status_code == 500
+    assert [name for name, _ in ran_in] == ["claim", "release", "claim", "release"]
+    threads = {thread for _, thread in ran_in}
+    assert threading.get_ident() not in threads
 
 
 def test_planted_secrets_in_deliveries_never_reach_the_logs(

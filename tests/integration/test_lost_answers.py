@@ -166,6 +166,37 @@ def test_a_give_back_redis_refuses_is_logged_and_dropped_not_retried_forever(
     assert "could not give back" not in caplog.text  # dropped, not tried on every request
 
 
+def test_a_give_back_an_acl_refuses_is_logged_and_dropped(
+    node: Node, relay: LossyRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user whose ACL lost EVALSHA and EVAL after the claim: Redis's own refusal (NOPERM)."""
+    admin = node.client()
+    user = f"hook{uuid.uuid4().hex[:8]}"
+    admin.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"])
+    try:
+        clock = Clock()
+        uri = f"redis://{user}:pw@127.0.0.1:{relay.port}/0"
+        store = RedisReplayStore(uri, monotonic=clock)
+        key, other = (replay_key("payments", uuid.uuid4().hex) for _ in range(2))
+        assert store.claim(other, 600) is True
+        lose_a_claim(store, relay, key)
+        admin.acl_setuser(user, enabled=True, commands=["-evalsha", "-eval"])
+        clock.now += RETRY_AFTER
+        with pytest.raises(StoreUnavailable):
+            store.claim(other, 600)  # the claim is a script too: refused likewise
+        assert "could not give back 1 unconfirmed replay claim(s) (NoPermissionError)" in (
+            caplog.text
+        )
+        assert admin.exists(key)  # held until it expires, as the README says
+        caplog.clear()
+        clock.now += RETRY_AFTER
+        with pytest.raises(StoreUnavailable):
+            store.claim(other, 600)
+        assert "could not give back" not in caplog.text  # dropped, not tried on every request
+    finally:
+        admin.acl_deluser(user)
+
+
 def test_a_lost_claim_is_forgotten_once_its_ttl_has_passed(node: Node, relay: LossyRelay) -> None:
     clock = Clock()
     store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)

@@ -234,6 +234,13 @@ class UnconfirmedClaims:
             return
         self.pending.setdefault(domain, {})[(key, token)] = expires
 
+    def lost(self, exc: Exception, domain: int, key: str, token: str, expires: float) -> None:
+        """``add`` the claim (or release) whose command failed with ``exc``, unless Redis
+        answered with an error: then the script stopped before it stored or deleted anything
+        (a refused command, a wrong type), and asking again would be refused the same way."""
+        if not isinstance(exc, self._refused):
+            self.add(domain, key, token, expires)
+
     def settle(self, domain: int, now: float) -> None:
         """Give back the domain's claims; raises what the client raises (they are kept then),
         except an error Redis answers (permissions, scripting disabled), which is logged."""

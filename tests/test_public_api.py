@@ -57,4 +57,5 @@ def test_request_webhook_has_a_public_type() -> None:
         "json",
         "body",
         "delivery_id",
+        "claim_token",
     ]

@@ -47,6 +47,20 @@ def test_unusable_files_stop_the_start_naming_the_key(
     assert why in message
 
 
+@pytest.mark.parametrize("key", ["RATE_LIMIT_STORAGE", "REPLAY_STORAGE"])
+def test_a_cluster_whose_nodes_cannot_be_reached_stops_the_start(
+    settings: Any, pki: TestPki, key: str
+) -> None:
+    """The cluster client maps the slots when it is made: without a node to ask, the worker
+    does not start (as on any setting it cannot use), rather than failing every request."""
+    uri = "redis+cluster://127.0.0.1:1"
+    endpoint = {"ALLOW": ["spiffe://corp.example/x"], "SIGNING_SECRETS": [SECRET], "RATE": "5/second"}
+    settings.HOOKSHIELD = guard_config(pki, **{key: uri}, ENDPOINTS={"payments": endpoint})
+    with pytest.raises(ImproperlyConfigured) as raised:
+        start()
+    assert str(raised.value).startswith(f"{key} = {uri!r} cannot be reached")
+
+
 def test_a_sound_configuration_starts_with_its_guard_built(settings: Any, pki: TestPki) -> None:
     settings.HOOKSHIELD = guard_config(pki, CRLS=[str(pki.crl_file)])
     start()

@@ -316,6 +316,8 @@ async def test_async_view_with_the_database_replay_store_queries_off_the_event_l
     settings.HOOKSHIELD = guard_config(
         pki, ENDPOINTS={unique: {"ALLOW": [ALLOWED], "SIGNING_SECRETS": [SECRET]}}
     )
+    from asgiref.sync import sync_to_async
+    from django.db import connections
     from django.http import JsonResponse
     from django.urls import path
 
@@ -347,6 +349,9 @@ async def test_async_view_with_the_database_replay_store_queries_off_the_event_l
     assert [name for name, _ in ran_in] == ["claim", "release", "claim", "release"]
     threads = {thread for _, thread in ran_in}
     assert threading.get_ident() not in threads
+    # The test client keeps that thread's connection open (a server closes it when the request
+    # ends): closed here, in that thread, so the test database can be dropped.
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 def test_planted_secrets_in_deliveries_never_reach_the_logs(

@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hookshield.core.pipeline import Guard
 from hookshield.django.guard import get_guard
-from tests.conftest import TestPki, guard_config
+from tests.conftest import ALLOWED, TestPki, guard_config
 from tests.integration.servers import REPO, project_env
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -54,7 +54,7 @@ def test_a_cluster_whose_nodes_cannot_be_reached_stops_the_start(
     """The cluster client maps the slots when it is made: without a node to ask, the worker
     does not start (as on any setting it cannot use), rather than failing every request."""
     uri = "redis+cluster://127.0.0.1:1"
-    endpoint = {"ALLOW": ["spiffe://corp.example/x"], "SIGNING_SECRETS": [SECRET], "RATE": "5/second"}
+    endpoint = {"ALLOW": [ALLOWED], "SIGNING_SECRETS": [SECRET], "RATE": "5/second"}
     settings.HOOKSHIELD = guard_config(pki, **{key: uri}, ENDPOINTS={"payments": endpoint})
     with pytest.raises(ImproperlyConfigured) as raised:
         start()

@@ -115,10 +115,11 @@ def _start(stack: ExitStack, directory: Path, config: str, *extra: str) -> Node:
 
 
 @contextmanager
-def redis_node(directory: Path) -> Iterator[Node]:
-    """One redis-server of the test's own (for counting the commands it receives)."""
+def redis_node(directory: Path, config: str = "") -> Iterator[Node]:
+    """One redis-server of the test's own (for counting the commands it receives); ``config``:
+    more directives (a unix socket, TLS)."""
     with ExitStack() as stack:
-        yield _start(stack, directory, "")
+        yield _start(stack, directory, config)
 
 
 @contextmanager

@@ -327,9 +327,9 @@ async def test_async_view_with_the_database_replay_store_queries_off_the_event_l
     for name in ("claim", "release"):
         real = getattr(db_replay.DatabaseReplayStore, name)
 
-        def spy(self: Any, *args: Any, _real: Any = real, _name: str = name) -> Any:
+        def spy(self: Any, *args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
             ran_in.append((_name, threading.get_ident()))
-            return _real(self, *args)
+            return _real(self, *args, **kw)
 
         monkeypatch.setattr(db_replay.DatabaseReplayStore, name, spy)
 
@@ -341,17 +341,20 @@ async def test_async_view_with_the_database_replay_store_queries_off_the_event_l
     client = AsyncClient(REMOTE_ADDR="127.0.0.1")
     body = b"{}"
     headers = {**cert_headers(pki), **signed(body)}
-    for _ in range(2):  # released after the first, so the second is let in too
-        response = await client.post(
-            "/h/", data=body, content_type="application/json", headers=headers
-        )
-        assert response.status_code == 500
+    try:
+        for _ in range(2):  # released after the first, so the second is let in too
+            response = await client.post(
+                "/h/", data=body, content_type="application/json", headers=headers
+            )
+            assert response.status_code == 500
+    finally:
+        # The test client keeps that thread's connection open (a server closes it when the
+        # request ends): closed in that thread, so the test database can be dropped.
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
     assert [name for name, _ in ran_in] == ["claim", "release", "claim", "release"]
     threads = {thread for _, thread in ran_in}
+    assert len(threads) == 1  # the request's one sync thread
     assert threading.get_ident() not in threads
-    # The test client keeps that thread's connection open (a server closes it when the request
-    # ends): closed here, in that thread, so the test database can be dropped.
-    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 def test_planted_secrets_in_deliveries_never_reach_the_logs(

@@ -26,6 +26,7 @@ from hookshield.core.replay import RedisReplayStore, StoreUnavailable, claim_tok
 from hookshield.core.signatures import SignatureVerifier, sign_v1
 from hookshield.core.sources import Inbound, build_source
 from hookshield.core.verify import Verifier
+from hookshield.demo.processes import free_port
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, TestPki, guard_config
 from tests.integration.lossy_relay import LossyRelay, lossy_relay
@@ -188,13 +189,36 @@ def test_a_give_back_an_acl_refuses_is_logged_and_dropped(
             caplog.text
         )
         assert admin.exists(key)  # held until it expires, as the README says
-        caplog.clear()
-        clock.now += RETRY_AFTER
-        with pytest.raises(StoreUnavailable):
-            store.claim(other, 600)
-        assert "could not give back" not in caplog.text  # dropped, not tried on every request
+        kept = {k for claims in store._unconfirmed.pending.values() for k, _ in claims}
+        assert key not in kept  # dropped, not tried on every request
+        assert other in kept  # the refused claim itself: a cluster client's retry hides its first
     finally:
         admin.acl_deluser(user)
+
+
+def test_a_give_back_a_demoted_master_refuses_is_kept_for_when_it_is_a_master_again(
+    node: Node, relay: LossyRelay
+) -> None:
+    """READONLY (as CLUSTERDOWN or TRYAGAIN) is a failover's answer for a while, not a refusal
+    to keep: the claim is given back once the node accepts writes again."""
+    clock = Clock()
+    store = RedisReplayStore(f"redis://127.0.0.1:{relay.port}/0", monotonic=clock)
+    key, other = (replay_key("payments", uuid.uuid4().hex) for _ in range(2))
+    assert store.claim(other, 600) is True
+    lose_a_claim(store, relay, key)
+    admin = node.client()
+    admin.replicaof("127.0.0.1", str(free_port()))  # a master that never answers: no resync
+    try:
+        clock.now += RETRY_AFTER
+        with pytest.raises(StoreUnavailable):
+            store.claim(other, 600)  # the give-back before it: READONLY
+    finally:
+        admin.replicaof("NO", "ONE")
+    assert admin.exists(key)
+    clock.now += RETRY_AFTER
+    assert store.claim(f"{other}:2", 600) is True  # given back first
+    assert not admin.exists(key)
+    assert store.claim(key, 600) is True  # the sender's retry
 
 
 def test_a_lost_claim_is_forgotten_once_its_ttl_has_passed(node: Node, relay: LossyRelay) -> None:

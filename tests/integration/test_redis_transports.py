@@ -118,3 +118,13 @@ def test_tls_refuses_a_server_certificate_it_cannot_verify(
     response = post(pki, f"msg_{uuid.uuid4().hex}")
     assert response.status_code == 503  # deny: to the guard, a storage it cannot trust is down
     assert response.json()["error"]["code"] == "rate_limit_unavailable"
+
+
+def test_tls_refuses_a_server_certificate_it_cannot_verify_for_replay_claims_too(
+    settings: Any, pki: TestPki, tls: tuple[int, Path]
+) -> None:
+    port, _ = tls
+    configure(settings, pki, "memory://", f"rediss://127.0.0.1:{port}/5")
+    response = post(pki, f"msg_{uuid.uuid4().hex}")
+    assert response.status_code == 503  # replay protection fails closed
+    assert response.json()["error"]["code"] == "replay_store_unavailable"

@@ -371,7 +371,7 @@ class RateLimiter:
                 hit = self._script([w.spec for w in windows], claim)
             except self._errors as exc:
                 if claim is not None:  # it may have been stored: given back later
-                    self._unconfirmed.lost(exc, domain, claim[0], claim[2], now + claim[1])
+                    self._unconfirmed.add(domain, claim[0], claim[2], now + claim[1])
                 self._mark_down(domain, endpoint, exc)
             else:
                 if hit.refused is None:

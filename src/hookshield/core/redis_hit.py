@@ -8,8 +8,9 @@ the entry at index ``limit - 1`` compared with ``now - expiry``, ``LPUSH``, ``LT
 costs Redis several µs): the timestamp is pushed first, and the length ``LPUSH`` answers says
 whether the window was full; only then is the oldest entry read (``LINDEX`` at ``limit``, where
 the one at ``limit - 1`` went) and the push taken back (``LPOP``) on a refusal, or the list
-trimmed. A request costs two calls per limit while the window is not full, instead of four;
-once it is, four, as limits' (three on a refusal, against limits' one). The first
+trimmed. A request costs two calls per limit instead of four until ``limit`` requests have been
+counted since the key last expired; from then on four, as limits' (three on a refusal, against
+limits' one). The first
 limit exceeded stops the count, the limits before it keep the hit, as when each is asked in
 turn. The replay claim (``SET NX EX``) is made only when every limit admitted the request. A
 refusal comes back with the oldest entry of the full window, which is what limits'

@@ -225,8 +225,18 @@ class UnconfirmedClaims:
         self.pending: dict[int, dict[tuple[str, str], float]] = {}
         self._give_back = keyed_script(storage, GIVE_BACK) if storage is not None else None
         self._refused: tuple[type[Exception], ...] = ()
-        if storage is not None:  # Redis answered with an error: it would answer so again
-            self._refused = (_exceptions(storage).ResponseError,)
+        self._for_now: tuple[type[Exception], ...] = ()
+        if storage is not None:
+            module = _exceptions(storage)
+            # Redis answered with an error: it would answer so again (permissions, scripting
+            # disabled, a wrong type)...
+            self._refused = (module.ResponseError,)
+            # ...except these, which a failover or a busy node answers for a while.
+            self._for_now = tuple(
+                getattr(module, name)
+                for name in ("ReadOnlyError", "ClusterDownError", "TryAgainError")
+                if isinstance(getattr(module, name, None), type)
+            )
 
     def add(self, domain: int, key: str, token: str, expires: float) -> None:
         if sum(map(len, self.pending.values())) >= self.KEPT:
@@ -234,21 +244,19 @@ class UnconfirmedClaims:
             return
         self.pending.setdefault(domain, {})[(key, token)] = expires
 
-    def lost(self, exc: Exception, domain: int, key: str, token: str, expires: float) -> None:
-        """``add`` the claim (or release) whose command failed with ``exc``, unless Redis
-        answered with an error: then the script stopped before it stored or deleted anything
-        (a refused command, a wrong type), and asking again would be refused the same way."""
-        if not isinstance(exc, self._refused):
-            self.add(domain, key, token, expires)
-
     def settle(self, domain: int, now: float) -> None:
         """Give back the domain's claims; raises what the client raises (they are kept then),
-        except an error Redis answers (permissions, scripting disabled), which is logged."""
+        except an error Redis would answer again (permissions, scripting disabled), which is
+        logged, and the claims dropped. A failover's errors (READONLY, CLUSTERDOWN, TRYAGAIN)
+        keep them, as an unreachable node does."""
         claims = {claim: ends for claim, ends in self.pending.pop(domain, {}).items() if ends > now}
         if not claims or self._give_back is None:
             return
         try:
             self._give_back([key for key, _ in claims], [token for _, token in claims])
+        except self._for_now:
+            self.pending.setdefault(domain, {}).update(claims)  # asked again next time
+            raise
         except self._refused as exc:
             logger.warning(
                 "could not give back %d unconfirmed replay claim(s) (%s): their deliveries' "

@@ -201,7 +201,7 @@ class RedisReplayStore:
             return bool(self._claim([key], [token, ttl_s]))
         except self._errors as exc:
             # It may have been stored: given back before the next claim on this domain.
-            self._unconfirmed.lost(exc, domain, key, token, now + ttl_s)
+            self._unconfirmed.add(domain, key, token, now + ttl_s)
             raise self._failed(domain, exc) from exc
 
     def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
@@ -216,5 +216,5 @@ class RedisReplayStore:
         except self._errors as exc:
             domain = fault_domain(self.storage, key)
             if token is not None and ttl_s > 0:  # given back before the next claim there
-                self._unconfirmed.lost(exc, domain, key, token, self._monotonic() + ttl_s)
+                self._unconfirmed.add(domain, key, token, self._monotonic() + ttl_s)
             raise self._failed(domain, exc) from exc

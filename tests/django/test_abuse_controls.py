@@ -17,7 +17,7 @@ from hookshield.core.replay import RedisReplayStore
 from hookshield.core.signatures import sign_v1
 from hookshield.django.guard import get_guard
 from hookshield.pki import encodings
-from tests.conftest import ALLOWED, PLANTED, TestPki, guard_config
+from tests.conftest import ALLOWED, OTHER, PLANTED, TestPki, guard_config
 
 URLS = ["/hooks/payments/", "/hooks/payments-async/", "/hooks/payments-cbv/"]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -94,6 +94,22 @@ def test_rate_limit_per_identity(settings: Any, pki: TestPki, url: str) -> None:
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert refused["RateLimit-Policy"] == '"3-per-1-minute";q=3;w=60'
     assert refused["RateLimit"].startswith('"3-per-1-minute";r=0;t=')
+
+
+def test_the_rate_is_counted_per_matched_allow_entry(settings: Any, pki: TestPki) -> None:
+    """Certificates one ALLOW entry admits share its quota (a rotated or second certificate of
+    a service starts none of its own); a caller another entry admits has its own."""
+    settings.HOOKSHIELD = guard_config(
+        pki,
+        ENDPOINTS={"payments": {"ALLOW": [ALLOWED, OTHER], "RATE": "2/minute"}},
+        REPLAY_STORAGE="memory://",
+    )
+
+    def status(cert: Any) -> int:
+        return int(post(pki, URLS[0], headers=cert_headers(pki, cert)).status_code)
+
+    assert [status(pki.allowed), status(pki.named), status(pki.allowed)] == [200, 200, 429]
+    assert [status(pki.other), status(pki.other), status(pki.other)] == [200, 200, 429]
 
 
 @pytest.mark.parametrize("url", URLS)

@@ -139,6 +139,18 @@ def test_long_lived_warn_accepts_and_logs_a_warning(
     assert "long-lived" in record.getMessage()
 
 
+def test_a_long_lived_acceptance_stays_a_warning_with_accepted_lines_at_debug(
+    settings: Any, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.HOOKSHIELD = guard_config(pki, MAX_CERT_LIFETIME_DAYS=90, ACCEPTED_LOG_LEVEL="DEBUG")
+    caplog.set_level(logging.INFO, logger="hookshield")
+    assert post(URLS[0], headers_for(pki.allowed.certificate)).status_code == 200
+    assert post(URLS[0], headers_for(pki.long_lived.certificate)).status_code == 200
+    (record,) = [r for r in caplog.records if r.name == "hookshield.guard"]  # at INFO: one
+    assert record.levelno == logging.WARNING
+    assert "long-lived" in record.getMessage()
+
+
 def test_proxy_secret_is_required_and_hidden_from_the_view(settings: Any, pki: TestPki) -> None:
     settings.HOOKSHIELD = guard_config(pki, PROXY_SECRET=[SECRET, "another-secret-for-rotation-1"])
     refused = post(URLS[0], headers_for(pki.allowed.certificate))

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import pickle
+import socket
 import threading
 from types import SimpleNamespace
 
@@ -17,6 +19,7 @@ from hookshield.core.ratelimit import (
     SweptMemoryStorage,
     parse_rates,
 )
+from hookshield.core.redis_topology import STORAGE_TIMEOUT
 
 FIVE_PER_MINUTE = parse_rates("5/minute", "RATE")
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
@@ -109,12 +112,59 @@ def test_unreachable_storage_local_counts_per_process(
     assert "RATE_LIMIT_FAILURE=local" in caplog.records[0].getMessage()
 
 
+@pytest.mark.parametrize("failure", list(RateLimitFailure))
+def test_an_outage_is_logged_at_most_once_a_minute_in_every_mode(
+    unique: str, caplog: pytest.LogCaptureFixture, failure: RateLimitFailure
+) -> None:
+    """Each retry 5 s after a failure fails again; the line comes back only a minute later."""
+    caplog.set_level(logging.ERROR, logger="hookshield.ratelimit")
+    now = [1000.0]
+    limiter = RateLimiter(DOWN, failure=failure, monotonic=lambda: now[0])
+    logged = []
+    for now[0] in (1000.0, 1006.0, 1012.0, 1055.0, 1061.0):  # each after the 5 s pause
+        limiter.hit(unique, "id", FIVE_PER_MINUTE)
+        logged.append(len(caplog.records))
+    assert logged == [1, 1, 1, 1, 2]
+    assert f"RATE_LIMIT_FAILURE={failure.value}" in caplog.records[-1].getMessage()
+    assert all(r.levelno == logging.ERROR for r in caplog.records)
+
+
+def test_a_silent_storage_times_out_and_is_left_alone_meanwhile(unique: str) -> None:
+    """A Redis that accepts connections and never answers (a hung node): the request gets the
+    failure mode once the timeout passes, and the next ones within the pause do not wait."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])  # read nothing, answer nothing
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        now = [1000.0]
+        uri = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        limiter = RateLimiter(uri, failure=RateLimitFailure.DENY, monotonic=lambda: now[0])
+        assert limiter.redis is not None
+        pool = limiter.redis.get_connection().connection_pool
+        assert pool.connection_kwargs["socket_timeout"] == STORAGE_TIMEOUT  # 0.5 s
+        for _ in range(3):
+            refused = limiter.hit(unique, "id", FIVE_PER_MINUTE)
+            assert refused is not None
+            assert refused.code is Code.RATE_LIMIT_UNAVAILABLE
+        assert len(held) == 1  # asked once: the other two were answered without waiting
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
 def test_unreachable_storage_deny_answers_503(unique: str) -> None:
     refused = RateLimiter(DOWN, failure=RateLimitFailure.DENY).hit(unique, "id", FIVE_PER_MINUTE)
     assert refused is not None
     assert refused.code is Code.RATE_LIMIT_UNAVAILABLE
     assert refused.status == 503
-    assert "Retry-After" in dict(refused.headers)
+    assert dict(refused.headers)["Retry-After"] == "5"
 
 
 def test_unreachable_storage_allow_lets_everything_through(unique: str) -> None:

@@ -7,6 +7,7 @@ import pickle
 import socket
 import threading
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from limits import RateLimitItem
@@ -146,7 +147,7 @@ def test_a_silent_storage_times_out_and_is_left_alone_meanwhile(unique: str) -> 
         uri = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
         limiter = RateLimiter(uri, failure=RateLimitFailure.DENY, monotonic=lambda: now[0])
         assert limiter.redis is not None
-        pool = limiter.redis.get_connection().connection_pool
+        pool = cast(Any, limiter.redis.get_connection()).connection_pool
         assert pool.connection_kwargs["socket_timeout"] == STORAGE_TIMEOUT  # 0.5 s
         for _ in range(3):
             refused = limiter.hit(unique, "id", FIVE_PER_MINUTE)

@@ -357,18 +357,21 @@ def test_a_release_deletes_its_own_claim_only() -> None:
     assert not Delivery.objects.filter(key="k").exists()
 
 
+def fail_a_release(error: Exception) -> DatabaseReplayStore:
+    """A store that claimed "k" (token "mine"), then failed to release it with ``error``."""
+    store = DatabaseReplayStore("default")
+    assert store.claim("k", 600, "mine") is True
+    with mock.patch(RAW_DELETE, side_effect=error), pytest.raises(StoreUnavailable):
+        store.release("k", "mine", 600)
+    return store
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("error", [OperationalError, InterfaceError])  # InterfaceError: closed
 def test_a_release_that_failed_in_autocommit_is_given_back_by_the_next_claim(
     error: type[Exception],
 ) -> None:
-    store = DatabaseReplayStore("default")
-    assert store.claim("k", 600, "mine") is True
-    with (
-        mock.patch(RAW_DELETE, side_effect=error("connection lost")),
-        pytest.raises(StoreUnavailable),
-    ):
-        store.release("k", "mine", 600)
+    store = fail_a_release(error("connection lost"))
     assert Delivery.objects.filter(key="k").exists()
     assert store.claim("other", 600) is True  # gives "k" back first
     assert not Delivery.objects.filter(key="k").exists()
@@ -380,13 +383,7 @@ def test_in_a_transaction_a_failed_release_is_not_remembered() -> None:
     from django.db import connection
 
     assert connection.in_atomic_block
-    store = DatabaseReplayStore("default")
-    assert store.claim("k", 600, "mine") is True
-    with (
-        mock.patch(RAW_DELETE, side_effect=OperationalError("gone")),
-        pytest.raises(StoreUnavailable),
-    ):
-        store.release("k", "mine", 600)
+    store = fail_a_release(OperationalError("gone"))
     assert store._unconfirmed == {}
 
 

@@ -30,12 +30,11 @@ from hookshield.demo.processes import free_port
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, TestPki, guard_config
 from tests.integration.lossy_relay import LossyRelay, lossy_relay
-from tests.integration.redis_topologies import Node, redis_node
+from tests.integration.redis_topologies import BODY, SECRET, Node, redis_node, signed_headers
 
 pytestmark = pytest.mark.integration
 
 RATES = parse_rates("1000/minute", "RATE")
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture(scope="module")
@@ -264,16 +263,11 @@ def lossy_guard(
 
 
 def deliver(pki: TestPki, msg_id: str) -> int:
-    stamp, body = int(time.time()), b"{}"
     response = Client().post(
         "/hooks/payments/",
-        data=body,
+        data=BODY,
         content_type="application/json",
-        HTTP_X_SSL_CLIENT_CERT=encodings.nginx_escaped(pki.allowed.certificate),
-        HTTP_X_SSL_CLIENT_VERIFY="SUCCESS",
-        HTTP_WEBHOOK_ID=msg_id,
-        HTTP_WEBHOOK_TIMESTAMP=str(stamp),
-        HTTP_WEBHOOK_SIGNATURE=sign_v1(SECRET, msg_id, stamp, body),
+        headers=signed_headers(pki, msg_id),
     )
     return response.status_code
 

@@ -4,7 +4,6 @@ per delivery id through Django on each; the TLS server's certificate is verified
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,15 +12,12 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from hookshield.core.signatures import sign_v1
 from hookshield.demo.processes import free_port
-from hookshield.pki import CertificateAuthority, encodings
+from hookshield.pki import CertificateAuthority
 from tests.conftest import ALLOWED, TestPki, guard_config
-from tests.integration.redis_topologies import redis_node
+from tests.integration.redis_topologies import BODY, SECRET, redis_node, signed_headers
 
 pytestmark = pytest.mark.integration
-
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +59,11 @@ def configure(settings: Any, pki: TestPki, rate_uri: str, replay_uri: str) -> No
 
 
 def post(pki: TestPki, msg_id: str) -> Any:
-    stamp, body = int(time.time()), b"{}"
     return Client().post(
         "/hooks/payments/",
-        data=body,
+        data=BODY,
         content_type="application/json",
-        HTTP_X_SSL_CLIENT_CERT=encodings.nginx_escaped(pki.allowed.certificate),
-        HTTP_X_SSL_CLIENT_VERIFY="SUCCESS",
-        HTTP_WEBHOOK_ID=msg_id,
-        HTTP_WEBHOOK_TIMESTAMP=str(stamp),
-        HTTP_WEBHOOK_SIGNATURE=sign_v1(SECRET, msg_id, stamp, body),
+        headers=signed_headers(pki, msg_id),
     )
 
 

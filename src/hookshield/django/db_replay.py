@@ -50,7 +50,7 @@ class DatabaseReplayStore:
         expires = now + dt.timedelta(seconds=ttl_s)
         # In a transaction (ATOMIC_REQUESTS) a claim commits with the request or not at all;
         # in autocommit a statement that failed may have been committed, its answer lost.
-        autocommit = not connections[self.alias].in_atomic_block
+        autocommit = not self._in_transaction()
         if autocommit and self._unconfirmed:
             self._settle(now)
         token = token or claim_token()
@@ -103,7 +103,7 @@ class DatabaseReplayStore:
 
     def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
         rows = self._deliveries.filter(key=key)
-        autocommit = not connections[self.alias].in_atomic_block
+        autocommit = not self._in_transaction()
         try:
             with self._statement():
                 _delete(rows if token is None else rows.filter(token=token))
@@ -131,9 +131,12 @@ class DatabaseReplayStore:
         """A savepoint when the request is in a transaction (``ATOMIC_REQUESTS``), so that a
         failed statement rolls back only itself, not the view's work; otherwise nothing
         (autocommit: one statement, one round trip)."""
-        if connections[self.alias].in_atomic_block:
+        if self._in_transaction():
             return transaction.atomic(using=self.alias)
         return nullcontext()
+
+    def _in_transaction(self) -> bool:
+        return bool(connections[self.alias].in_atomic_block)
 
     def _sweep(self, now: dt.datetime) -> None:
         """Delete expired claims, at most once a minute per process, so the table stays small."""

@@ -1,14 +1,16 @@
 """Requests per second through the real stack: nginx terminating mTLS, gunicorn with 4 workers.
 
     .venv/bin/python bench/throughput.py [--clients 4] [--requests 500] [--rounds 9] [--redis URL]
+                                         [--only TEXT]
 
 Each of --clients processes opens one keep-alive mTLS connection and sends --requests POSTs.
-Scenarios: the handler unguarded, guarded with the memory limiter (decision lines written to a
-log file at INFO, and with ``ACCEPTED_LOG_LEVEL = "DEBUG"``, so they are not), guarded with the
-Redis limiter (a RATE high enough never to refuse). The unguarded and the guarded handler take
-turns, --rounds times, behind the same nginx and gunicorn; a figure is the best round (the
-statuses are every round's), as a shared machine's neighbours only ever make a round slower;
-each guarded row is compared with the unguarded handler's best round behind the same servers.
+Scenarios: the handler unguarded, and guarded with the memory limiter and with the Redis limiter
+(a RATE high enough never to refuse), each with its decision lines written to a log file at INFO
+and with ``ACCEPTED_LOG_LEVEL = "DEBUG"``, so they are not (the DEBUG rows show the limiter's
+cost without the log line's). The unguarded and the guarded handler take turns, --rounds times,
+behind the same nginx and gunicorn; a figure is the best round (the statuses are every round's),
+as a shared machine's neighbours only ever make a round slower; each guarded row is compared
+with the unguarded handler's best round behind the same servers.
 Beside it, the median over the rounds of each round's own ratio (the guarded handler against
 the unguarded one just before it), which one lucky or unlucky round does not move.
 Prints a table for BENCHMARKS.md.
@@ -87,6 +89,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--only", default="", help="run the scenarios whose name contains TEXT")
     args = parser.parse_args()
     total = args.clients * args.requests
     rate = f"{total * args.rounds * 10}/minute"
@@ -110,7 +113,10 @@ def main() -> int:
             # (none here) would be written.
             ("memory limiter, ACCEPTED_LOG_LEVEL DEBUG", "memory://", "DEBUG"),
             ("Redis limiter", args.redis, "INFO"),
+            ("Redis limiter, ACCEPTED_LOG_LEVEL DEBUG", args.redis, "DEBUG"),
         ):
+            if args.only not in name:
+                continue
             slug = name.replace(" ", "-").replace(",", "")
             config = guard_config(
                 pki,

@@ -2,7 +2,7 @@
 
 The guard's settings come from the JSON file named by HOOKSHIELD_TEST_CONFIG, and hookshield's
 log lines go to HOOKSHIELD_TEST_LOG, so each test can start the app the way it needs and read
-what the guard decided.
+what the guard decided. Without HOOKSHIELD_TEST_LOG the project keeps Django's default LOGGING.
 """
 
 import json
@@ -21,11 +21,12 @@ HOOKSHIELD["ENDPOINTS"] = {
     for name in ("payments", "limited", "strict")
 } | HOOKSHIELD.get("ENDPOINTS", {})
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {
-        "file": {"class": "logging.FileHandler", "filename": os.environ["HOOKSHIELD_TEST_LOG"]},
-    },
-    "loggers": {"hookshield": {"handlers": ["file"], "level": "INFO"}},
-}
+if "HOOKSHIELD_TEST_LOG" in os.environ:
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": os.environ["HOOKSHIELD_TEST_LOG"]},
+        },
+        "loggers": {"hookshield": {"handlers": ["file"], "level": "INFO"}},
+    }

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from redis.connection import AbstractConnection
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hookshield.core.ratelimit import RateLimiter, RateLimitFailure, parse_rates
 from hookshield.core.replay import RedisReplayStore, StoreUnavailable, replay_key
@@ -98,6 +100,15 @@ def test_an_endpoints_rate_and_replay_keys_share_its_slot(
     assert {key_slot(k.encode()) for k in keys} == {key_slot(endpoint.encode())}
 
 
+def post_here(pki: TestPki, endpoint: str, msg_id: str) -> int:
+    """A signed delivery to the test URLconf's ``endpoint``, in this process (Django's client)."""
+    headers = signed_headers(pki, msg_id)
+    meta: dict[str, Any] = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+    meta.pop("HTTP_CONTENT_TYPE")
+    url = f"/hooks/{endpoint}/"
+    return Client().post(url, data=BODY, content_type="application/json", **meta).status_code
+
+
 def test_a_signed_rated_delivery_is_one_command_on_its_master_only(
     deployment: Deployment, pki: TestPki, settings: Any
 ) -> None:
@@ -107,23 +118,57 @@ def test_a_signed_rated_delivery_is_one_command_on_its_master_only(
     settings.HOOKSHIELD = shared_state_config(
         pki, deployment.cluster.uri, {endpoint: "100/minute; 1000/hour"}
     )
-    url = f"/hooks/{endpoint}/"
-
-    def post() -> int:
-        headers = signed_headers(pki, new_id())
-        meta: dict[str, Any] = {
-            "HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()
-        }
-        meta.pop("HTTP_CONTENT_TYPE")
-        return Client().post(url, data=BODY, content_type="application/json", **meta).status_code
-
-    assert post() == 200  # connects, loads the script
+    assert post_here(pki, endpoint, new_id()) == 200  # connects, loads the script
     masters = deployment.cluster.masters()
     with ExitStack() as stack:
         sent = {m.port: stack.enter_context(commands_sent(m)) for m in masters}
-        assert post() == 200
+        assert post_here(pki, endpoint, new_id()) == 200
     home = deployment.cluster.master_of(endpoint).port
     assert sent == {m.port: (["EVALSHA"] if m.port == home else []) for m in masters}
+
+
+def test_the_cluster_clients_own_retry_of_a_lost_answer_counts_the_claim_as_made(
+    deployment: Deployment, pki: TestPki, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer to the guard's EVALSHA is lost after the master ran it (read, then the
+    connection dropped, as a reset on the way back would): the cluster client sends the command
+    once more, the script finds the claim holding the request's own token, and the delivery is
+    accepted; its copy is then a replay. The rate windows count that request twice, as the
+    README says."""
+    endpoint = "payments"
+    settings.HOOKSHIELD = shared_state_config(
+        pki, deployment.cluster.uri, {endpoint: "100/minute; 1000/hour"}
+    )
+    assert post_here(pki, endpoint, new_id()) == 200  # connected, the slot map and script known
+    home = deployment.cluster.master_of(endpoint)
+    lose = {"answers": 1}
+    read_response = AbstractConnection.read_response
+
+    def losing(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = read_response(connection, *args, **kwargs)
+        if lose["answers"] and getattr(connection, "port", None) == home.port:
+            lose["answers"] -= 1
+            connection.disconnect()
+            raise RedisConnectionError("the answer was lost on its way back")
+        return answer
+
+    def windows() -> list[int]:
+        client = home.client()
+        keys = client.scan_iter(match=f"hookshield:LIMITER/{{{endpoint}}}/*")
+        return sorted(client.llen(key) for key in keys)
+
+    def evalsha_calls() -> int:
+        return int(home.client().info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+    before, calls = windows(), evalsha_calls()
+    monkeypatch.setattr(AbstractConnection, "read_response", losing)
+    msg_id = new_id()
+    assert post_here(pki, endpoint, msg_id) == 200
+    monkeypatch.undo()
+    assert lose["answers"] == 0  # an answer was lost
+    assert evalsha_calls() == calls + 2  # the script ran twice: the command and its retry
+    assert [n - b for n, b in zip(windows(), before, strict=True)] == [2, 2]  # counted twice
+    assert post_here(pki, endpoint, msg_id) == 409  # the claim stands: its copy is a replay
 
 
 def test_a_master_that_stops_answering_holds_only_its_own_endpoints(

@@ -15,9 +15,12 @@ from django.test import Client
 from redis.connection import AbstractConnection
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from hookshield.core.errors import Code
 from hookshield.core.ratelimit import RateLimiter, RateLimitFailure, parse_rates
-from hookshield.core.replay import RedisReplayStore, StoreUnavailable, replay_key
+from hookshield.core.redis_topology import RETRY_AFTER
+from hookshield.core.replay import RedisReplayStore, StoreUnavailable, claim_token, replay_key
 from tests.conftest import TestPki
 from tests.integration.redis_topologies import (
     BODY,
@@ -169,6 +172,77 @@ def test_the_cluster_clients_own_retry_of_a_lost_answer_counts_the_claim_as_made
     assert evalsha_calls() == calls + 2  # the script ran twice: the command and its retry
     assert [n - b for n, b in zip(windows(), before, strict=True)] == [2, 2]  # counted twice
     assert post_here(pki, endpoint, msg_id) == 409  # the claim stands: its copy is a replay
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_silent_master_costs_one_timeout_and_one_retry_per_pause(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A master and its replica stop answering (SIGSTOP): the first request on its slot waits
+    for one timeout and the cluster client's one retry, then the slot is left alone for
+    RETRY_AFTER (no command sent to it, the failure mode answering at once) while the other
+    masters' endpoints are counted and claimed on Redis; after the pause, one timeout and one
+    retry again. Attempts are counted (the commands that timed out), not timed."""
+    cluster = deployment.cluster
+    victim, healthy = OPEN[1], OPEN[0]
+    clock = Clock()
+    limiter = RateLimiter(cluster.uri, failure=RateLimitFailure.DENY, monotonic=clock)
+    rates = parse_rates("100000/minute", "RATE")
+
+    def hit(endpoint: str) -> tuple[Any, bool | None]:
+        claim = (replay_key(endpoint, new_id()), 60, claim_token())
+        return limiter.hit_and_claim(endpoint, "someone", rates, claim)
+
+    def refusal(endpoint: str) -> Code | None:
+        refused, _ = hit(endpoint)
+        return refused.code if refused is not None else None
+
+    assert hit(victim) == hit(healthy) == (None, True)  # connected, the script loaded
+    silent = cluster.master_of(victim)
+    replica = cluster.replica_of(silent)
+    sent: list[str] = []  # the commands sent to the silent master, and how each ended
+    send, read = AbstractConnection.send_packed_command, AbstractConnection.read_response
+
+    def sending(connection: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(connection, "port", None) == silent.port:
+            sent.append("sent")
+        return send(connection, command, *args, **kwargs)
+
+    def reading(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(connection, *args, **kwargs)
+        except RedisTimeoutError:
+            if getattr(connection, "port", None) == silent.port:
+                sent[-1] = "timed out"
+            raise
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", sending)
+    monkeypatch.setattr(AbstractConnection, "read_response", reading)
+    replica.pause()
+    silent.pause()
+    try:
+        assert refusal(victim) is Code.RATE_LIMIT_UNAVAILABLE
+        assert sent == ["timed out", "timed out"]  # the EVALSHA, then the client's one retry
+        for _ in range(10):  # within RETRY_AFTER: the failure mode at once, nothing sent
+            clock.now += RETRY_AFTER / 20
+            assert refusal(victim) is Code.RATE_LIMIT_UNAVAILABLE
+            assert hit(healthy) == (None, True)
+        assert sent == ["timed out", "timed out"]
+        clock.now += RETRY_AFTER / 2  # the pause is over: asked again, once and its retry
+        assert refusal(victim) is Code.RATE_LIMIT_UNAVAILABLE
+        assert sent == ["timed out"] * 4
+    finally:
+        silent.resume()
+        replica.resume()
+        monkeypatch.undo()
+    until(cluster.healthy, within=WAIT, what="the cluster is whole again")
 
 
 def test_a_master_that_stops_answering_holds_only_its_own_endpoints(

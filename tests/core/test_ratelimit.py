@@ -289,6 +289,51 @@ def test_memory_storage_counts_as_limits_own_does(
     assert False in answers
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_memory_storage_sweeps_and_counts_as_limits_own_does_under_large_limits(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Windows of thousands of entries, both storages swept after every hit: the same
+    answers, the same windows, the same entries kept (in a deque here, where limits' list
+    copies itself on every hit)."""
+    import random
+    from collections import deque
+
+    import limits.storage.memory as memory
+
+    now = [1000.0]
+    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
+
+    def timer(*args: object, **kwargs: object) -> SimpleNamespace:
+        return SimpleNamespace(start=lambda: None, is_alive=lambda: True)
+
+    monkeypatch.setattr(threading, "Timer", timer)
+    ours, theirs = SweptMemoryStorage(), memory.MemoryStorage()
+    ours.SWEEP_INTERVAL = 0.0  # sweep on every hit
+    draw = random.Random(seed)  # noqa: S311 (a reproducible sequence of hits)
+    shapes = {"a": (1000, 30), "b": (200, 5)}  # a key's limit and window are fixed
+    refused = emptied = 0
+    for _ in range(12000):
+        # About 50 hits a second on each key, and now and then a pause that empties b's window.
+        now[0] += draw.choices([0.0, 0.001, 0.002, 0.05, 6.0], [30, 30, 20, 19, 0.05])[0]
+        key = draw.choice("ab")
+        limit, expiry = shapes[key]
+        answer = ours.acquire_entry(key, limit, expiry)
+        assert answer == theirs.acquire_entry(key, limit, expiry)
+        theirs._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+        for each, (its_limit, its_expiry) in shapes.items():
+            window = ours.get_moving_window(each, its_limit, its_expiry)
+            assert window == theirs.get_moving_window(each, its_limit, its_expiry)
+            emptied += window[1] == 0
+        refused += not answer
+    assert refused  # the windows filled
+    assert emptied  # ...and emptied
+    for key in shapes:
+        kept = ours.events.get(key)
+        assert isinstance(kept, deque)
+        assert [e.atime for e in kept] == [e.atime for e in theirs.events.get(key, [])]
+
+
 def test_memory_storage_pickles_with_its_counts() -> None:
     storage = SweptMemoryStorage()
     assert storage.acquire_entry("k", 2, 60)

@@ -73,6 +73,7 @@ demo: $(RUNTIME)  ## throwaway PKI, mTLS server, the naive and the shielded webh
 
 bench: install  ## in-process overhead, then throughput through nginx + gunicorn (needs nginx, Redis)
 	$(BIN)/python bench/guard_overhead.py
+	$(BIN)/python bench/memory_window.py
 	$(BIN)/python bench/redis_round_trips.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/scan_speed.py

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import pickle
 import socket
+import sys
 import threading
 from types import SimpleNamespace
 from typing import Any, cast
@@ -289,13 +291,16 @@ def test_memory_storage_counts_as_limits_own_does(
     assert False in answers
 
 
+@pytest.mark.parametrize("ours_swept", [True, False], ids=["swept", "never-swept"])
 @pytest.mark.parametrize("seed", range(3))
-def test_memory_storage_sweeps_and_counts_as_limits_own_does_under_large_limits(
-    monkeypatch: pytest.MonkeyPatch, seed: int
+def test_memory_storage_counts_as_limits_own_does_under_large_limits(
+    monkeypatch: pytest.MonkeyPatch, seed: int, ours_swept: bool
 ) -> None:
-    """Windows of thousands of entries, both storages swept after every hit: the same
-    answers, the same windows, the same entries kept (in a deque here, where limits' list
-    copies itself on every hit)."""
+    """Windows of hundreds and thousands of entries, limits' storage swept after every hit:
+    the same answers and windows, whether this storage is swept as often (then the same
+    entries kept, in a deque where limits' list copies itself on every hit) or never (then
+    every read walks past the entries that left the window; with none left in it, the
+    window's start is the oldest entry kept, which the sweeps make differ)."""
     import random
     from collections import deque
 
@@ -309,7 +314,7 @@ def test_memory_storage_sweeps_and_counts_as_limits_own_does_under_large_limits(
 
     monkeypatch.setattr(threading, "Timer", timer)
     ours, theirs = SweptMemoryStorage(), memory.MemoryStorage()
-    ours.SWEEP_INTERVAL = 0.0  # sweep on every hit
+    ours.SWEEP_INTERVAL = 0.0 if ours_swept else math.inf  # on every hit, or after the first
     draw = random.Random(seed)  # noqa: S311 (a reproducible sequence of hits)
     shapes = {"a": (1000, 30), "b": (200, 5)}  # a key's limit and window are fixed
     refused = emptied = 0
@@ -322,16 +327,83 @@ def test_memory_storage_sweeps_and_counts_as_limits_own_does_under_large_limits(
         assert answer == theirs.acquire_entry(key, limit, expiry)
         theirs._MemoryStorage__expire_events()  # type: ignore[attr-defined]
         for each, (its_limit, its_expiry) in shapes.items():
-            window = ours.get_moving_window(each, its_limit, its_expiry)
-            assert window == theirs.get_moving_window(each, its_limit, its_expiry)
-            emptied += window[1] == 0
+            start, count = ours.get_moving_window(each, its_limit, its_expiry)
+            their_start, their_count = theirs.get_moving_window(each, its_limit, its_expiry)
+            assert count == their_count
+            if count or ours_swept:
+                assert start == their_start
+            emptied += count == 0
         refused += not answer
     assert refused  # the windows filled
     assert emptied  # ...and emptied
     for key in shapes:
         kept = ours.events.get(key)
         assert isinstance(kept, deque)
-        assert [e.atime for e in kept] == [e.atime for e in theirs.events.get(key, [])]
+        if ours_swept:
+            assert [e.atime for e in kept] == [e.atime for e in theirs.events.get(key, [])]
+        else:
+            assert len(kept) > len(theirs.events.get(key, []))  # expired entries walked past
+
+
+def test_memory_storage_is_consistent_under_threads_and_sweeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Threads hit one key and read its window while every hit sweeps, on a clock that
+    advances on every read and now and then jumps past the window, so that entries expire and
+    the sweep drops the key over and over: no error, and never more than the limit in the
+    window."""
+    import itertools
+
+    import limits.storage.memory as memory
+
+    ticks, jumped = itertools.count(), [0]
+    clock = SimpleNamespace(time=lambda: 1000 + (next(ticks) + jumped[0]) / 1000)
+    monkeypatch.setattr(memory, "time", clock)
+
+    class Events(dict[str, Any]):
+        dropped = 0
+
+        def pop(self, *args: Any) -> Any:
+            Events.dropped += 1
+            return super().pop(*args)
+
+    storage = SweptMemoryStorage()
+    storage.SWEEP_INTERVAL = 0.0
+    storage.events = Events()
+    failures: list[BaseException] = []
+    counts: list[int] = []
+    answers: list[bool] = []
+
+    def hits() -> None:
+        try:
+            for i in range(4000):
+                answers.append(storage.acquire_entry("k", 20, 1))
+                if i % 200 == 199:
+                    jumped[0] += 2000  # two windows later: every entry has expired
+        except BaseException as exc:
+            failures.append(exc)
+
+    def reads() -> None:
+        try:
+            for _ in range(4000):
+                counts.append(storage.get_moving_window("k", 20, 1)[1])
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for work in (hits, hits, hits, reads, reads)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the threads take turns often
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert failures == []
+    assert Events.dropped  # the sweep dropped the key while the threads ran
+    assert False in answers  # the window filled (each thread alone hits it 200 times in a row)
+    assert all(0 <= count <= 20 for count in counts)
 
 
 def test_memory_storage_pickles_with_its_counts() -> None:

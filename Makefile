@@ -28,7 +28,9 @@ $(STAMP42): pyproject.toml
 	touch $(STAMP42)
 
 $(STAMP60): pyproject.toml
-	test -x $(VENV60)/bin/python || "$$(tools/python312)" -m venv $(VENV60)
+	test -x $(VENV60)/bin/python || { py=$$(tools/python312) \
+	    || { echo "Django 6.0 needs Python 3.12 or newer, and none was found" >&2; exit 1; }; \
+	    "$$py" -m venv $(VENV60); }
 	$(VENV60)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV60)/bin/python -m pip install --quiet -e '.[dev]' 'django>=6.0,<6.1'
 	touch $(STAMP60)

@@ -41,6 +41,22 @@ def test_memory_store_release_and_bound() -> None:
         store.claim("c", 10)
 
 
+def test_a_full_memory_store_drops_expired_ids_behind_a_live_one() -> None:
+    """Ids of an endpoint with a short TTL, claimed after one with a long TTL, expire first:
+    a full store drops them rather than refusing while they hold its places."""
+    now = [0.0]
+    store = MemoryReplayStore(max_entries=3, clock=lambda: now[0])
+    assert store.claim("long", 600)
+    assert store.claim("short-1", 60)
+    assert store.claim("short-2", 60)
+    now[0] = 61  # both short ones have expired; the long one, first in line, has not
+    assert store.claim("c", 60)
+    assert store.claim("d", 60)
+    with pytest.raises(StoreUnavailable, match="full"):
+        store.claim("e", 60)  # three live ids: full indeed
+    assert not store.claim("long", 600)
+
+
 def test_redis_store(redis_url: str, unique: str) -> None:
     store = RedisReplayStore(redis_url)
     assert store.networked

@@ -117,6 +117,11 @@ class MemoryReplayStore:
             if held is not None and held[0] > now:
                 return False
             if len(self._entries) >= self._max:
+                # Endpoints with different TTLs expire out of insertion order: before refusing,
+                # drop every expired entry, not only those ahead of the oldest live one.
+                for stale in [k for k, (ends, _) in self._entries.items() if ends <= now]:
+                    del self._entries[stale]
+            if len(self._entries) >= self._max:
                 raise StoreUnavailable(f"memory replay store is full ({self._max} ids)")
             self._entries[key] = (now + ttl_s, token or claim_token())
             self._entries.move_to_end(key)

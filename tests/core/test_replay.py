@@ -55,6 +55,8 @@ def test_a_full_memory_store_drops_expired_ids_behind_a_live_one() -> None:
     with pytest.raises(StoreUnavailable, match="full"):
         store.claim("e", 60)  # three live ids: full indeed
     assert not store.claim("long", 600)
+    now[0] = 121.5  # c and d have expired, behind the long one: a second since the last pass
+    assert store.claim("e", 60)
 
 
 def test_redis_store(redis_url: str, unique: str) -> None:

@@ -10,6 +10,7 @@ one made since for the same id (after the first expired).
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 import time
@@ -103,6 +104,7 @@ class MemoryReplayStore:
         self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._max = max_entries
         self._clock = clock
+        self._next_purge = -math.inf
         self._lock = threading.Lock()
 
     def claim(self, key: str, ttl_s: int, token: str | None = None) -> bool:
@@ -116,9 +118,11 @@ class MemoryReplayStore:
             held = self._entries.get(key)
             if held is not None and held[0] > now:
                 return False
-            if len(self._entries) >= self._max:
+            if len(self._entries) >= self._max and now >= self._next_purge:
                 # Endpoints with different TTLs expire out of insertion order: before refusing,
-                # drop every expired entry, not only those ahead of the oldest live one.
+                # drop every expired entry, not only those ahead of the oldest live one (a pass
+                # over the whole store, so at most once a second while it stays full).
+                self._next_purge = now + 1.0
                 for stale in [k for k, (ends, _) in self._entries.items() if ends <= now]:
                     del self._entries[stale]
             if len(self._entries) >= self._max:

@@ -45,6 +45,8 @@ BODY = b'{"type": "payment.succeeded", "data": {"id": "pay_1", "amount": 1200}}'
 RATE = "2000/minute"
 REQUESTS = 2000
 BLOCK = 20
+PING = "undecorated view + one PING on the guard's Redis client"
+REDIS_QUIET = "hookshield, cache hit, Redis limiter, Django's default LOGGING"
 ONLY = ""  # --only: the scenarios measured are those whose name contains this text
 
 
@@ -318,6 +320,26 @@ def main() -> int:
                 ("hookshield, cache hit, Redis limiter", rewound(guarded["limited"], hit), 204),
             ]
             rows += measure(redis_scenarios, *sizes)
+            # One round trip on the guard's own Redis client, to set the guarded Redis path
+            # against: what it adds beyond a round trip is the difference of the two rows.
+            from hookshield.django.guard import get_guard
+
+            rewound(guarded["limited"], hit)()  # the guard built, its client connected
+            guard = get_guard()
+            assert not isinstance(guard, Rejection)
+            assert guard.limiter is not None
+            storage = guard.limiter.redis
+            assert storage is not None
+            client = storage.get_connection()
+
+            def ping_view(request: Any) -> HttpResponse:
+                json.loads(request.body)
+                client.ping()
+                return HttpResponse(status=204)
+
+            rows += measure([(PING, rewound(ping_view, hit), 204)], *sizes)
+            with default_logging():
+                rows += measure([(REDIS_QUIET, rewound(guarded["limited"], hit), 204)], *sizes)
 
         misses = [request("allowed"), request("allowed_2")]
         with override_settings(
@@ -383,6 +405,10 @@ def report(rows: list[tuple[str, Timing]], args: argparse.Namespace) -> None:
             f"| {name} | {timing.best:.1f} | {timing.median:.1f} | {timing.baseline:.1f} "
             f"| {timing.added:+.1f} | {timing.ratio:.2f}x | {timing.median_ratio:.2f}x | {versus} |"
         )
+    timings = dict(rows)
+    if PING in timings and REDIS_QUIET in timings:
+        beyond = timings[REDIS_QUIET].added - timings[PING].added
+        print(f"\nThe guarded Redis path beyond one round trip (default LOGGING): {beyond:+.1f} µs")
 
 
 if __name__ == "__main__":

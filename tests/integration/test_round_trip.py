@@ -90,6 +90,21 @@ def test_a_node_without_the_script_is_sent_its_source_once(
     assert counted(node, pki, new_id()) == (200, ["EVALSHA"])
 
 
+def test_connections_the_server_closed_meanwhile_are_made_again(
+    uri: str, node: Node, pki: TestPki
+) -> None:
+    """The guard sends its command on a connection of the client's pool; one Redis closed while
+    it sat in the pool (a restart, an idle timeout, CLIENT KILL) is made again when it is taken
+    out, so the next delivery is served, in one command, rather than refused as an outage."""
+    assert deliver(pki, new_id()) == 200  # a connection in the pool
+    admin = node.client()
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    status, sent = counted(node, pki, new_id())
+    assert status == 200
+    assert sent[0] == "HELLO"  # a new connection...
+    assert [c for c in sent if c.startswith("EVAL")] == ["EVALSHA"]  # ...and the one command
+
+
 def test_a_replay_is_refused_in_that_one_command(uri: str, node: Node, pki: TestPki) -> None:
     msg_id = new_id()
     assert deliver(pki, msg_id) == 200

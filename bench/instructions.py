@@ -11,8 +11,8 @@ its count less that one, divided by N. The Redis rows (Redis at --redis) set the
 one against the undecorated view plus one ``PING`` through redis-py's client (one round trip),
 and plus the guard's ``EVALSHA`` sent through the client: the guard sends its command on a
 connection of the client's pool without the client's wrapping (``redis_topology.KeyedScript``),
-so its whole request can cost less than the bare command through the client (the server's
-work and the kernel's are not in the count). An instruction is not a unit of time (cache misses and
+so both reference rows carry a wrapping the guard's own command does not (the server's work
+and the kernel's are not in the count). An instruction is not a unit of time (cache misses and
 branch mispredictions cost none here), so this complements the timed benchmark, never replaces
 it; what it gives is a ratio two sittings can compare. Needs valgrind (Debian: ``valgrind``).
 """

@@ -4,7 +4,8 @@ With ``losing`` set, what a client sends still reaches Redis and runs, but Redis
 thrown away and the client's connection closed: what a master that dies right after a command,
 or a network cut between the command and its answer, does to a client. The client cannot know
 whether its command ran. With ``cutting`` set, what a client sends is thrown away and its
-connection closed: the command never runs.
+connection closed: the command never runs. With ``delay`` above zero, answers arrive that many
+seconds late: after the client's timeout, on the connection it timed out on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 
@@ -21,6 +23,7 @@ class LossyRelay:
         self.losing = threading.Event()
         self.cutting = threading.Event()
         self.lost = 0  # answers thrown away
+        self.delay = 0.0  # seconds each answer is held back
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self._sockets: list[socket.socket] = []
@@ -45,6 +48,8 @@ class LossyRelay:
                     break  # the command ran; its answer goes nowhere
                 if not answers and self.cutting.is_set():
                     break  # the command goes nowhere
+                if answers and self.delay:
+                    time.sleep(self.delay)
                 target.sendall(data)
         for end in (source, target):
             with contextlib.suppress(OSError):

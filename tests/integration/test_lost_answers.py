@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -379,3 +380,37 @@ def test_a_forged_delivery_s_give_back_that_failed_is_given_back_later(
     assert isinstance(guard.check(signed(pki, f"msg_{uuid.uuid4().hex}"), "payments"), Webhook)
     assert not node.client().exists(key)
     assert isinstance(guard.check(signed(pki, msg_id), "payments"), Webhook)  # the real one
+
+
+@pytest.mark.parametrize("pool_kind", ["node", "sentinel"])
+def test_an_answer_that_comes_after_the_timeout_is_never_read_as_the_next_one(
+    node: Node, relay: LossyRelay, pool_kind: str
+) -> None:
+    """The guard sends its scripts on a connection of the client's pool. One whose answer came
+    too late is closed, not put back holding that answer: the next command, another delivery's
+    claim or count, must read its own. redis-py's Sentinel-managed connections do not close
+    themselves on a timeout, and the pool's check for a connection holding data is off under
+    RESP3 (redis-py 8's default), so this rests on the guard closing it."""
+    import redis
+    from redis.exceptions import NoScriptError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.sentinel import SentinelConnectionPool
+
+    options: dict[str, Any] = {"socket_timeout": redis_topology.STORAGE_TIMEOUT}
+    if pool_kind == "sentinel":
+        # The master as a Sentinel group names it: here, through the relay.
+        sentinels = SimpleNamespace(discover_master=lambda name: ("127.0.0.1", relay.port))
+        pool: Any = SentinelConnectionPool("hookshield-test", sentinels, **options)
+        client = redis.Redis(connection_pool=pool)
+    else:
+        client = redis.Redis(port=relay.port, **options)
+    echo = redis_topology.KeyedScript(client, "return ARGV[1]", NoScriptError)
+    assert echo([], ["first"]) == b"first"  # connected, the script sent
+    relay.delay = 2 * redis_topology.STORAGE_TIMEOUT
+    with pytest.raises(RedisTimeoutError):
+        echo([], ["late"])
+    relay.delay = 0.0
+    time.sleep(3 * redis_topology.STORAGE_TIMEOUT)  # the late answer has come by now
+    assert echo([], ["second"]) == b"second"
+    assert echo([], ["third"]) == b"third"
+    client.close()

@@ -180,12 +180,15 @@ class KeyedScript:
     every master: one unreachable master would fail the slots of all the others.
 
     On one node or a Sentinel group's master, the command goes straight to a connection of the
-    client's pool: the pool still checks a connection out as it does for the client (its
-    process, a connection closed or holding data is made again), and a connection whose
-    command failed is closed; what is left out is the client's per-command wrapping (its retry
-    loop, which hookshield's clients run with no retry, and its observability hooks), about
-    10 µs of CPU per command (see BENCHMARKS.md). A cluster client routes each command to its
-    slot's node, and is called as such.
+    client's pool: the pool checks it out as it does for the client (its process; a connection
+    Redis closed is made again), and a connection whose command failed is closed, so that an
+    answer arriving after a timeout is never read as the next command's (redis-py's
+    Sentinel-managed connections do not close themselves, and its pool's check for a
+    connection holding data is off under RESP3). What is left out is the client's
+    per-command wrapping: its retry loop (hookshield's clients retry nothing there by default;
+    a retry option in the URI does not apply to these scripts, whose counts must not run twice)
+    and its observability hooks, about 10 µs of CPU per command (see BENCHMARKS.md). A cluster
+    client routes each command to its slot's node, and is called as such.
     """
 
     def __init__(self, client: Any, source: str, no_script: type[Exception]) -> None:

@@ -73,7 +73,7 @@ $(RUNTIME): pyproject.toml
 demo: $(RUNTIME)  ## throwaway PKI, mTLS server, the naive and the shielded webhook scanned
 	$(BIN)/hookshield demo
 
-bench: install  ## in-process overhead, then throughput through nginx + gunicorn (needs nginx, Redis)
+bench: install  ## in-process overhead, the memory window, Redis round trips, throughput through nginx + gunicorn, a full scan (needs nginx, Redis)
 	$(BIN)/python bench/guard_overhead.py
 	$(BIN)/python bench/memory_window.py
 	$(BIN)/python bench/redis_round_trips.py

@@ -59,6 +59,26 @@ def test_a_full_memory_store_drops_expired_ids_behind_a_live_one() -> None:
     assert store.claim("e", 60)
 
 
+def test_a_full_memory_store_passes_over_its_ids_at_most_once_a_second() -> None:
+    """The pass that drops expired ids behind a live one visits the whole store: while the store
+    stays full it runs once a second at most, and a claim between passes is refused."""
+    now = [0.0]
+    store = MemoryReplayStore(max_entries=3, clock=lambda: now[0])
+    assert store.claim("long", 100)
+    now[0] = 1.5
+    assert store.claim("short-1", 1)  # expires at 2.5
+    now[0] = 1.6
+    assert store.claim("short-2", 1)  # expires at 2.6
+    now[0] = 2.0
+    with pytest.raises(StoreUnavailable, match="full"):
+        store.claim("x", 1)  # a pass: nothing has expired yet
+    now[0] = 2.7  # both short ids have expired, a second has not passed since the last pass
+    with pytest.raises(StoreUnavailable, match="full"):
+        store.claim("y", 1)
+    now[0] = 3.0
+    assert store.claim("y", 1)  # the next pass drops them
+
+
 def test_redis_store(redis_url: str, unique: str) -> None:
     store = RedisReplayStore(redis_url)
     assert store.networked

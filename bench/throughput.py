@@ -12,7 +12,10 @@ behind the same nginx and gunicorn; a figure is the best round (the statuses are
 as a shared machine's neighbours only ever make a round slower; each guarded row is compared
 with the unguarded handler's best round behind the same servers.
 Beside it, the median over the rounds of each round's own ratio (the guarded handler against
-the unguarded one just before it), which one lucky or unlucky round does not move.
+the unguarded one just before it), which one lucky or unlucky round does not move, and the
+CPU the gunicorn processes used per request (the median round, user and system time from
+/proc): the guard's own cost in the processes that run it, without nginx's, the clients' or
+Redis's, which share the two cores here and would not on a deployment's hosts.
 Prints a table for BENCHMARKS.md.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import ssl
 import statistics
 import sys
@@ -54,6 +58,30 @@ def _client(
             response = client.post(url, content=BODY, headers={"Content-Type": "application/json"})
             statuses[response.status_code] += 1
         results.put((dict(statuses), start, time.time()))
+
+
+def server_cpu(port: int) -> float:
+    """CPU seconds (user and system) used so far by the gunicorn processes bound to ``port``.
+
+    The processes that run the guard, and only those: nginx, the clients and Redis share the
+    machine's two cores too, and the throughput figure counts them, where a deployment's Redis
+    host and its clients' machines would not.
+    """
+    needle, ticks = f"127.0.0.1:{port}".encode(), os.sysconf("SC_CLK_TCK")
+    used = 0
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            if b"gunicorn" not in (cmdline := (process / "cmdline").read_bytes()):
+                continue
+            if needle not in cmdline:
+                continue
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        used += int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
+    return used / ticks
 
 
 def run(
@@ -95,6 +123,7 @@ def main() -> int:
     rate = f"{total * args.rounds * 10}/minute"
     rows: dict[str, tuple[float, Counter[int]]] = {}
     rounds: dict[str, list[float]] = {}  # each row's elapsed time, round by round
+    cpu: dict[str, list[float]] = {}  # each row's gunicorn CPU per request, round by round
 
     def keep(row: str, elapsed: float, statuses: Counter[int]) -> None:
         best, seen = rows.get(row, (elapsed, Counter[int]()))
@@ -139,7 +168,10 @@ def main() -> int:
                 for _ in range(args.rounds):
                     for path, row in (("unguarded", f"unguarded ({name})"), ("limited", name)):
                         url = f"https://127.0.0.1:{port}/hooks/{path}/"
+                        before = server_cpu(app.port)
                         keep(row, *run(url, files, args.clients, args.requests))
+                        used = server_cpu(app.port) - before
+                        cpu.setdefault(row, []).append(used / total)
     print(
         f"{args.clients} client processes x {args.requests} POSTs, nginx (mTLS) -> gunicorn "
         f"4 sync workers, one keep-alive connection per client; best of {args.rounds} rounds\n"
@@ -147,9 +179,9 @@ def main() -> int:
     # Each guarded row against the unguarded handler's best round behind the same servers.
     print(
         "| scenario | requests/s | unguarded, same servers | vs unguarded | median of rounds "
-        "| statuses |"
+        "| gunicorn CPU µs/request, unguarded | guarded | added | statuses |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for row, (elapsed, statuses) in rows.items():
         if row.startswith("unguarded"):
             continue
@@ -158,9 +190,12 @@ def main() -> int:
         # Requests per second are inversely proportional to elapsed time.
         paired = zip(rounds[unguarded], rounds[row], strict=True)
         median = statistics.median(base / guarded for base, guarded in paired)
+        # The median round of each: clock ticks are 10 ms, a round uses about a second.
+        theirs, ours = (statistics.median(cpu[r]) * 1e6 for r in (unguarded, row))
         print(
             f"| @webhook, {row} | {rps:.0f} | {base_rps:.0f} | {rps / base_rps:.2f}x "
-            f"| {median:.2f}x | {dict(statuses)} |"
+            f"| {median:.2f}x | {theirs:.0f} | {ours:.0f} | {ours - theirs:+.0f} "
+            f"| {dict(statuses)} |"
         )
     return 0
 

@@ -181,13 +181,13 @@ class KeyedScript:
 
     On one node or a Sentinel group's master, the command goes straight to a connection of the
     client's pool: the pool checks it out as it does for the client (its process; a connection
-    Redis closed is made again), and a connection whose command failed is closed, so that an
-    answer arriving after a timeout is never read as the next command's (redis-py's
-    Sentinel-managed connections do not close themselves, and its pool's check for a
-    connection holding data is off under RESP3). What is left out is the client's
+    Redis closed is made again), and a connection whose answer did not arrive whole (a timeout,
+    a dropped connection) is closed, so that an answer arriving late is never read as the next
+    command's (redis-py's Sentinel-managed connections do not close themselves, and its pool's
+    check for a connection holding data is off under RESP3). What is left out is the client's
     per-command wrapping: its retry loop (hookshield's clients retry nothing there by default;
-    a retry option in the URI does not apply to these scripts, whose counts must not run twice)
-    and its observability hooks, about 10 µs of CPU per command (see BENCHMARKS.md). A cluster
+    a retry option in the URI does not re-send these scripts, whose counts must not run twice)
+    and its observability hooks, 8-10 µs of CPU per command (see BENCHMARKS.md). A cluster
     client routes each command to its slot's node, and is called as such.
     """
 

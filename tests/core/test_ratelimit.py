@@ -258,6 +258,21 @@ def test_memory_storage_drops_expired_entries(monkeypatch: pytest.MonkeyPatch) -
     assert len(storage.events["k"]) == 1
 
 
+def limits_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """limits' clock, set by the test through the list returned; and limits' own storage,
+    which starts a sweeping timer per hit, without one (sweeps change no answer)."""
+    import limits.storage.memory as memory
+
+    now = [1000.0]
+    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
+
+    def timer(*args: object, **kwargs: object) -> SimpleNamespace:
+        return SimpleNamespace(start=lambda: None, is_alive=lambda: True)
+
+    monkeypatch.setattr(threading, "Timer", timer)
+    return now
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_memory_storage_counts_as_limits_own_does(
     monkeypatch: pytest.MonkeyPatch, seed: int
@@ -266,14 +281,7 @@ def test_memory_storage_counts_as_limits_own_does(
 
     import limits.storage.memory as memory
 
-    now = [1000.0]
-    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
-
-    # limits' own storage starts a sweeping timer per hit: none here, sweeps change no answer.
-    def timer(*args: object, **kwargs: object) -> SimpleNamespace:
-        return SimpleNamespace(start=lambda: None, is_alive=lambda: True)
-
-    monkeypatch.setattr(threading, "Timer", timer)
+    now = limits_clock(monkeypatch)
     ours, theirs = SweptMemoryStorage(), memory.MemoryStorage()
     draw = random.Random(seed)  # noqa: S311 (a reproducible sequence of hits)
     answers = []
@@ -306,13 +314,7 @@ def test_memory_storage_counts_as_limits_own_does_under_large_limits(
 
     import limits.storage.memory as memory
 
-    now = [1000.0]
-    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
-
-    def timer(*args: object, **kwargs: object) -> SimpleNamespace:
-        return SimpleNamespace(start=lambda: None, is_alive=lambda: True)
-
-    monkeypatch.setattr(threading, "Timer", timer)
+    now = limits_clock(monkeypatch)
     ours, theirs = SweptMemoryStorage(), memory.MemoryStorage()
     ours.SWEEP_INTERVAL = 0.0 if ours_swept else math.inf  # on every hit, or after the first
     draw = random.Random(seed)  # noqa: S311 (a reproducible sequence of hits)

@@ -89,6 +89,16 @@ class Node:
         return self.process.poll() is None
 
 
+class Clock:
+    """A monotonic clock the test moves (``RateLimiter(monotonic=...)`` and the stores')."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def until(condition: Callable[[], bool], *, within: float, what: str) -> None:
     """Poll ``condition`` (errors count as not yet) until true, or fail naming ``what``."""
     deadline = time.monotonic() + within

@@ -31,7 +31,14 @@ from hookshield.demo.processes import free_port
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, TestPki, guard_config
 from tests.integration.lossy_relay import LossyRelay, lossy_relay
-from tests.integration.redis_topologies import BODY, SECRET, Node, redis_node, signed_headers
+from tests.integration.redis_topologies import (
+    BODY,
+    SECRET,
+    Clock,
+    Node,
+    redis_node,
+    signed_headers,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +55,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 def relay(node: Node) -> Iterator[LossyRelay]:
     with lossy_relay(node.port) as relay:
         yield relay
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_joint_claim_whose_answer_was_lost_is_given_back_when_redis_answers_again(
@@ -392,7 +391,6 @@ def test_an_answer_that_comes_after_the_timeout_is_never_read_as_the_next_one(
     themselves on a timeout, and the pool's check for a connection holding data is off under
     RESP3 (redis-py 8's default), so this rests on the guard closing it."""
     import redis
-    from redis.exceptions import NoScriptError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from redis.sentinel import SentinelConnectionPool
 
@@ -404,7 +402,7 @@ def test_an_answer_that_comes_after_the_timeout_is_never_read_as_the_next_one(
         client = redis.Redis(connection_pool=pool)
     else:
         client = redis.Redis(port=relay.port, **options)
-    echo = redis_topology.KeyedScript(client, "return ARGV[1]", NoScriptError)
+    echo = redis_topology.KeyedScript(client, "return ARGV[1]", redis.exceptions)
     assert echo([], ["first"]) == b"first"  # connected, the script sent
     relay.delay = 2 * redis_topology.STORAGE_TIMEOUT
     with pytest.raises(RedisTimeoutError):

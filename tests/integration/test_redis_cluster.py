@@ -27,6 +27,7 @@ from tests.integration.redis_topologies import (
     OK,
     UNAVAILABLE,
     WAIT,
+    Clock,
     Cluster,
     Traffic,
     accepted_once,
@@ -172,14 +173,6 @@ def test_the_cluster_clients_own_retry_of_a_lost_answer_counts_the_claim_as_made
     assert evalsha_calls() == calls + 2  # the script ran twice: the command and its retry
     assert [n - b for n, b in zip(windows(), before, strict=True)] == [2, 2]  # counted twice
     assert post_here(pki, endpoint, msg_id) == 409  # the claim stands: its copy is a replay
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_silent_master_costs_one_timeout_and_one_retry_per_pause(

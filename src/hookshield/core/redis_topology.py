@@ -191,13 +191,14 @@ class KeyedScript:
     client routes each command to its slot's node, and is called as such.
     """
 
-    def __init__(self, client: Any, source: str, no_script: type[Exception]) -> None:
+    def __init__(self, client: Any, source: str, exceptions: Any) -> None:
+        """``exceptions``: the exceptions module of the client's library (redis or valkey)."""
         self._client = client
         self._source = source.encode()
         self._sha = hashlib.sha1(self._source, usedforsecurity=False).hexdigest()
-        self._no_script = no_script
+        self._no_script = exceptions.NoScriptError
+        self._answered = exceptions.ResponseError  # a whole reply: the connection is sound
         self._pool = _direct_pool(client)
-        self._answered = _exceptions_of(client).ResponseError  # a whole reply: sound connection
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if self._pool is None:
@@ -239,14 +240,9 @@ def _direct_pool(client: Any) -> Any:
     return pool
 
 
-def _exceptions_of(client: Any) -> Any:
-    """The exceptions module of ``client``'s library (redis or valkey)."""
-    return importlib.import_module(f"{type(client).__module__.split('.')[0]}.exceptions")
-
-
 def keyed_script(storage: RedisStorage, source: str) -> KeyedScript:
     """``source`` on the client of limits' ``storage`` (redis-py's or valkey's)."""
-    return KeyedScript(storage.get_connection(), source, _exceptions(storage).NoScriptError)
+    return KeyedScript(storage.get_connection(), source, _exceptions(storage))
 
 
 # Deletes each claim KEYS[i] only while it holds its token ARGV[i]; the keys share a slot.

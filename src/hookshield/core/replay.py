@@ -110,26 +110,33 @@ class MemoryReplayStore:
     def claim(self, key: str, ttl_s: int, token: str | None = None) -> bool:
         now = self._clock()
         with self._lock:
-            while self._entries:
-                oldest_key, (expiry, _) = next(iter(self._entries.items()))
-                if expiry > now:
-                    break
-                del self._entries[oldest_key]
+            self._drop_expired(now)
             held = self._entries.get(key)
             if held is not None and held[0] > now:
                 return False
             if len(self._entries) >= self._max and now >= self._next_purge:
-                # Endpoints with different TTLs expire out of insertion order: before refusing,
-                # drop every expired entry, not only those ahead of the oldest live one (a pass
-                # over the whole store, so at most once a second while it stays full).
-                self._next_purge = now + 1.0
-                for stale in [k for k, (ends, _) in self._entries.items() if ends <= now]:
-                    del self._entries[stale]
+                self._purge(now)
             if len(self._entries) >= self._max:
                 raise StoreUnavailable(f"memory replay store is full ({self._max} ids)")
             self._entries[key] = (now + ttl_s, token or claim_token())
             self._entries.move_to_end(key)
             return True
+
+    def _drop_expired(self, now: float) -> None:
+        """The expired entries ahead of the oldest live one (insertion order)."""
+        while self._entries:
+            oldest_key, (expiry, _) = next(iter(self._entries.items()))
+            if expiry > now:
+                return
+            del self._entries[oldest_key]
+
+    def _purge(self, now: float) -> None:
+        """Every expired entry: endpoints with different TTLs expire out of insertion order, so
+        some wait behind a live one. A pass over the whole store, so a full store makes it at
+        most once a second."""
+        self._next_purge = now + 1.0
+        for stale in [k for k, (ends, _) in self._entries.items() if ends <= now]:
+            del self._entries[stale]
 
     def release(self, key: str, token: str | None = None, ttl_s: int = 0) -> None:
         with self._lock:

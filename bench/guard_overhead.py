@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import django
+import limits
 from django.conf import settings
 from django.http import HttpResponse
 
@@ -47,6 +48,9 @@ REQUESTS = 2000
 BLOCK = 20
 PING = "undecorated view + one PING on the guard's Redis client"
 POOLED_PING = "undecorated view + one PING on a connection of the guard's Redis client's pool"
+OWN_COMMAND = (
+    "undecorated view + the guard's own Redis command (EVALSHA), sent as the guard sends it"
+)
 REDIS_QUIET = "hookshield, cache hit, Redis limiter, Django's default LOGGING"
 ONLY = ""  # --only: the scenarios measured are those whose name contains this text
 
@@ -185,6 +189,7 @@ class Timing(NamedTuple):
     best: float
     median: float
     baseline: float  # best run of the undecorated view interleaved with this scenario
+    baseline_median: float
     median_ratio: float  # the median over the runs of each run's ratio to its undecorated time
 
     @property
@@ -224,6 +229,7 @@ def per_request(
         best=min(r[0] for r in runs),
         median=statistics.median(r[0] for r in runs),
         baseline=min(r[1] for r in runs),
+        baseline_median=statistics.median(r[1] for r in runs),
         median_ratio=statistics.median(r[0] / r[1] for r in runs),
     )
 
@@ -287,6 +293,7 @@ def main() -> int:
         baseline = rewound(plain_view, request("allowed"))
         sizes = (baseline, args.requests, args.repeat)
         rows = measure(scenarios, *sizes)
+        paired: list[tuple[str, Timing]] = []  # the Redis row set against its references
         with default_logging():
             rows += measure(
                 [
@@ -324,6 +331,8 @@ def main() -> int:
             # One round trip on the guard's own Redis client, to set the guarded Redis path
             # against: what it adds beyond a round trip is the difference of the rows. Once
             # through the client, once as the guard sends its scripts (without the wrapping).
+            from hookshield.core.redis_hit import hit_script
+            from hookshield.core.redis_topology import keyed_script
             from hookshield.django.guard import get_guard
 
             rewound(guarded["limited"], hit)()  # the guard built, its client connected
@@ -352,10 +361,38 @@ def main() -> int:
                     pool.release(connection)
                 return HttpResponse(status=204)
 
+            # The guard's own round trip: its script for this endpoint's one limit, sent by
+            # the guard's sender to a key of its own (emptied with the limiter's), so that
+            # what the guarded row adds beyond it is the guard's work around the command.
+            rate = limits.parse(RATE)
+            command = keyed_script(storage, hit_script([(rate.amount, rate.get_expiry())], 0))
+            key = storage.prefixed_key("bench-own-command")
+
+            def own_command_view(request: Any) -> HttpResponse:
+                json.loads(request.body)
+                command([key], [time.time()])
+                return HttpResponse(status=204)
+
             rows += measure([(PING, rewound(ping_view, hit), 204)], *sizes)
             rows += measure([(POOLED_PING, rewound(pooled_ping_view, hit), 204)], *sizes)
+            rows += measure([(OWN_COMMAND, rewound(own_command_view, hit), 204)], *sizes)
             with default_logging():
-                rows += measure([(REDIS_QUIET, rewound(guarded["limited"], hit), 204)], *sizes)
+                quiet = rewound(guarded["limited"], hit)
+                rows += measure([(REDIS_QUIET, quiet, 204)], *sizes)
+                # The same difference, interleaved with the reference itself: round trips on a
+                # shared machine swing between rows by more than the guard's work around them.
+                for reference, view in (
+                    (POOLED_PING, pooled_ping_view),
+                    (OWN_COMMAND, own_command_view),
+                ):
+                    if ONLY in REDIS_QUIET:
+                        reset_limiter()
+                        paired.append(
+                            (
+                                reference,
+                                per_request(quiet, rewound(view, hit), args.requests, args.repeat),
+                            )
+                        )
 
         misses = [request("allowed"), request("allowed_2")]
         with override_settings(
@@ -375,7 +412,7 @@ def main() -> int:
                 args.repeat,
             )
 
-    report(rows, args)
+    report(rows, paired, args)
     return 0
 
 
@@ -397,7 +434,9 @@ def measure(
     return rows
 
 
-def report(rows: list[tuple[str, Timing]], args: argparse.Namespace) -> None:
+def report(
+    rows: list[tuple[str, Timing]], paired: list[tuple[str, Timing]], args: argparse.Namespace
+) -> None:
     best = {name: timing.best for name, timing in rows}
     stacks = {
         "LocMem": best.get("django-ratelimit (LocMem) + DN-header check"),
@@ -422,10 +461,16 @@ def report(rows: list[tuple[str, Timing]], args: argparse.Namespace) -> None:
             f"| {timing.added:+.1f} | {timing.ratio:.2f}x | {timing.median_ratio:.2f}x | {versus} |"
         )
     timings = dict(rows)
-    for reference in (PING, POOLED_PING):
+    for reference in (PING, POOLED_PING, OWN_COMMAND):
         if reference in timings and REDIS_QUIET in timings:
             beyond = timings[REDIS_QUIET].added - timings[reference].added
             print(f"\n{REDIS_QUIET}, beyond the row '{reference}': {beyond:+.1f} µs")
+    for reference, timing in paired:
+        print(
+            f"\n{REDIS_QUIET}, interleaved with '{reference}' in its place: "
+            f"{timing.added:+.1f} µs beyond it (best runs; medians {timing.median:.1f} against "
+            f"{timing.baseline_median:.1f} µs)"
+        )
 
 
 if __name__ == "__main__":

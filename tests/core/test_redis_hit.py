@@ -36,9 +36,10 @@ def test_one_window_accepts_refuses_and_resets_as_limits_does(
     script = RedisHit(storage)
     client = redis.Redis.from_url(redis_url)
     ours, theirs = f"{unique}/ours", f"{unique}/limits"
+    plan = script.plan([WindowKey(ours, 3, 10)])
     for at in INSTANTS:
         clock[0] = START + at
-        hit = script([WindowKey(ours, 3, 10)])
+        hit = script(plan)
         accepted = storage.acquire_entry(theirs, 3, 10)
         assert (hit.refused is None) == accepted, at
         if not accepted:
@@ -55,9 +56,10 @@ def test_several_windows_stop_at_the_first_refusal_as_one_call_each_does(
     script = RedisHit(storage)
     client = redis.Redis.from_url(redis_url)
     limits = [(2, 1), (3, 10)]
+    plan = script.plan([WindowKey(f"{unique}/ours/{n}", n, e) for n, e in limits])
     for at in INSTANTS:
         clock[0] = START + at
-        hit = script([WindowKey(f"{unique}/ours/{n}", n, e) for n, e in limits])
+        hit = script(plan)
         refused = next(
             (
                 i
@@ -74,14 +76,14 @@ def test_several_windows_stop_at_the_first_refusal_as_one_call_each_does(
 def test_the_claim_is_made_only_when_every_limit_admits(redis_url: str, unique: str) -> None:
     script = RedisHit(open_storage(redis_url, "RATE_LIMIT_STORAGE"))
     client = redis.Redis.from_url(redis_url)
-    one = [WindowKey(f"{unique}/w", 1, 60)]
+    one = script.plan([WindowKey(f"{unique}/w", 1, 60)])
     assert script(one, (f"{unique}/a", 120, "mine")).claimed is True
     assert client.get(f"{unique}/a") == b"mine"  # the claim's own token
     assert 0 < cast(Any, client.ttl(f"{unique}/a")) <= 120
     refused = script(one, (f"{unique}/b", 120, "token"))
     assert (refused.refused, refused.claimed) == (0, None)
     assert not client.exists(f"{unique}/b")  # a refused request claims nothing
-    wide = [WindowKey(f"{unique}/v", 100, 60)]
+    wide = script.plan([WindowKey(f"{unique}/v", 100, 60)])
     assert script(wide, (f"{unique}/c", 120, "token")).claimed is True
     assert script(wide, (f"{unique}/c", 120, "another")).claimed is False  # a replay
     # The same token: the client's retry of the command that made the claim (its answer lost).
@@ -97,7 +99,9 @@ def test_a_window_of_no_requests_refuses_and_counts_nothing_after_it(
     storage = open_storage(redis_url, "RATE_LIMIT_STORAGE")
     script = RedisHit(storage)
     client = redis.Redis.from_url(redis_url)
-    hit = script([WindowKey(f"{unique}/open", 5, 10), WindowKey(f"{unique}/shut", 0, 10)])
+    hit = script(
+        script.plan([WindowKey(f"{unique}/open", 5, 10), WindowKey(f"{unique}/shut", 0, 10)])
+    )
     assert (hit.refused, hit.reset_at) == (1, START + 10)
     assert not storage.acquire_entry(f"{unique}/limits", 0, 10)  # as limits answers
     assert entries(client, f"{unique}/open") == [START]  # the limit before it keeps the hit
@@ -107,7 +111,21 @@ def test_a_window_of_no_requests_refuses_and_counts_nothing_after_it(
 def test_each_shape_has_its_script_and_their_number_is_bounded(redis_url: str, unique: str) -> None:
     script = RedisHit(open_storage(redis_url, "RATE_LIMIT_STORAGE"))
     for limit in range(1, SCRIPTS_KEPT + 3):
-        assert script([WindowKey(f"{unique}/{limit}", limit, 60)]).refused is None
+        assert script(script.plan([WindowKey(f"{unique}/{limit}", limit, 60)])).refused is None
     assert 0 < len(script._scripts) <= SCRIPTS_KEPT
-    refused = script([WindowKey(f"{unique}/1", 1, 60)])  # dropped from the cache, made again
+    # Dropped from the cache, made again for a new plan of the shape.
+    refused = script(script.plan([WindowKey(f"{unique}/1", 1, 60)]))
     assert refused.refused == 0
+
+
+def test_plans_of_one_shape_share_its_script_and_keep_it(redis_url: str, unique: str) -> None:
+    script = RedisHit(open_storage(redis_url, "RATE_LIMIT_STORAGE"))
+    first = script.plan([WindowKey(f"{unique}/a", 5, 60)])
+    second = script.plan([WindowKey(f"{unique}/b", 5, 60)])
+    assert first.keys == (f"hookshield:{unique}/a",)  # the storage's prefix, added once
+    script(first)
+    script(second, (f"{unique}/claim", 30, "token"))
+    script(second)
+    assert first.scripts[0] is second.scripts[0]  # one script per shape and TTL
+    assert second.scripts[30] is not second.scripts[0]
+    assert len(script._scripts) == 2

@@ -36,7 +36,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from hookshield.core.errors import Code, ConfigurationError, Rejection
 from hookshield.core.redact import without_credentials
-from hookshield.core.redis_hit import RedisHit, WindowKey
+from hookshield.core.redis_hit import HitPlan, RedisHit, WindowKey
 from hookshield.core.redis_topology import (
     REDIS_SCHEMES,
     RETRY_AFTER,
@@ -247,7 +247,11 @@ class _Window(NamedTuple):
     identifiers: tuple[str, str]
     key: str  # item.key_for(*identifiers)
     expiry: int
-    spec: WindowKey  # what the Redis script needs of it
+
+
+class _Windows(NamedTuple):
+    windows: tuple[_Window, ...]
+    plan: HitPlan | None  # None in memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,8 +308,7 @@ class RateLimiter:
         self._outages = outages(redis) if redis is not None else Outages()
         self._unconfirmed = unconfirmed_claims(redis) if redis is not None else UnconfirmedClaims()
         self._notice = _Notice(monotonic)
-        self._windows: dict[tuple[str, str], tuple[Sequence[RateLimitItem], tuple[_Window, ...]]]
-        self._windows = {}
+        self._windows: dict[tuple[str, str], tuple[Sequence[RateLimitItem], _Windows]] = {}
 
     @property
     def redis(self) -> RedisStorage | None:
@@ -329,8 +332,9 @@ class RateLimiter:
 
     def _windows_of(
         self, endpoint: str, identity: str, limits: Sequence[RateLimitItem]
-    ) -> tuple[_Window, ...]:
-        """``windows``, kept for the next hit of this (endpoint, caller).
+    ) -> _Windows:
+        """``windows`` and, on Redis, the script's plan of them, kept for the next hit of this
+        (endpoint, caller).
 
         Looked up by the names alone, then checked to be for the same limits object (an
         endpoint's are compiled once): hashing the limits themselves costs more.
@@ -339,10 +343,13 @@ class RateLimiter:
         if known is not None and known[0] is limits:
             return known[1]
         windows = self.windows(endpoint, identity, limits)
+        plan = None
+        if self._script is not None:
+            plan = self._script.plan([WindowKey(w.key, w.item.amount, w.expiry) for w in windows])
         if len(self._windows) >= WINDOWS_CACHE_SIZE:
             self._windows.clear()  # bounded: callers beyond it are keyed again, nothing is lost
-        self._windows[(endpoint, identity)] = (limits, windows)
-        return windows
+        made = self._windows[(endpoint, identity)] = (limits, _Windows(windows, plan))
+        return made[1]
 
     @staticmethod
     def windows(
@@ -353,7 +360,7 @@ class RateLimiter:
         windows = []
         for item in limits:
             key, expiry = item.key_for(*keys), item.get_expiry()
-            windows.append(_Window(item, keys, key, expiry, WindowKey(key, item.amount, expiry)))
+            windows.append(_Window(item, keys, key, expiry))
         return tuple(windows)
 
     @staticmethod
@@ -422,13 +429,13 @@ class RateLimiter:
         """
         if not limits:
             return None, None
-        windows = self._windows_of(endpoint, identity, limits)
-        if self._script is None:
+        windows, plan = self._windows_of(endpoint, identity, limits)
+        if self._script is None or plan is None:
             return self._answer(limits, self._hit_all(self._limiter, windows)), None
         domain, now = self._domain(endpoint), self._monotonic()
         if not self._outages.down(domain, now) and self._settled(domain, endpoint, now):
             try:
-                hit = self._script([w.spec for w in windows], claim)
+                hit = self._script(plan, claim)
             except self._errors as exc:
                 if claim is not None:  # it may have been stored: given back later
                     self._unconfirmed.add(domain, claim[0], claim[2], now + claim[1])

@@ -35,7 +35,7 @@ from limits.storage import RedisStorage
 
 from hookshield.core.redis_topology import KeyedScript, keyed_script
 
-__all__ = ["Hit", "RedisHit", "WindowKey", "hit_script"]
+__all__ = ["Hit", "HitPlan", "RedisHit", "WindowKey", "hit_script"]
 
 SCRIPTS_KEPT = 256  # distinct (limits, replay TTL) shapes; an endpoint's are fixed
 
@@ -93,6 +93,24 @@ class Hit:
     claimed: bool | None
 
 
+# The answers of an admitted request, made once: a request admitted builds no object.
+_ADMITTED = {-1: Hit(None, 0.0, None), 0: Hit(None, 0.0, False), 1: Hit(None, 0.0, True)}
+
+
+class HitPlan:
+    """A caller's windows as the script takes them, made once per (endpoint, caller) and kept
+    with its windows: the storage's keys, the expiries, and the scripts by replay TTL (an
+    endpoint has one), so that a request builds none of them again."""
+
+    __slots__ = ("expiries", "keys", "scripts", "shape")
+
+    def __init__(self, keys: tuple[str, ...], windows: Sequence[WindowKey]) -> None:
+        self.keys = keys
+        self.expiries = tuple(w.expiry for w in windows)
+        self.shape = tuple((w.limit, w.expiry) for w in windows)
+        self.scripts: dict[int, KeyedScript] = {}
+
+
 class RedisHit:
     """The scripts, on the client of limits' storage (one pool for everything)."""
 
@@ -100,27 +118,33 @@ class RedisHit:
         self._storage = storage
         self._scripts: dict[tuple[tuple[tuple[int, int], ...], int], KeyedScript] = {}
 
-    def _script(self, windows: Sequence[WindowKey], ttl: int) -> KeyedScript:
-        shape = tuple((w.limit, w.expiry) for w in windows), ttl
+    def plan(self, windows: Sequence[WindowKey]) -> HitPlan:
+        return HitPlan(tuple(self._storage.prefixed_key(w.key) for w in windows), windows)
+
+    def _script(self, plan: HitPlan, ttl: int) -> KeyedScript:
+        """The plan's script for ``ttl``, shared by the plans of the same shape."""
+        shape = plan.shape, ttl
         script = self._scripts.get(shape)
         if script is None:
             if len(self._scripts) >= SCRIPTS_KEPT:
                 self._scripts.clear()  # bounded; a shape dropped is made again
             script = self._scripts[shape] = keyed_script(self._storage, hit_script(*shape))
+        if len(plan.scripts) >= SCRIPTS_KEPT:
+            plan.scripts.clear()  # a plan meets one TTL in practice; bounded all the same
+        plan.scripts[ttl] = script
         return script
 
-    def __call__(
-        self, windows: Sequence[WindowKey], claim: tuple[str, int, str] | None = None
-    ) -> Hit:
+    def __call__(self, plan: HitPlan, claim: tuple[str, int, str] | None = None) -> Hit:
         """``claim``: the replay key, its TTL and the token it stores. Raises what the client
         raises (see ``redis_topology.storage_errors``)."""
-        keys = [self._storage.prefixed_key(w.key) for w in windows]
         if claim is None:
-            answer = self._script(windows, 0)(keys, [time.time()])
+            script = plan.scripts.get(0) or self._script(plan, 0)
+            answer = script(plan.keys, (time.time(),))
         else:
-            keys.append(claim[0])
-            answer = self._script(windows, claim[1])(keys, [time.time(), claim[2]])
+            key, ttl, token = claim
+            script = plan.scripts.get(ttl) or self._script(plan, ttl)
+            answer = script((*plan.keys, key), (time.time(), token))
         if isinstance(answer, list):
             refused = int(answer[0]) - 1
-            return Hit(refused, float(answer[1]) + windows[refused].expiry, None)
-        return Hit(None, 0.0, None if answer < 0 else bool(answer))
+            return Hit(refused, float(answer[1]) + plan.expiries[refused], None)
+        return _ADMITTED.get(answer) or Hit(None, 0.0, None if answer < 0 else bool(answer))

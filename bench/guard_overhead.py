@@ -51,6 +51,10 @@ POOLED_PING = "undecorated view + one PING on a connection of the guard's Redis 
 OWN_COMMAND = (
     "undecorated view + the guard's own Redis command (EVALSHA), sent as the guard sends it"
 )
+MEMORY_AFTER_ROUND_TRIP = (
+    "the guard's own Redis command, then hookshield, cache hit, memory limiter, "
+    "Django's default LOGGING"
+)
 REDIS_QUIET = "hookshield, cache hit, Redis limiter, Django's default LOGGING"
 ONLY = ""  # --only: the scenarios measured are those whose name contains this text
 
@@ -293,7 +297,17 @@ def main() -> int:
         baseline = rewound(plain_view, request("allowed"))
         sizes = (baseline, args.requests, args.repeat)
         rows = measure(scenarios, *sizes)
-        paired: list[tuple[str, Timing]] = []  # the Redis row set against its references
+        # Rows set against a reference interleaved with them: (row, reference, timing).
+        paired: list[tuple[str, str, Timing]] = []
+
+        def pair(
+            name: str, call: Callable[[], Any], reference: str, other: Callable[[], Any]
+        ) -> None:
+            if ONLY in name:
+                reset_limiter()
+                timing = per_request(call, other, args.requests, args.repeat)
+                paired.append((name, reference, timing))
+
         with default_logging():
             rows += measure(
                 [
@@ -381,18 +395,25 @@ def main() -> int:
                 rows += measure([(REDIS_QUIET, quiet, 204)], *sizes)
                 # The same difference, interleaved with the reference itself: round trips on a
                 # shared machine swing between rows by more than the guard's work around them.
-                for reference, view in (
-                    (POOLED_PING, pooled_ping_view),
-                    (OWN_COMMAND, own_command_view),
-                ):
-                    if ONLY in REDIS_QUIET:
-                        reset_limiter()
-                        paired.append(
-                            (
-                                reference,
-                                per_request(quiet, rewound(view, hit), args.requests, args.repeat),
-                            )
-                        )
+                pair(REDIS_QUIET, quiet, POOLED_PING, rewound(pooled_ping_view, hit))
+                pair(REDIS_QUIET, quiet, OWN_COMMAND, rewound(own_command_view, hit))
+
+        def after_round_trip(view: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            def call(request: Any) -> Any:
+                command([key], [time.time()])
+                return view(request)
+
+            return call
+
+        # The memory path's own work, each request right after the same round trip: what the
+        # guard's code costs after a blocking wait, with no Redis code of its own in it.
+        with default_logging():
+            pair(
+                MEMORY_AFTER_ROUND_TRIP,
+                rewound(after_round_trip(guarded["limited"]), hit),
+                OWN_COMMAND,
+                rewound(own_command_view, hit),
+            )
 
         misses = [request("allowed"), request("allowed_2")]
         with override_settings(
@@ -435,7 +456,9 @@ def measure(
 
 
 def report(
-    rows: list[tuple[str, Timing]], paired: list[tuple[str, Timing]], args: argparse.Namespace
+    rows: list[tuple[str, Timing]],
+    paired: list[tuple[str, str, Timing]],
+    args: argparse.Namespace,
 ) -> None:
     best = {name: timing.best for name, timing in rows}
     stacks = {
@@ -465,9 +488,9 @@ def report(
         if reference in timings and REDIS_QUIET in timings:
             beyond = timings[REDIS_QUIET].added - timings[reference].added
             print(f"\n{REDIS_QUIET}, beyond the row '{reference}': {beyond:+.1f} µs")
-    for reference, timing in paired:
+    for name, reference, timing in paired:
         print(
-            f"\n{REDIS_QUIET}, interleaved with '{reference}' in its place: "
+            f"\n{name}, interleaved with '{reference}' in its place: "
             f"{timing.added:+.1f} µs beyond it (best runs; medians {timing.median:.1f} against "
             f"{timing.baseline_median:.1f} µs)"
         )

@@ -85,6 +85,10 @@ def configure(directory: Path, redis_url: str) -> dict[str, Any]:
         ROOT_URLCONF=__name__,
         USE_TZ=True,
         LOGGING_CONFIG=None,
+        # The INVENTORY rows' background thread writes its counts here, as in a deployment.
+        DATABASES={
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": directory / "bench.db"}
+        },
         CACHES={
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
             "redis": {
@@ -96,6 +100,9 @@ def configure(directory: Path, redis_url: str) -> dict[str, Any]:
         HOOKSHIELD=hookshield_settings(directory, "memory://"),
     )
     django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
     # Decision lines are built and handled as in production (INFO), then dropped: the guard's
     # cost, not the cost of the log handler's I/O. (A NullHandler would not do: the guard builds
     # no record that no handler can emit.)

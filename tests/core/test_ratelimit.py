@@ -8,6 +8,7 @@ import pickle
 import socket
 import sys
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -408,6 +409,57 @@ def test_memory_storage_is_consistent_under_threads_and_sweeps(
     assert Events.dropped  # the sweep dropped the key while the threads ran
     assert False in answers  # the window filled (each thread alone hits it 200 times in a row)
     assert all(0 <= count <= 20 for count in counts)
+
+
+def test_memory_storage_loses_no_hit_and_adds_none_under_threads_and_sweeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Threads hit one key in rounds; between rounds the clock passes the window, so the first
+    hits of each round meet a sweep (on every hit) that finds the key's entries expired and
+    drops it. A hit counted into a window the sweep then dropped, or a window made twice,
+    would let more requests through than the limit: each round admits exactly the limit."""
+    now = limits_clock(monkeypatch)
+
+    class Yielding(SweptMemoryStorage):
+        def _entries(self, key: str) -> Any:
+            entries = super()._entries(key)
+            time.sleep(0)  # other threads run between this read and what follows from it
+            return entries
+
+    storage = Yielding()
+    storage.SWEEP_INTERVAL = 0.0
+    threads, rounds, hits, limit = 4, 300, 4, 5  # 16 hits a round against 5
+
+    def next_round() -> None:
+        now[0] += 2.0  # past the 1 s window: every entry has expired
+
+    barrier = threading.Barrier(threads, action=next_round)
+    admitted = [[0] * rounds for _ in range(threads)]
+    failures: list[BaseException] = []
+
+    def work(thread: int) -> None:
+        try:
+            for round_ in range(rounds):
+                barrier.wait()
+                for _ in range(hits):
+                    admitted[thread][round_] += storage.acquire_entry("k", limit, 1)
+        except BaseException as exc:
+            failures.append(exc)
+            barrier.abort()
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the threads take turns often
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert failures == []
+    assert [sum(each[r] for each in admitted) for r in range(rounds)] == [limit] * rounds
+    assert storage.get_moving_window("k", limit, 1)[1] == limit
 
 
 def test_memory_storage_pickles_with_its_counts() -> None:

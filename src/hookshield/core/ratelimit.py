@@ -346,10 +346,11 @@ class RateLimiter:
         plan = None
         if self._script is not None:
             plan = self._script.plan([WindowKey(w.key, w.item.amount, w.expiry) for w in windows])
+        made = _Windows(windows, plan)
         if len(self._windows) >= WINDOWS_CACHE_SIZE:
             self._windows.clear()  # bounded: callers beyond it are keyed again, nothing is lost
-        made = self._windows[(endpoint, identity)] = (limits, _Windows(windows, plan))
-        return made[1]
+        self._windows[(endpoint, identity)] = (limits, made)
+        return made
 
     @staticmethod
     def windows(

@@ -4,14 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUNTIME := $(VENV)/.runtime
-# The suite also runs on the other supported Django LTS, and on Django 6.0 (which the
-# requirement admits and which needs Python 3.12+), each in a virtualenv of its own.
+# The suite also runs on the other supported Django LTS, and on Django 6.0 and 6.1 (which the
+# requirement admits and which need Python 3.12+), each in a virtualenv of its own.
 VENV42  ?= .venv-django42
 STAMP42 := $(VENV42)/.installed
-VENV60  ?= .venv-django60
-STAMP60 := $(VENV60)/.installed
+DJANGO6 := 60 61
+STAMPS6 := $(foreach v,$(DJANGO6),.venv-django$(v)/.installed)
 
-.PHONY: install test lint typecheck unit unit-postgresql unit-django42 unit-django60 demo bench clean
+.PHONY: install test lint typecheck unit unit-postgresql unit-django42 $(DJANGO6:%=unit-django%) demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,13 +27,14 @@ $(STAMP42): pyproject.toml
 	$(VENV42)/bin/python -m pip install --quiet -e '.[dev]' 'django>=4.2.30,<5'
 	touch $(STAMP42)
 
-$(STAMP60): pyproject.toml
-	test -x $(VENV60)/bin/python || { py=$$(tools/python312) \
-	    || { echo "Django 6.0 needs Python 3.12 or newer, and none was found" >&2; exit 1; }; \
-	    "$$py" -m venv $(VENV60); }
-	$(VENV60)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV60)/bin/python -m pip install --quiet -e '.[dev]' 'django>=6.0,<6.1'
-	touch $(STAMP60)
+# .venv-django60 holds Django 6.0.x, .venv-django61 Django 6.1.x.
+$(STAMPS6): .venv-django6%/.installed: pyproject.toml
+	test -x $(@D)/bin/python || { py=$$(tools/python312) \
+	    || { echo "Django 6 needs Python 3.12 or newer, and none was found" >&2; exit 1; }; \
+	    "$$py" -m venv $(@D); }
+	$(@D)/bin/python -m pip install --quiet --upgrade pip
+	$(@D)/bin/python -m pip install --quiet -e '.[dev]' "django>=6.$*,<6.$$(($*+1))"
+	touch $@
 
 lint: install  ## ruff, and no function in src/ above cyclomatic complexity 12 (radon)
 	$(BIN)/ruff check src tests bench tools
@@ -52,18 +53,18 @@ unit-postgresql: install  ## the database tests again, on the real PostgreSQL (1
 unit-django42: $(STAMP42)
 	$(VENV42)/bin/pytest -q
 
-# Without a Python 3.12+ the Django 6.0 run is skipped, saying so; CI (HOOKSHIELD_REQUIRE_SERVICES=1)
+# Without a Python 3.12+ the Django 6 runs are skipped, saying so; CI (HOOKSHIELD_REQUIRE_SERVICES=1)
 # fails instead.
-unit-django60:
+$(DJANGO6:%=unit-django%): unit-django6%:
 	@if tools/python312 >/dev/null; then \
-	    $(MAKE) --no-print-directory $(STAMP60) && $(VENV60)/bin/pytest -q; \
+	    $(MAKE) --no-print-directory .venv-django6$*/.installed && .venv-django6$*/bin/pytest -q; \
 	elif [ "$${HOOKSHIELD_REQUIRE_SERVICES:-}" = 1 ]; then \
-	    echo "unit-django60: Django 6.0 needs Python 3.12 or newer, and none was found" >&2; exit 1; \
+	    echo "$@: Django 6.$* needs Python 3.12 or newer, and none was found" >&2; exit 1; \
 	else \
-	    echo "unit-django60 SKIPPED: Django 6.0 needs Python 3.12 or newer, and none was found"; \
+	    echo "$@ SKIPPED: Django 6.$* needs Python 3.12 or newer, and none was found"; \
 	fi
 
-test: lint typecheck unit unit-postgresql unit-django42 unit-django60  ## lint, type checks, the suite on Django 5.2 (SQLite, PostgreSQL), 4.2 and 6.0
+test: lint typecheck unit unit-postgresql unit-django42 $(DJANGO6:%=unit-django%)  ## lint, type checks, the suite on Django 5.2 (SQLite, PostgreSQL), 4.2, 6.0 and 6.1
 
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,4 +82,4 @@ bench: install  ## in-process overhead, the memory window, Redis round trips, th
 	$(BIN)/python bench/scan_speed.py
 
 clean:
-	rm -rf $(VENV) $(VENV42) $(VENV60) .mypy_cache .ruff_cache .pytest_cache .hypothesis build src/*.egg-info
+	rm -rf $(VENV) $(VENV42) $(DJANGO6:%=.venv-django%) .mypy_cache .ruff_cache .pytest_cache .hypothesis build src/*.egg-info

@@ -221,13 +221,18 @@ def reset_limiter() -> None:
 
 
 def per_request(
-    call: Callable[[], Any], baseline: Callable[[], Any], requests: int, repeat: int
+    call: Callable[[], Any],
+    baseline: Callable[[], Any],
+    requests: int,
+    repeat: int,
+    reset: Callable[[], None] = reset_limiter,
 ) -> Timing:
-    """``call`` and ``baseline`` in alternating blocks, ``repeat`` runs of ``requests`` each."""
+    """``call`` and ``baseline`` in alternating blocks, ``repeat`` runs of ``requests`` each,
+    ``reset`` before each run."""
     runs: list[tuple[float, float]] = []
     blocks = max(requests // BLOCK, 1)
     for _ in range(repeat):
-        reset_limiter()
+        reset()
         spent = [0, 0]
         for _ in range(blocks):
             for index, which in enumerate((baseline, call)):
@@ -308,11 +313,14 @@ def main() -> int:
         paired: list[tuple[str, str, Timing]] = []
 
         def pair(
-            name: str, call: Callable[[], Any], reference: str, other: Callable[[], Any]
+            name: str,
+            call: Callable[[], Any],
+            reference: str,
+            other: Callable[[], Any],
+            reset: Callable[[], None] = reset_limiter,
         ) -> None:
             if ONLY in name:
-                reset_limiter()
-                timing = per_request(call, other, args.requests, args.repeat)
+                timing = per_request(call, other, args.requests, args.repeat, reset)
                 paired.append((name, reference, timing))
 
         with default_logging():
@@ -383,16 +391,25 @@ def main() -> int:
                 return HttpResponse(status=204)
 
             # The guard's own round trip: its script for this endpoint's one limit, sent by
-            # the guard's sender to a key of its own (emptied with the limiter's), so that
-            # what the guarded row adds beyond it is the guard's work around the command.
+            # the guard's sender to a key of its own, so that what the guarded row adds beyond
+            # it is the guard's work around the command. The keys are emptied with the
+            # limiter's before each run, so the command is admitted, as the guard's is.
             rate = limits.parse(RATE)
             command = keyed_script(storage, hit_script([(rate.amount, rate.get_expiry())], 0))
-            key = storage.prefixed_key("bench-own-command")
+            key, after_key = (storage.prefixed_key(f"bench-own-command-{n}") for n in (1, 2))
+
+            def admitted(command_key: str) -> None:
+                answer = command([command_key], [time.time()])
+                assert not isinstance(answer, list), "the reference command was refused"
 
             def own_command_view(request: Any) -> HttpResponse:
                 json.loads(request.body)
-                command([key], [time.time()])
+                admitted(key)
                 return HttpResponse(status=204)
+
+            def empty_all() -> None:  # the memory limiter's storage, and these keys
+                reset_limiter()
+                storage.reset()
 
             rows += measure([(PING, rewound(ping_view, hit), 204)], *sizes)
             rows += measure([(POOLED_PING, rewound(pooled_ping_view, hit), 204)], *sizes)
@@ -407,7 +424,7 @@ def main() -> int:
 
         def after_round_trip(view: Callable[[Any], Any]) -> Callable[[Any], Any]:
             def call(request: Any) -> Any:
-                command([key], [time.time()])
+                admitted(after_key)  # the same command, to a key of its own
                 return view(request)
 
             return call
@@ -420,6 +437,7 @@ def main() -> int:
                 rewound(after_round_trip(guarded["limited"]), hit),
                 OWN_COMMAND,
                 rewound(own_command_view, hit),
+                empty_all,
             )
 
         misses = [request("allowed"), request("allowed_2")]

@@ -71,7 +71,8 @@ def child(scenario: str, requests: int, redis_url: str) -> None:
         key = storage.prefixed_key("bench-instructions:{bare}")
 
         def bare() -> Any:
-            command([key], [time.time()])
+            answer = command([key], [time.time()])
+            assert not isinstance(answer, list), "refused: more requests than the rate"
             return undecorated()
 
         def ping() -> Any:

@@ -179,7 +179,7 @@ def test_storage_is_retried_after_a_pause(redis_url: str, unique: str) -> None:
     ticks = [0.0]
     limiter = RateLimiter(redis_url, monotonic=lambda: ticks[0])
     # Simulate an outage by pointing the shared limiter at a dead server, then back (the
-    # windows kept per caller hold the scripts of the sender they were planned on).
+    # windows kept per caller keep the scripts they were first sent with: forgotten here).
     healthy = limiter._script
     limiter._script = RateLimiter(DOWN)._script
     assert limiter.hit(unique, "id", FIVE_PER_MINUTE) is None  # counted locally
@@ -426,8 +426,16 @@ def test_memory_storage_loses_no_hit_and_adds_none_under_threads_and_sweeps(
             time.sleep(0)  # other threads run between this read and what follows from it
             return entries
 
+    class Events(dict[str, Any]):
+        dropped = 0
+
+        def pop(self, *args: Any) -> Any:
+            Events.dropped += 1
+            return super().pop(*args)
+
     storage = Yielding()
     storage.SWEEP_INTERVAL = 0.0
+    storage.events = Events()
     threads, rounds, hits, limit = 4, 300, 4, 5  # 16 hits a round against 5
 
     def next_round() -> None:
@@ -460,6 +468,32 @@ def test_memory_storage_loses_no_hit_and_adds_none_under_threads_and_sweeps(
     assert failures == []
     assert [sum(each[r] for each in admitted) for r in range(rounds)] == [limit] * rounds
     assert storage.get_moving_window("k", limit, 1)[1] == limit
+    # The sweep dropped the key at most new rounds (not where a hit beat it to the old window).
+    assert Events.dropped > rounds // 2
+
+
+def test_memory_storage_makes_one_lock_per_key_for_threads_asking_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread switch while a key's lock is made (limits makes it in a Python function) must
+    not give two threads two locks: each would make the key's window, and one's hit is lost."""
+    make = threading.RLock
+
+    def slow_lock() -> Any:
+        lock = make()
+        time.sleep(0.001)  # another thread asks for the same key meanwhile
+        return lock
+
+    monkeypatch.setattr(threading, "RLock", slow_lock)
+    storage = SweptMemoryStorage()
+    got: list[Any] = []
+    askers = [threading.Thread(target=lambda: got.append(storage.locks["k"])) for _ in range(8)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join()
+    assert len(got) == 8
+    assert all(lock is got[0] for lock in got)
 
 
 def test_memory_storage_pickles_with_its_counts() -> None:

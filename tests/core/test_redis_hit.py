@@ -118,7 +118,9 @@ def test_each_shape_has_its_script_and_their_number_is_bounded(redis_url: str, u
     assert refused.refused == 0
 
 
-def test_plans_of_one_shape_share_its_script_and_keep_it(redis_url: str, unique: str) -> None:
+def test_plans_of_one_shape_share_its_script_and_keep_it(
+    redis_url: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     script = RedisHit(open_storage(redis_url, "RATE_LIMIT_STORAGE"))
     first = script.plan([WindowKey(f"{unique}/a", 5, 60)])
     second = script.plan([WindowKey(f"{unique}/b", 5, 60)])
@@ -129,3 +131,11 @@ def test_plans_of_one_shape_share_its_script_and_keep_it(redis_url: str, unique:
     assert first.scripts[0] is second.scripts[0]  # one script per shape and TTL
     assert second.scripts[30] is not second.scripts[0]
     assert len(script._scripts) == 2
+
+    def made_again(*args: object) -> Any:
+        raise AssertionError("a planned request makes its script again")
+
+    script._scripts.clear()
+    monkeypatch.setattr(script, "_script", made_again)
+    assert script(first).refused is None  # the plan's own script, kept
+    assert script(second, (f"{unique}/claim-2", 30, "token")).claimed is True

@@ -22,7 +22,7 @@ import logging
 import math
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -67,6 +67,15 @@ def _stamp() -> float:
     return Entry(0).atime
 
 
+class _Locks(defaultdict[str, threading.RLock]):
+    """A lock per key, one even when threads ask for a new key at once: limits'
+    ``defaultdict(threading.RLock)`` calls a Python function to make it, where a thread switch
+    can give two threads two locks for one key, each then making the key's window."""
+
+    def __missing__(self, key: str) -> threading.RLock:
+        return self.setdefault(key, threading.RLock())
+
+
 class SweptMemoryStorage(MemoryStorage):
     """limits' ``MemoryStorage`` for moving windows, at a cost per hit that does not grow with
     the limit, and swept on the request path once a second.
@@ -88,10 +97,11 @@ class SweptMemoryStorage(MemoryStorage):
       dropping expired entries from the old end of each key's deque. Entries are read through
       the window, so the sweep's timing changes no answer.
 
-    Every read and change of a key's entries holds the key's lock, and a key keeps its lock
-    when the sweep drops its entries (limits drops both): a hit waiting on the lock then
-    finds the same lock as the next one, never a second deque. A lock per key is bounded as
-    the keys are: (endpoint, allowlist entry, limit).
+    Every read and change of a key's entries holds the key's lock, made once per key even
+    when threads ask for it at once, and a key keeps its lock when the sweep drops its
+    entries (limits drops both): a hit waiting on the lock then finds the same lock as the
+    next one, never a second deque. A lock per key is bounded as the keys are: (endpoint,
+    allowlist entry, limit).
     """
 
     SWEEP_INTERVAL = 1.0
@@ -100,6 +110,7 @@ class SweptMemoryStorage(MemoryStorage):
         self._next_sweep = -math.inf
         self._sweeping = threading.Lock()
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.locks = _Locks()
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -116,6 +127,7 @@ class SweptMemoryStorage(MemoryStorage):
         self.events = {key: cast(list[Entry], deque(kept)) for key, kept in self.events.items()}
         self._sweeping = threading.Lock()
         self._next_sweep = -math.inf  # another process's clock
+        self.locks = _Locks()
 
     def _entries(self, key: str) -> deque[Entry] | None:
         return cast("deque[Entry] | None", self.events.get(key))

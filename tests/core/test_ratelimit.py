@@ -350,6 +350,18 @@ def test_memory_storage_counts_as_limits_own_does_under_large_limits(
             assert len(kept) > len(theirs.events.get(key, []))  # expired entries walked past
 
 
+class DropCounting(dict[str, Any]):
+    """A memory storage's ``events`` that counts the keys the sweep drops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def pop(self, *args: Any) -> Any:
+        self.dropped += 1
+        return super().pop(*args)
+
+
 def test_memory_storage_is_consistent_under_threads_and_sweeps(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -365,16 +377,9 @@ def test_memory_storage_is_consistent_under_threads_and_sweeps(
     clock = SimpleNamespace(time=lambda: 1000 + (next(ticks) + jumped[0]) / 1000)
     monkeypatch.setattr(memory, "time", clock)
 
-    class Events(dict[str, Any]):
-        dropped = 0
-
-        def pop(self, *args: Any) -> Any:
-            Events.dropped += 1
-            return super().pop(*args)
-
     storage = SweptMemoryStorage()
     storage.SWEEP_INTERVAL = 0.0
-    storage.events = Events()
+    storage.events = events = DropCounting()
     failures: list[BaseException] = []
     counts: list[int] = []
     answers: list[bool] = []
@@ -406,7 +411,7 @@ def test_memory_storage_is_consistent_under_threads_and_sweeps(
     finally:
         sys.setswitchinterval(switch)
     assert failures == []
-    assert Events.dropped  # the sweep dropped the key while the threads ran
+    assert events.dropped  # the sweep dropped the key while the threads ran
     assert False in answers  # the window filled (each thread alone hits it 200 times in a row)
     assert all(0 <= count <= 20 for count in counts)
 
@@ -426,16 +431,9 @@ def test_memory_storage_loses_no_hit_and_adds_none_under_threads_and_sweeps(
             time.sleep(0)  # other threads run between this read and what follows from it
             return entries
 
-    class Events(dict[str, Any]):
-        dropped = 0
-
-        def pop(self, *args: Any) -> Any:
-            Events.dropped += 1
-            return super().pop(*args)
-
     storage = Yielding()
     storage.SWEEP_INTERVAL = 0.0
-    storage.events = Events()
+    storage.events = events = DropCounting()
     threads, rounds, hits, limit = 4, 300, 4, 5  # 16 hits a round against 5
 
     def next_round() -> None:
@@ -469,7 +467,7 @@ def test_memory_storage_loses_no_hit_and_adds_none_under_threads_and_sweeps(
     assert [sum(each[r] for each in admitted) for r in range(rounds)] == [limit] * rounds
     assert storage.get_moving_window("k", limit, 1)[1] == limit
     # The sweep dropped the key at most new rounds (not where a hit beat it to the old window).
-    assert Events.dropped > rounds // 2
+    assert events.dropped > rounds // 2
 
 
 def test_memory_storage_makes_one_lock_per_key_for_threads_asking_at_once(

@@ -29,7 +29,7 @@ from redis.crc import key_slot
 
 from hookshield.core.ratelimit import RETRY_STORAGE_AFTER
 from hookshield.core.signatures import sign_v1
-from hookshield.demo.processes import free_port
+from hookshield.demo.processes import free_port, free_ports
 from hookshield.pki import encodings
 from tests.conftest import ALLOWED, TestPki, guard_config
 from tests.integration.servers import App, find_binary, serving
@@ -112,8 +112,10 @@ def until(condition: Callable[[], bool], *, within: float, what: str) -> None:
     raise AssertionError(f"not within {within:.0f} s: {what}")
 
 
-def _start(stack: ExitStack, directory: Path, config: str, *extra: str) -> Node:
-    port = free_port()
+def _start(
+    stack: ExitStack, directory: Path, config: str, *extra: str, port: int | None = None
+) -> Node:
+    port = port or free_port()
     directory.mkdir(parents=True)
     conf = directory / "redis.conf"  # a sentinel rewrites its own: a file of its own, writable
     conf.write_text(NODE_CONFIG.format(port=port, dir=directory) + config)
@@ -215,15 +217,13 @@ def redis_cluster(directory: Path) -> Iterator[Cluster]:
     """Six nodes: three masters with one replica each, the 16384 slots split evenly."""
     cli = find_binary("redis-cli")
     with ExitStack() as stack:
-        # The bus port is given: port + 10000, the default, may be taken or above 65535.
-        nodes = [
-            _start(
-                stack,
-                directory / f"node{i}",
-                CLUSTER_CONFIG.format(timeout=NODE_TIMEOUT_MS, bus=free_port()),
-            )
-            for i in range(6)
-        ]
+        # The bus port is given: port + 10000, the default, may be taken or above 65535. The
+        # two are chosen together, so that they differ.
+        nodes = []
+        for i in range(6):
+            port, bus = free_ports(2)
+            config = CLUSTER_CONFIG.format(timeout=NODE_TIMEOUT_MS, bus=bus)
+            nodes.append(_start(stack, directory / f"node{i}", config, port=port))
         addresses = [f"127.0.0.1:{n.port}" for n in nodes]
         subprocess.run(
             [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],

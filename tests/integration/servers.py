@@ -22,7 +22,7 @@ import httpx
 import redis
 
 from hookshield.demo import processes
-from hookshield.demo.processes import free_port
+from hookshield.demo.processes import free_port, free_ports
 from hookshield.proxy_config import check
 from tests.conftest import LOG_FILES, TestPki, require_service
 
@@ -266,7 +266,7 @@ def nginx(
     binary = find_binary("nginx")
     for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
-    ports = [free_port() for _ in servers]
+    ports = free_ports(len(servers))
     blocks = "".join(
         NGINX_SERVER.format(
             port=port,

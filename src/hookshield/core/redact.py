@@ -73,7 +73,10 @@ HOOKSHIELD_LOGGERS = (
 
 # A URL's whole user info, up to the authority's last "@": redis://:password@host,
 # https://user:token@host, https://TOKEN@host (a bare token), https://user:p@ss@host.
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#]*@")
+# A scheme starts only where a run of scheme characters starts: text a client chooses (a path
+# in Django's "Not Found" line) like "a.a.a.a..." would otherwise be scanned again from each
+# "a", quadratic in its length.
+_URL_CREDENTIALS = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://)[^\s/?#]*@")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(

@@ -55,14 +55,25 @@ class PaymentsView(View):
         return echo(request)
 
 
+class FailingSetup(View):
+    """A class view's ``setup`` and ``dispatch`` run inside the guarded call, synchronously even
+    for an async view: a delivery can ask the first to raise, as a broken view's would."""
+
+    def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        payload = request.webhook.json  # type: ignore[attr-defined]
+        if isinstance(payload, dict) and payload.get("raise_in_setup"):
+            raise RuntimeError("a broken setup")
+        super().setup(request, *args, **kwargs)
+
+
 @webhook("payments")
-class PaymentsClassDecorated(View):
+class PaymentsClassDecorated(FailingSetup):
     def post(self, request: HttpRequest) -> JsonResponse:
         return echo(request)
 
 
 @webhook("payments")
-class PaymentsAsyncView(View):
+class PaymentsAsyncView(FailingSetup):
     async def post(self, request: HttpRequest) -> JsonResponse:
         return echo(request)
 

@@ -219,6 +219,22 @@ def test_a_view_that_raises_releases_the_delivery_id_for_the_retry(
         assert response.get("Content-Type") != "application/json"  # Django's page, not a guard's
 
 
+@pytest.mark.parametrize("url", ["/hooks/payments-class/", "/hooks/payments-async-class/"])
+def test_a_class_view_whose_setup_raises_releases_the_delivery_id(
+    settings: Any, pki: TestPki, url: str
+) -> None:
+    # An async class view's setup() and dispatch() run when the guard calls it, before there is
+    # a coroutine to await: a failure there is the view's too.
+    configure(settings, pki, SIGNING_SECRETS=[SECRET])
+    body = b'{"type": "paid", "raise_in_setup": true}'
+    headers = {**cert_headers(pki), **signed(body)}
+    client = Client(REMOTE_ADDR="127.0.0.1", raise_request_exception=False)
+    for _ in range(2):  # the retry is let in (and raises again), not refused as a replay (409)
+        response = client.post(url, data=body, content_type="application/json", headers=headers)
+        assert response.status_code == 500
+        assert response.get("Content-Type") != "application/json"
+
+
 def test_replay_on_the_django_cache(settings: Any, pki: TestPki) -> None:
     settings.CACHES = {
         "webhooks": {

@@ -130,16 +130,22 @@ def _guarded_async(view: AsyncView, endpoint: str) -> AsyncView:
         if isinstance(result, Rejection):
             return rejection_response(result)
         request.webhook = result  # type: ignore[attr-defined]
-        return await _released_on_failure_async(view(request, *args, **kwargs), result)
+        return await _released_on_failure_async(view, request, args, kwargs, result)
 
     return guarded_async
 
 
 async def _released_on_failure_async(
-    pending: Awaitable[HttpResponseBase], accepted: Webhook
+    view: AsyncView,
+    request: HttpRequest,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    accepted: Webhook,
 ) -> HttpResponseBase:
+    # The call is inside the try: an async class view's setup() and dispatch() run in it,
+    # synchronously, before there is a coroutine to await.
     try:
-        response = await pending
+        response = await view(request, *args, **kwargs)
     except BaseException:
         await _off_the_loop(release, accepted)
         raise

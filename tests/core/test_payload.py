@@ -66,6 +66,20 @@ def test_a_declared_length_above_max_body_is_refused_before_reading() -> None:
         assert lying.code is Code.MALFORMED_BODY
 
 
+def test_a_length_of_any_number_of_digits_is_decided_without_error() -> None:
+    # int() refuses more than 4300 digits: such a length is too large, not a guard failure.
+    for huge in ("9" * 5000, "1" + "0" * 4400):
+        refused = head(length=huge)
+        assert refused is not None
+        assert refused.code is Code.BODY_TOO_LARGE
+        assert "9999" not in refused.message  # the digits are counted, not echoed
+        assert "0000" not in refused.message
+    assert head(length="0" * 5000 + "1024") is None  # leading zeros do not make it larger
+    too_large = head(length="0" * 5000 + "1025")
+    assert too_large is not None
+    assert too_large.code is Code.BODY_TOO_LARGE
+
+
 class Endless:
     """A body that never ends (a chunked upload, or a Content-Length that lies)."""
 

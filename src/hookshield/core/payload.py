@@ -125,11 +125,15 @@ class InputRules:
             # Digits only: int() would also take a sign, spaces, underscores and other scripts.
             if not (content_length.isascii() and content_length.isdigit()):
                 return _refuse(Code.MALFORMED_BODY, "Content-Length is not a number")
-            length = int(content_length)
-            if length > self.max_body:
+            # More digits than MAX_BODY has is too large before int() (which refuses to read
+            # more than 4300 digits) is asked.
+            digits = content_length.lstrip("0") or "0"
+            if len(digits) > len(str(self.max_body)) or int(digits) > self.max_body:
+                shown = digits if len(digits) <= 20 else f"of {len(digits)} digits"
                 return _refuse(
-                    Code.BODY_TOO_LARGE, f"Content-Length {length} exceeds MAX_BODY {self.max_body}"
+                    Code.BODY_TOO_LARGE, f"Content-Length {shown} exceeds MAX_BODY {self.max_body}"
                 )
+            length = int(digits)
         return json_body, length
 
     # -- after reading --------------------------------------------------------------------------

@@ -31,11 +31,21 @@ def echo(request: HttpRequest, data: Any = None) -> JsonResponse:
             # The body stays readable for the view after the guard read it.
             "body_length": len(request.body),
             # What the view could see of the proxy secret (it must see nothing).
-            "secret_header_visible": "HTTP_X_HOOKSHIELD_PROXY_SECRET" in request.META,
+            "secret_header_visible": secret_visible(request),
             "drf_data": data,
         },
         # A payload asking for it makes the view fail, as a broken handler would.
         status=500 if isinstance(payload, dict) and payload.get("fail") else 200,
+    )
+
+
+def secret_visible(request: HttpRequest) -> bool:
+    """Whether the proxy's secret header shows anywhere a view or a report could read it."""
+    scope = getattr(request, "scope", None) or {}
+    return (
+        "HTTP_X_HOOKSHIELD_PROXY_SECRET" in request.META
+        or "X-Hookshield-Proxy-Secret" in request.headers
+        or any(name.lower() == b"x-hookshield-proxy-secret" for name, _ in scope.get("headers", ()))
     )
 
 

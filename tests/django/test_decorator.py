@@ -163,6 +163,35 @@ def test_proxy_secret_is_required_and_hidden_from_the_view(settings: Any, pki: T
     assert accepted.json()["secret_header_visible"] is False
 
 
+def test_the_proxy_secret_is_gone_from_headers_read_before_the_guard(
+    settings: Any, pki: TestPki
+) -> None:
+    # A middleware (CORS, say) may have read request.headers, which Django makes once and keeps;
+    # under ASGI the server's scope holds the headers too.
+    from django.test import AsyncRequestFactory
+
+    from tests.urls import payments, payments_async
+
+    settings.HOOKSHIELD = guard_config(pki, PROXY_SECRET=[SECRET])
+    headers = headers_for(pki.allowed.certificate, **{"X-Hookshield-Proxy-Secret": SECRET})
+    body, kind = b'{"type": "paid"}', "application/json"
+    request = RequestFactory(REMOTE_ADDR="127.0.0.1").post(
+        URLS[0], body, content_type=kind, headers=headers
+    )
+    assert request.headers["X-Hookshield-Proxy-Secret"] == SECRET  # read before the guard
+    seen = json.loads(payments(request).content)
+    assert seen["identity"] == ALLOWED
+    assert seen["secret_header_visible"] is False
+    asgi = AsyncRequestFactory(REMOTE_ADDR="127.0.0.1").post(
+        URLS[1], body, content_type=kind, headers=headers
+    )
+    assert any(name == b"x-hookshield-proxy-secret" for name, _ in asgi.scope["headers"])
+    assert asgi.headers["X-Hookshield-Proxy-Secret"] == SECRET
+    seen = json.loads(asyncio.run(payments_async(asgi)).content)
+    assert seen["identity"] == ALLOWED
+    assert seen["secret_header_visible"] is False
+
+
 def test_rejections_stay_json_under_debug(settings: Any, pki: TestPki) -> None:
     settings.HOOKSHIELD = guard_config(pki)
     settings.DEBUG = True

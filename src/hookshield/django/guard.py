@@ -276,6 +276,15 @@ def forget_proxy_secret(request: HttpRequest, guard: Guard | Rejection) -> None:
         except ImproperlyConfigured:
             key = meta_key(DEFAULT_SECRET_HEADER)
     request.META.pop(key, None)
+    # request.headers is made from META once and kept: a middleware may have read it already.
+    request.__dict__.pop("headers", None)
+    scope = getattr(request, "scope", None)  # ASGI: the server's own list of the headers
+    if isinstance(scope, dict) and "headers" in scope:
+        scope["headers"] = [
+            (name, value)
+            for name, value in scope["headers"]
+            if meta_key(name.decode("latin-1")) != key
+        ]
 
 
 def check_request(request: HttpRequest, endpoint: str) -> Webhook | Rejection:

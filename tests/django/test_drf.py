@@ -66,13 +66,25 @@ def test_a_view_listing_webhook_authentication_without_the_guard_fails_closed(
     pki: TestPki, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="hookshield")
-    response = post(pki, "/drf/unguarded/", pki.allowed)
+    for accept in ("application/json", "text/html"):
+        response = post(pki, "/drf/unguarded/", pki.allowed, Accept=accept)
+        assert response.status_code == 503
+        assert response["Content-Type"] == "application/json"  # as the guard refuses
+        assert response.json()["error"]["code"] == "guard_unavailable"
+        assert response["Retry-After"] == "60"
+        assert response["Cache-Control"] == "no-store"
+    lines = [r for r in caplog.records if r.name == "hookshield.guard"]
+    assert [line.levelno for line in lines] == [logging.ERROR] * 2
+    assert "Unguarded" in lines[0].getMessage()
+
+
+@pytest.mark.usefixtures("drf")
+def test_the_unguarded_refusal_needs_no_rest_framework_app(settings: Any, pki: TestPki) -> None:
+    # The browsable API's HTML needs rest_framework's templates; the refusal is JSON anyway.
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
+    response = post(pki, "/drf/unguarded/", pki.allowed, Accept="text/html")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "guard_unavailable"
-    assert response["Retry-After"] == "60"
-    (line,) = [r for r in caplog.records if r.name == "hookshield.guard"]
-    assert line.levelno == logging.ERROR
-    assert "Unguarded" in line.getMessage()
 
 
 def test_drf_s_own_user_throttle_and_admin_permission_work_on_the_caller(pki: TestPki) -> None:

@@ -22,6 +22,7 @@ import logging
 
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from hookshield.core.errors import Code, Rejection
@@ -83,6 +84,12 @@ class WebhookAuthentication(BaseAuthentication):
                 "%s lists WebhookAuthentication but is not decorated with @webhook: refused",
                 type(view).__name__ if view is not None else "a view",
             )
+            # Refused as the guard refuses: JSON whatever renderer the client asked for (the
+            # browsable API's HTML also needs rest_framework's templates), never cached.
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+            if view is not None:  # DRF adds the view's headers to the response it makes
+                view.headers = {**getattr(view, "headers", {}), "Cache-Control": "no-store"}
             raise _NotGuarded()
         return WebhookCaller(accepted.identity), accepted.identity
 

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
 from hookshield.cli import ExitCode, main
 from hookshield.core.signatures import new_ed25519_keys, new_hmac_secret
+from hookshield.scanner.context import NoAnswer, _handshake
 from hookshield.scanner.registry import CHECKS
 from tests.conftest import TestPki
 
@@ -158,3 +165,61 @@ def test_signing_keys_of_both_schemes(
     assert key[6:] not in captured.out + captured.err
     if code == ExitCode.USAGE:
         assert "--signing-secret: a whpk_ key is public" in captured.err
+
+
+@contextmanager
+def answers_once() -> Iterator[str]:
+    """A plain-HTTP receiver that takes any delivery once (the baseline), then stops listening,
+    as a target that went down mid-scan does."""
+
+    class Once(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Once)
+
+    def serve_once() -> None:
+        server.handle_request()
+        server.server_close()
+
+    thread = threading.Thread(target=serve_once)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/"
+    finally:
+        thread.join(timeout=10)
+
+
+def test_probes_that_get_no_answer_prove_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A naive receiver that went down after the baseline: every probe's connection is refused.
+    # That is no refusal of what the probe tried: the checks are inconclusive, never passed,
+    # and the scan is incomplete (exit 4), not graded A.
+    report = tmp_path / "report.json"
+    checks = "auth.no-client-cert,input.oversized-body,input.wrong-content-type"
+    with answers_once() as url:
+        code = main(["scan", url, "--checks", checks, "--format", "json", "--output", str(report)])
+    assert code == ExitCode.INCOMPLETE
+    document = json.loads(report.read_text())
+    assert document["grade"] == "incomplete"
+    inconclusive = {entry["id"]: entry["reason"] for entry in document["inconclusive"]}
+    assert set(inconclusive) == set(checks.split(","))
+    assert all("no answer" in reason for reason in inconclusive.values())
+    assert document["findings"] == []
+
+
+def test_a_handshake_nothing_answers_proves_nothing() -> None:
+    # tls.* checks judge a failed handshake a refusal; with nothing listening it is not one.
+    context = ssl.create_default_context()
+    with pytest.raises(NoAnswer, match="no answer"):
+        _handshake("127.0.0.1", 1, context, False, 2.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import json
 import secrets
 import socket
@@ -26,10 +27,36 @@ from hookshield.scanner.model import Evidence
 from hookshield.scanner.profiles import ClientFiles, Profile, Profiles
 from hookshield.scanner.signers import DEFAULT_HMAC_HEADER, Scheme, Signer
 
-__all__ = ["BudgetExhausted", "Reply", "ScanConfig", "ScanContext", "Throttled"]
+__all__ = ["BudgetExhausted", "NoAnswer", "Reply", "ScanConfig", "ScanContext", "Throttled"]
 
 EXCERPT = 300
 _CONNECTION_ERRORS = (httpx.TransportError, ssl.SSLError, OSError)
+# Failures in which the target took no part: nothing listening, no route, no name, no answer in
+# time. Unlike a TLS alert or a connection the server closed, they refuse nothing.
+_SILENT_ERRORS = (
+    httpx.TimeoutException,
+    TimeoutError,
+    ConnectionRefusedError,
+    socket.gaierror,
+)
+_SILENT_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
+
+
+def _silent(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from: httpx wraps the socket's error) is one of
+    the failures in which the target took no part."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx's error, httpcore's, the socket's
+        if seen is None:
+            break
+        if isinstance(seen, _SILENT_ERRORS):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _SILENT_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 # How much of an answer is kept: enough to find a framework's debug page (Django's puts its
 # exception summary about 5 KiB in), bounded so a hostile target cannot fill the scanner's memory.
 MAX_REPLY_BODY = 64 * 1024
@@ -78,6 +105,11 @@ class BudgetExhausted(Exception):
 
 class Throttled(Exception):
     """The target throttled a probe; the probe proves nothing."""
+
+
+class NoAnswer(Exception):
+    """A probe got no answer at all (nothing listening, or none in time): it proves nothing,
+    neither a flaw nor its absence, where a refused connection or TLS alert is a refusal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +178,7 @@ class Reply:
     body: str = ""
     elapsed_ms: float = 0.0
     error: str | None = None  # the transport failure, when there was no HTTP answer
+    silent: bool = False  # that failure was one the target took no part in (see NoAnswer)
 
     @property
     def accepted(self) -> bool:
@@ -315,6 +348,8 @@ class ScanContext:
         await self._spend()
         reply = await self._send(profile, method, target, content, all_headers, summary)
         self.replies.append(reply)
+        if reply.silent:
+            raise NoAnswer(f"{summary}: no answer ({reply.error})")
         if reply.throttled and not throttle_is_evidence:
             self.throttled += 1
             raise Throttled(f"{summary} answered {reply.status}")
@@ -368,6 +403,7 @@ class ScanContext:
                     summary,
                     error=self.redact(f"{type(exc).__name__}: {exc}")[:EXCERPT],
                     elapsed_ms=(time.perf_counter() - started) * 1000,
+                    silent=_silent(exc),
                 )
             # Redacted whole, before any excerpt is cut: a secret the answer echoes (a debug page
             # lists the request's headers) must not survive in part at the cut either.
@@ -416,4 +452,6 @@ def _handshake(
     except ssl.SSLError as exc:
         return False, f"{exc.reason or exc}", None
     except OSError as exc:
+        if _silent(exc):
+            raise NoAnswer(f"TLS handshake: no answer ({type(exc).__name__}: {exc})") from exc
         return False, f"{type(exc).__name__}: {exc}", None

@@ -18,7 +18,14 @@ import httpx
 from hookshield import __version__
 from hookshield.core.redact import without_credentials
 from hookshield.scanner import checks as _checks  # noqa: F401  (registers every check)
-from hookshield.scanner.context import BudgetExhausted, Reply, ScanConfig, ScanContext, Throttled
+from hookshield.scanner.context import (
+    BudgetExhausted,
+    NoAnswer,
+    Reply,
+    ScanConfig,
+    ScanContext,
+    Throttled,
+)
 from hookshield.scanner.model import CheckResult, Evidence, Finding, Outcome, Report, coverage
 from hookshield.scanner.profiles import Profile, Profiles
 from hookshield.scanner.registry import (
@@ -101,6 +108,8 @@ def _interrupted(exc: Exception) -> tuple[Outcome, str]:
         return Outcome.SKIPPED, str(exc)
     if isinstance(exc, Throttled):
         return Outcome.INCONCLUSIVE, f"throttled: {exc}"
+    if isinstance(exc, NoAnswer):
+        return Outcome.INCONCLUSIVE, str(exc)
     if isinstance(exc, Inconclusive):
         return Outcome.INCONCLUSIVE, str(exc)
     if isinstance(exc, TimeoutError):
@@ -160,7 +169,7 @@ def _incomplete(
 ) -> str | None:
     """Why the scan may not be graded: an untested endpoint must never pass a gate."""
     if baseline is None or not baseline.accepted:
-        status = "no answer" if baseline is None or baseline.status is None else baseline.status
+        status = "not sent" if baseline is None else baseline.status or baseline.error
         return f"the baseline delivery was refused ({status}): the probes compared with nothing"
     ran, applicable = coverage(results)
     if not applicable:
@@ -215,8 +224,10 @@ async def _baseline(ctx: ScanContext) -> Reply:
         )
     except BudgetExhausted as exc:
         raise Unreachable(f"no request could be sent: {exc}") from exc
-    if baseline.status is None:
-        raise Unreachable(shown(f"{ctx.config.url}: {baseline.error}"))
+    except NoAnswer as exc:
+        raise Unreachable(shown(f"{ctx.config.url}: {ctx.replies[-1].error}")) from exc
+    # A refusal in the handshake (a client certificate the terminator does not take) is an
+    # answer: the report says the baseline was refused and why, and grades nothing.
     return baseline
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from importlib import resources
@@ -10,7 +11,7 @@ import jsonschema
 
 from hookshield.scanner.formats import OutputFormat, render
 from hookshield.scanner.formats.many import render_many
-from hookshield.scanner.model import Report
+from hookshield.scanner.model import Evidence, Report
 from hookshield.scanner.registry import CHECKS
 
 DATA = Path(__file__).parent.parent / "data"
@@ -106,6 +107,32 @@ def test_pretty_has_summary_findings_skipped_and_fixes(report: Report) -> None:
     assert "needs --mint-ca" in text
     assert "Remediation" in text
     assert "\x1b[" not in text  # no colour unless asked
+
+
+def test_pretty_prints_what_the_target_sent_as_it_is(report: Report) -> None:
+    # A Server header, an excerpt or a reason is the target's text: rich's markup ("[/x]" is a
+    # closing tag, and fails) and emoji codes must not read it.
+    hostile = "evil/1.0 [/x] [bold]big[/bold] :smile:"
+    evidence = Evidence(f"GET / ({hostile})", None, hostile)
+    finding = report.findings[0]
+    changed = dataclasses.replace(
+        report,
+        target=f"https://h.example/[/x]{hostile}",
+        incomplete=hostile,
+        results=tuple(
+            dataclasses.replace(
+                result,
+                reason=result.reason and hostile,
+                findings=tuple(dataclasses.replace(f, evidence=evidence) for f in result.findings),
+            )
+            for result in report.results
+        ),
+    )
+    text = render(changed, OutputFormat.PRETTY)
+    assert text.count("[/x]") >= 4  # target, incomplete, a reason, evidence
+    assert "[bold]big[/bold]" in text
+    assert ":smile:" in text
+    assert finding.id in text
 
 
 def test_several_targets(report: Report) -> None:

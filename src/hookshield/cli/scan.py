@@ -426,7 +426,7 @@ def _run_scans(configs: list[ScanConfig], progress_to: TextIO | None) -> list[Re
     if progress_to is None:
         return asyncio.run(_scan_all(configs, None))
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a target's URL, as given
         BarColumn(),
         MofNCompleteColumn(),
         console=Console(file=progress_to),

@@ -22,8 +22,16 @@ _GRADE_STYLE = {"A": "bold green", "B": "green", "C": "yellow", "D": "red", "F":
 
 def render(report: Report, *, color: bool = False) -> str:
     out = io.StringIO()
+    # What the target answered (headers, excerpts, reasons) is printed as it is: rich's markup
+    # and emoji codes would read "[/x]" in a Server header as a closing tag, and fail the scan.
     console = Console(
-        file=out, force_terminal=color, no_color=not color, width=110, highlight=False
+        file=out,
+        force_terminal=color,
+        no_color=not color,
+        width=110,
+        highlight=False,
+        markup=False,
+        emoji=False,
     )
     console.print(_summary(report))
     console.print(_categories(report))

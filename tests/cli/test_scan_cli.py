@@ -128,6 +128,33 @@ def test_bad_flag_values_exit_2(flags: list[str], capsys: pytest.CaptureFixture[
     assert flags[0] in capsys.readouterr().err
 
 
+def test_targets_entries_are_checked_before_any_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = {
+        "- url: https://127.0.0.1:1/\n  signing_secret: 12345678\n": "signing_secret must be",
+        "- url: https://127.0.0.1:1/\n  signing-secret: whsec_x\n": "unknown keys ['signing-",
+        "- url: https://127.0.0.1:1/\n  cert: [a, b]\n": "cert must be a string",
+    }
+    for text, message in cases.items():
+        listed = tmp_path / "targets.yaml"
+        listed.write_text(text)
+        assert main(["scan", "--targets", str(listed)]) == ExitCode.USAGE
+        err = capsys.readouterr().err
+        assert message in err
+        assert "12345678" not in err  # a value is never shown
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_scan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for output in (tmp_path / "missing" / "report.json", tmp_path):
+        assert main(["scan", DEAD, "--output", str(output)]) == ExitCode.USAGE
+        err = capsys.readouterr().err
+        assert "--output: cannot write" in err
+        assert "unreachable" not in err  # refused before any request
+
+
 def test_an_unreachable_target_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scan", DEAD, "--timeout", "2"]) == 3
     assert "unreachable" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import ssl
 import sys
 from collections.abc import Callable
@@ -345,14 +346,51 @@ def _entries(targets: Path) -> list[Any]:
     ]
 
 
+# What an entry of a YAML/JSON --targets file may set, each a string.
+_ENTRY_KEYS = frozenset(
+    {
+        "url",
+        "cert",
+        "key",
+        "foreign_cert",
+        "foreign_key",
+        "mint_ca",
+        "mint_key",
+        "ca",
+        "signing_secret",
+        "payload",
+    }
+)
+
+
 def _entry_config(
     args: argparse.Namespace, entry: Any, base: Path, checks: tuple[str, ...]
 ) -> ScanConfig:
     if isinstance(entry, str):
         return _config(args, entry, {}, base, checks)
-    if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-        return _config(args, entry["url"], entry, base, checks)
-    raise UsageError(f"--targets {args.targets}: each entry needs a url")
+    if not (isinstance(entry, dict) and isinstance(entry.get("url"), str)):
+        raise UsageError(f"--targets {args.targets}: each entry needs a url")
+    # A misspelt key would scan without what it names (unsigned, or with the command line's
+    # certificate): refused, as is a value that is not text (never shown: it may be a secret).
+    unknown = sorted(str(name) for name in entry if name not in _ENTRY_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_ENTRY_KEYS))
+        raise UsageError(f"--targets {args.targets}: unknown keys {unknown} (known: {known})")
+    for name, value in entry.items():
+        if not isinstance(value, str):
+            raise UsageError(f"--targets {args.targets}: {name} must be a string")
+    return _config(args, entry["url"], entry, base, checks)
+
+
+def _writable(output: Path | None) -> None:
+    """Refuse an --output the report could not be written to before the scan spends requests."""
+    if output is None:
+        return
+    folder = output.parent
+    if output.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"--output: cannot write {output}")
+    if output.exists() and not os.access(output, os.W_OK):
+        raise UsageError(f"--output: cannot write {output}")
 
 
 def _targets(args: argparse.Namespace) -> list[ScanConfig]:
@@ -404,6 +442,7 @@ def run(
         return _list_checks(stdout)
     try:
         configs = _targets(args)
+        _writable(args.output)
     except UsageError as exc:
         stderr.write(f"hookshield scan: {exc}\n")
         return ExitCode.USAGE
@@ -411,7 +450,11 @@ def run(
     outcomes = _run_scans(configs, stderr if interactive else None)
     reports = _reports(outcomes, stderr)
     if reports:
-        _write_reports(reports, args, stdout, color=interactive and args.output is None)
+        try:
+            _write_reports(reports, args, stdout, color=interactive and args.output is None)
+        except OSError as exc:  # checked before the scan, but a disk can fill meanwhile
+            stderr.write(f"hookshield scan: --output: {exc}\n")
+            return ExitCode.USAGE
     return _exit_code(reports, len(reports) < len(outcomes), args)
 
 

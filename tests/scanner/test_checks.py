@@ -235,6 +235,12 @@ CASES = [
          also=("rate.no-limit",)),
     Case("exposure.debug-page", N, "plain-500", HARDENED.but(handles=()),
          also=("input.malformed-json-5xx",)),
+    # Alone, the baseline's 200 is the only answer: the check provokes the errors itself.
+    Case("exposure.debug-page", F, "alone-debug-500", HARDENED.but(handles=(), debug=True),
+         request="malformed JSON", status=500),
+    Case("exposure.debug-page", F, "alone-debug-404", HARDENED.but(debug=True),
+         request="a path that does not exist", status=404),
+    Case("exposure.debug-page", N, "alone-hardened", HARDENED),
     Case("exposure.debug-page", X, "out-of-time", NAIVE, SKIPPED, reason="--max-duration",
          config={"max_duration": 0}),
     Case("exposure.payload-echo", F, "echo", HARDENED.but(echo=True), request="baseline"),

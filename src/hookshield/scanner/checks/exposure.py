@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from hookshield.scanner.checks.inventory import missing_path
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
+from hookshield.scanner.profiles import Profile
 from hookshield.scanner.registry import Check, CheckSkipped, register
 
 _DEBUG_MARKERS = (
@@ -37,10 +39,24 @@ class DebugPage(Check):
     reads_answers = True
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        for reply in _all_answers(ctx):
+        answers = _all_answers(ctx)
+        if not any(reply.status is not None and reply.status >= 400 for reply in answers):
+            # Debug pages come with errors: with none among the answers (this check run alone,
+            # or with checks that provoke none), a pass would claim what was never tested.
+            answers += await _provoke(ctx)
+        for reply in answers:
             if any(marker in reply.body for marker in _DEBUG_MARKERS):
                 return [self.finding(reply.evidence())]
         return []
+
+
+async def _provoke(ctx: ScanContext) -> list[Reply]:
+    """The two answers a debug page shows on: a malformed delivery's and a missing path's."""
+    profile = Profile.LEGIT if ctx.config.legit else Profile.NO_CERT
+    malformed = await ctx.deliver(
+        profile, body=b'{"type": "hookshield.scan", "data": {', label="malformed JSON"
+    )
+    return [reply for reply in (malformed, await missing_path(ctx)) if reply.status is not None]
 
 
 @register

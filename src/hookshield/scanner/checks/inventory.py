@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit, urlunsplit
 
-from hookshield.scanner.context import ScanContext
+from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
 from hookshield.scanner.profiles import Profile
 from hookshield.scanner.registry import Check, register
@@ -25,14 +25,17 @@ class UrlPatternsLeak(Check):
     )
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        parts = urlsplit(ctx.config.url)
-        missing = urlunsplit(
-            parts._replace(path=f"/hookshield-scan-{secrets.token_hex(4)}/", query="")
-        )
-        profile = Profile.LEGIT if ctx.config.legit else Profile.NO_CERT
-        reply = await ctx.deliver(
-            profile, method="GET", sign=False, url=missing, label="a path that does not exist"
-        )
+        reply = await missing_path(ctx)
         if reply.status == 404 and any(m in reply.body for m in _MARKERS):
             return [self.finding(reply.evidence())]
         return []
+
+
+async def missing_path(ctx: ScanContext) -> Reply:
+    """A GET, as the baseline's caller, of a path on the target's host that cannot exist."""
+    parts = urlsplit(ctx.config.url)
+    missing = urlunsplit(parts._replace(path=f"/hookshield-scan-{secrets.token_hex(4)}/", query=""))
+    profile = Profile.LEGIT if ctx.config.legit else Profile.NO_CERT
+    return await ctx.deliver(
+        profile, method="GET", sign=False, url=missing, label="a path that does not exist"
+    )

@@ -147,3 +147,26 @@ def test_several_targets(report: Report) -> None:
     ]
     suites = ET.fromstring(render_many(both, OutputFormat.JUNIT).split("\n", 1)[1])  # noqa: S314
     assert len(list(suites)) == 2
+
+
+def test_several_targets_name_the_unreachable_and_the_incomplete_first(report: Report) -> None:
+    schema = report_schema()
+    graded = dataclasses.replace(report, incomplete=None)
+    untested = dataclasses.replace(
+        report, score=95, grade="incomplete", incomplete="the baseline was refused (401)"
+    )
+    gone = "https://gone.example/hooks/: ConnectError: refused"
+    for reports in ([graded, untested], [untested]):
+        data = json.loads(render_many(reports, OutputFormat.JSON, unreachable=[gone]))
+        for each in data["reports"]:
+            jsonschema.validate(each, schema)
+        assert data["summary"]["targets"] == len(reports) + 1
+        assert data["summary"]["unreachable"] == [gone]
+        # The incomplete report is the worst, whatever its score: it graded nothing.
+        assert data["summary"]["worst_grade"] == "incomplete"
+    text = render_many([graded], OutputFormat.PRETTY, unreachable=[gone])
+    assert f"unreachable: {gone}" in text
+    suites = ET.fromstring(  # noqa: S314
+        render_many([graded], OutputFormat.JUNIT, unreachable=[gone]).split("\n", 1)[1]
+    )
+    assert [suite.get("errors") for suite in suites][-1] == "1"

@@ -449,9 +449,11 @@ def run(
     interactive = stderr.isatty() and not args.format.machine_readable
     outcomes = _run_scans(configs, stderr if interactive else None)
     reports = _reports(outcomes, stderr)
+    unreachable = [str(o) for o in outcomes if isinstance(o, Unreachable)]
     if reports:
         try:
-            _write_reports(reports, args, stdout, color=interactive and args.output is None)
+            color = interactive and args.output is None
+            _write_reports(reports, unreachable, args, stdout, color=color)
         except OSError as exc:  # checked before the scan, but a disk can fill meanwhile
             stderr.write(f"hookshield scan: --output: {exc}\n")
             return ExitCode.USAGE
@@ -488,10 +490,17 @@ def _reports(outcomes: list[Report | Unreachable], stderr: TextIO) -> list[Repor
 
 
 def _write_reports(
-    reports: list[Report], args: argparse.Namespace, stdout: TextIO, *, color: bool
+    reports: list[Report],
+    unreachable: list[str],
+    args: argparse.Namespace,
+    stdout: TextIO,
+    *,
+    color: bool,
 ) -> None:
     location = args.sarif_location or (str(args.targets) if args.targets else "hookshield-scan.txt")
-    text = render_many(reports, args.format, color=color, sarif_location=location)
+    text = render_many(
+        reports, args.format, color=color, sarif_location=location, unreachable=unreachable
+    )
     if args.output:
         args.output.write_text(text)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from xml.etree import ElementTree as ET
 
 from hookshield.scanner.formats import OutputFormat, junit, render
@@ -15,37 +16,47 @@ def render_many(
     *,
     color: bool = False,
     sarif_location: str = "hookshield-scan.txt",
+    unreachable: Sequence[str] = (),
 ) -> str:
-    if len(reports) == 1:
+    """``reports``, and the targets that could not be reached (``unreachable``: why, for each),
+    which every format but SARIF names too; one report alone is rendered as itself."""
+    if len(reports) == 1 and not unreachable:
         return render(reports[0], fmt, color=color, sarif_location=sarif_location)
     if fmt is OutputFormat.JSON:
-        return _json(reports)
+        return _json(reports, unreachable)
     if fmt is OutputFormat.SARIF:
         return _sarif(reports, sarif_location)
     if fmt is OutputFormat.JUNIT:
-        return _junit(reports)
+        return _junit(reports, unreachable)
     parts = [render(r, fmt, color=color) for r in reports]
     if fmt is OutputFormat.PRETTY:
         lines = ["Summary"] + [
             f"  {r.grade}  {r.score:3}/100  {r.checks_run}/{r.checks_applicable}  {r.target}"
             for r in reports
         ]
+        lines += [f"  unreachable: {why}" for why in unreachable]
         return "\n".join(parts) + "\n".join(lines) + "\n"
     return "\n".join(parts)
 
 
-def _json(reports: list[Report]) -> str:
-    worst = min(reports, key=lambda r: r.score)
+def _worst(reports: list[Report]) -> Report:
+    """An incomplete report first (its score graded nothing), then the lowest score."""
+    return min(reports, key=lambda r: (r.incomplete is None, r.score))
+
+
+def _json(reports: list[Report], unreachable: Sequence[str]) -> str:
+    worst = _worst(reports)
     return (
         json.dumps(
             {
                 "reports": [r.to_json() for r in reports],
                 "summary": {
-                    "targets": len(reports),
+                    "targets": len(reports) + len(unreachable),
                     "worst_score": worst.score,
                     "worst_grade": worst.grade,
                     "worst_target": worst.target,
                     "requests_sent": sum(r.requests_sent for r in reports),
+                    "unreachable": list(unreachable),
                 },
             },
             indent=2,
@@ -64,10 +75,15 @@ def _sarif(reports: list[Report], location: str) -> str:
     return json.dumps(merged, indent=2) + "\n"
 
 
-def _junit(reports: list[Report]) -> str:
+def _junit(reports: list[Report], unreachable: Sequence[str]) -> str:
     suites = ET.Element("testsuites", {"name": "hookshield scan"})
     for report in reports:
         suites.append(junit.suite(report))
+    for why in unreachable:  # a suite of one errored case: the target was not tested
+        suite = ET.SubElement(suites, "testsuite", {"name": f"hookshield scan {why}"})
+        suite.attrib.update(tests="1", failures="0", errors="1", skipped="0")
+        case = ET.SubElement(suite, "testcase", {"classname": "hookshield", "name": "baseline"})
+        ET.SubElement(case, "error", {"message": f"unreachable: {why}"})
     ET.indent(suites)
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

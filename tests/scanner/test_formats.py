@@ -67,6 +67,29 @@ def test_sarif_is_what_github_code_scanning_accepts(report: Report) -> None:
     }
 
 
+def test_sarif_fingerprints_stay_the_same_from_run_to_run(report: Report) -> None:
+    # What varies between runs (a measured time, a random path) must not make a new alert.
+    def fingerprints(request: str, excerpt: str) -> list[str]:
+        evidence = Evidence(request, 200, excerpt, 12.5)
+        changed = dataclasses.replace(
+            report,
+            results=tuple(
+                dataclasses.replace(
+                    r, findings=tuple(dataclasses.replace(f, evidence=evidence) for f in r.findings)
+                )
+                for r in report.results
+            ),
+        )
+        results = json.loads(render(changed, OutputFormat.SARIF))["runs"][0]["results"]
+        return [res["partialFingerprints"]["hookshieldFinding/v1"] for res in results]
+
+    first = fingerprints("GET /hookshield-scan-1a2b3c4d/ (nested): 2345 ms against 12 ms", "a")
+    second = fingerprints("GET /hookshield-scan-9f8e7d6c/ (nested): 2811 ms against 15 ms", "b")
+    assert first == second
+    assert len(set(first)) == len(first)  # findings alike but for those stay apart
+    assert fingerprints("GET /other/ (nested)", "a") != first
+
+
 def test_sarif_severity_strings_are_in_githubs_ranges(report: Report) -> None:
     log = json.loads(render(report, OutputFormat.SARIF))
     for rule in log["runs"][0]["tool"]["driver"]["rules"]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections import Counter
 from typing import Any
 
 from hookshield.scanner.model import Outcome, Report, Severity
@@ -32,6 +34,15 @@ _SECURITY_SEVERITY = {
 }
 
 
+# What changes from run to run in a probe's summary: a measured time, a random path or id.
+_VARYING = re.compile(r"[0-9a-f]{8,}|\d+(?:\.\d+)?", re.IGNORECASE)
+
+
+def _stable(request: str) -> str:
+    """``request`` without what varies between runs, so that GitHub keeps one alert per flaw."""
+    return _VARYING.sub("#", request)
+
+
 def _rule(check_id: str) -> dict[str, Any]:
     check = CHECKS[check_id]
     properties: dict[str, Any] = {"tags": ["security", str(check.category)], "precision": "high"}
@@ -52,12 +63,13 @@ def render(report: Report, *, location: str = "hookshield-scan.txt") -> str:
     ids = sorted(CHECKS)
     index = {check_id: i for i, check_id in enumerate(ids)}
     results = []
+    seen: Counter[str] = Counter()
     for finding in report.findings:
         evidence = finding.evidence
         status = "no answer" if evidence.status is None else f"HTTP {evidence.status}"
-        fingerprint = hashlib.sha256(
-            f"{finding.id}|{report.target}|{evidence.request}".encode()
-        ).hexdigest()
+        key = f"{finding.id}|{report.target}|{_stable(evidence.request)}"
+        seen[key] += 1  # findings alike but for what varies stay apart, in report order
+        fingerprint = hashlib.sha256(f"{key}|{seen[key]}".encode()).hexdigest()
         results.append(
             {
                 "ruleId": finding.id,

@@ -250,3 +250,31 @@ def test_a_handshake_nothing_answers_proves_nothing() -> None:
     context = ssl.create_default_context()
     with pytest.raises(NoAnswer, match="no answer"):
         _handshake("127.0.0.1", 1, context, False, 2.0)
+
+
+def test_the_signing_secret_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Kept out of the process list: the first line of the file, on the command line or per
+    # --targets entry (relative to the targets file); the file's content is never shown.
+    from hookshield.cli import build_parser
+    from hookshield.cli.scan import _targets
+
+    secret, other = new_hmac_secret(), new_hmac_secret()
+    (tmp_path / "secret.txt").write_text(f"{secret}\n# the second line is not read\n")
+    (tmp_path / "other.txt").write_text(f"{other}\n")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"- url: {DEAD}\n  signing_secret_file: other.txt\n- url: {DEAD}\n")
+    file_flag = ["--signing-secret-file", str(tmp_path / "secret.txt")]
+    args = build_parser().parse_args(["scan", "--targets", str(targets), *file_flag])
+    assert [config.signing_secret for config in _targets(args)] == [other, secret]
+    args = build_parser().parse_args(["scan", DEAD, *file_flag])
+    assert [config.signing_secret for config in _targets(args)] == [secret]
+
+    (tmp_path / "empty.txt").write_text("\n")
+    for name, message in (("missing.txt", "cannot read"), ("empty.txt", "no key on its first")):
+        assert main(["scan", DEAD, "--signing-secret-file", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert "--signing-secret-file: " in err
+        assert message in err
+    with pytest.raises(SystemExit):  # one or the other
+        main(["scan", DEAD, "--signing-secret", secret, *file_flag])
+    assert secret not in capsys.readouterr().err

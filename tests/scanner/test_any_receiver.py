@@ -7,9 +7,11 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import html
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -226,6 +228,25 @@ def test_no_secret_given_on_the_command_line_appears_in_any_format(fmt: OutputFo
     for secret in (SECRET, basic, "key-0123456789", "url-password-1"):
         assert secret not in text, (fmt, secret)
     assert "***" in text
+
+
+def echo_escaped(request: httpx.Request) -> httpx.Response:
+    """A page that shows the API key escaped as HTML, percent-encoded and in JSON, then the
+    delivery's body (so that exposure.payload-echo reports the page)."""
+    key = request.headers.get("x-api-key", "")
+    page = f"<td>{html.escape(key)}</td><a href='?k={quote(key, safe='')}'>{json.dumps(key)}</a>"
+    page += request.content.decode()
+    return httpx.Response(200, text=page, headers={"content-type": "text/html"})
+
+
+def test_a_secret_echoed_escaped_or_encoded_is_masked_too() -> None:
+    token = 'k9&Zr"T<7q!Lw/+= \\x'  # every character that HTML, URLs or JSON would change
+    report = scan(echo_escaped, headers=(("X-Api-Key", token),), checks=("exposure.payload-echo",))
+    text = render_many([report], OutputFormat.JSON, color=False, sarif_location="scan.txt")
+    assert report.findings  # the echo was seen and reported
+    for form in (token, html.escape(token), quote(token, safe=""), json.dumps(token)[1:-1]):
+        assert form not in text, form
+        assert form not in json.loads(text)["findings"][0]["evidence"]["excerpt"]
 
 
 def test_a_malformed_header_is_a_usage_error_that_does_not_echo_it(

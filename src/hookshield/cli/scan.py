@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from hookshield.cli.exit_codes import ExitCode
 from hookshield.cli.headers import header
+from hookshield.cli.secret_file import first_line_secret
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.redact import without_credentials
@@ -69,8 +70,8 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         metavar="FILE",
         help="several targets: one URL per line, or a YAML/JSON list of objects with "
-        "url and any of cert, key, foreign_cert, foreign_key, ca, signing_secret, "
-        "payload (paths relative to the file)",
+        "url and any of cert, key, foreign_cert, foreign_key, mint_ca, mint_key, ca, "
+        "signing_secret, signing_secret_file, payload (paths relative to the file)",
     )
     identity = p.add_argument_group("identities")
     identity.add_argument("--cert", type=Path, help="the legitimate client certificate (PEM)")
@@ -88,11 +89,20 @@ def add_parser(subparsers: Any) -> None:
     identity.add_argument("--mint-key", type=Path)
     identity.add_argument("--ca", type=Path, help="CA bundle that signs the server certificate")
     delivery = p.add_argument_group("deliveries")
-    delivery.add_argument(
+    secrets = delivery.add_mutually_exclusive_group()
+    secrets.add_argument(
         "--signing-secret",
         metavar="SECRET",
         help="the endpoint's signing secret (Standard Webhooks: whsec_..., or a whsk_... Ed25519 "
-        "private key): sign deliveries, run replay.*",
+        "private key): sign deliveries, run replay.*; visible to other local users in the "
+        "process list, prefer --signing-secret-file",
+    )
+    secrets.add_argument(
+        "--signing-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="--signing-secret from the first line of FILE (what hookshield secret --output "
+        "writes)",
     )
     delivery.add_argument(
         "--signature-scheme",
@@ -283,7 +293,7 @@ def _config(
                 path("mint_ca"), path("mint_key"), "--mint-ca/--mint-key", authority=True
             ),
             ca=str(ca) if ca else None,
-            signing_secret=overrides.get("signing_secret", args.signing_secret),
+            signing_secret=_signing_secret(args, overrides, base),
             signature_scheme=args.signature_scheme,
             signature_header=args.signature_header,
             headers=tuple(args.headers),
@@ -298,6 +308,24 @@ def _config(
             min_coverage=args.min_coverage,
         )
     )
+
+
+def _signing_secret(args: argparse.Namespace, overrides: dict[str, Any], base: Path) -> str | None:
+    """A --targets entry's own secret (given, or in a file) before the command line's."""
+    if "signing_secret" in overrides:
+        return str(overrides["signing_secret"])
+    option, path = "--targets signing_secret_file", overrides.get("signing_secret_file")
+    if path is not None:
+        path = base / path
+    elif args.signing_secret_file is not None:
+        option, path = "--signing-secret-file", args.signing_secret_file
+    if path is None:
+        secret: str | None = args.signing_secret
+        return secret
+    try:
+        return first_line_secret(path)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from exc
 
 
 def _ids(spec: str | None) -> tuple[str, ...]:
@@ -358,6 +386,7 @@ _ENTRY_KEYS = frozenset(
         "mint_key",
         "ca",
         "signing_secret",
+        "signing_secret_file",
         "payload",
     }
 )

@@ -22,6 +22,7 @@ import httpx
 from hookshield import __version__
 from hookshield.cli.exit_codes import ExitCode
 from hookshield.cli.headers import header
+from hookshield.cli.secret_file import first_line_secret
 from hookshield.core.certs import load_chain
 from hookshield.core.errors import HookshieldError
 from hookshield.core.identity import ClientIdentity
@@ -237,12 +238,9 @@ def _key(args: argparse.Namespace) -> str | None:
             raise UsageError("--secret is empty (an unset variable?)")
         return secret.strip() if secret is not None else None
     try:
-        lines = Path(args.secret_file).read_text(encoding="ascii").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--secret-file: cannot read {args.secret_file}") from exc
-    if not lines or not lines[0].strip():
-        raise UsageError(f"--secret-file: {args.secret_file} has no key on its first line")
-    return lines[0].strip()
+        return first_line_secret(Path(args.secret_file))
+    except ValueError as exc:
+        raise UsageError(f"--secret-file: {exc}") from exc
 
 
 def _send(client: httpx.Client, delivery: Delivery) -> httpx.Response:

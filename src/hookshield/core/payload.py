@@ -120,21 +120,24 @@ class InputRules:
         charset = params.get("charset")
         if charset is not None and json_body and charset not in ("utf-8", "utf8"):
             return _refuse(Code.UNSUPPORTED_MEDIA_TYPE, "the charset must be utf-8")
-        length = None
-        if content_length:
-            # Digits only: int() would also take a sign, spaces, underscores and other scripts.
-            if not (content_length.isascii() and content_length.isdigit()):
-                return _refuse(Code.MALFORMED_BODY, "Content-Length is not a number")
-            # More digits than MAX_BODY has is too large before int() (which refuses to read
-            # more than 4300 digits) is asked.
-            digits = content_length.lstrip("0") or "0"
-            if len(digits) > len(str(self.max_body)) or int(digits) > self.max_body:
-                shown = digits if len(digits) <= 20 else f"of {len(digits)} digits"
-                return _refuse(
-                    Code.BODY_TOO_LARGE, f"Content-Length {shown} exceeds MAX_BODY {self.max_body}"
-                )
-            length = int(digits)
-        return json_body, length
+        if not content_length:
+            return json_body, None
+        length = self._declared_length(content_length)
+        return length if isinstance(length, Rejection) else (json_body, length)
+
+    def _declared_length(self, content_length: str) -> int | Rejection:
+        # Digits only: int() would also take a sign, spaces, underscores and other scripts.
+        if not (content_length.isascii() and content_length.isdigit()):
+            return _refuse(Code.MALFORMED_BODY, "Content-Length is not a number")
+        # More digits than MAX_BODY has is too large before int() (which refuses to read more
+        # than 4300 digits) is asked.
+        digits = content_length.lstrip("0") or "0"
+        if len(digits) > len(str(self.max_body)) or int(digits) > self.max_body:
+            shown = digits if len(digits) <= 20 else f"of {len(digits)} digits"
+            return _refuse(
+                Code.BODY_TOO_LARGE, f"Content-Length {shown} exceeds MAX_BODY {self.max_body}"
+            )
+        return int(digits)
 
     # -- after reading --------------------------------------------------------------------------
 

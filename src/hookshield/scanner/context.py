@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import errno
+import html
 import json
 import secrets
 import socket
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
@@ -112,6 +113,10 @@ class NoAnswer(Exception):
     neither a flaw nor its absence, where a refused connection or TLS alert is a refusal."""
 
 
+def _in_json(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
 @dataclass(frozen=True, slots=True)
 class ScanConfig:
     url: str
@@ -162,7 +167,10 @@ class ScanConfig:
             found += sent.split(":", 1)
             found.append(base64.b64encode(f"{user}:{password}".encode()).decode())
         # Too short to be a secret, and replacing it would garble the report.
-        return tuple(sorted({s for s in found if len(s) >= 6}, key=len, reverse=True))
+        kept = [s for s in found if len(s) >= 6]
+        # As an answer may echo them: escaped in an HTML page, percent-encoded, in a JSON string.
+        kept += [form for s in kept for form in (html.escape(s), quote(s, safe=""), _in_json(s))]
+        return tuple(sorted(set(kept), key=len, reverse=True))
 
     def signer(self) -> Signer | None:
         if self.signing_secret is None:

@@ -151,6 +151,10 @@ def test_passwords_in_urls() -> None:
     assert redact_text("via git+ssh://me:pw@h and (x.y://t@h)") == (
         "via git+ssh://[REDACTED]@h and (x.y://[REDACTED]@h)"
     )
+    # A run of scheme characters that starts with a digit, a dot, a plus or a dash.
+    for before in ("1.", "10.0.0.5-", "-", "+"):
+        text = f"see {before}redis://:s3cret-pw@h"
+        assert redact_text(text) == f"see {before}redis://[REDACTED]@h"
 
 
 def test_a_url_scheme_is_tried_once_per_run_of_scheme_characters() -> None:
@@ -160,8 +164,8 @@ def test_a_url_scheme_is_tried_once_per_run_of_scheme_characters() -> None:
     text = "a.b-c+d.e://user:pw@host"
     assert pattern.match(text, 0) is not None
     assert all(pattern.match(text, start) is None for start in range(1, len(text)))
-    hostile = "a." * 2000 + "@"
-    assert redact_text(hostile) == hostile
+    for hostile in ("a." * 2000 + "@", "1." * 2000 + "@", "1a" * 2000 + "@"):
+        assert redact_text(hostile) == hostile
 
 
 def test_usable_on_any_logger_through_dict_config() -> None:

@@ -73,10 +73,13 @@ HOOKSHIELD_LOGGERS = (
 
 # A URL's whole user info, up to the authority's last "@": redis://:password@host,
 # https://user:token@host, https://TOKEN@host (a bare token), https://user:p@ss@host.
-# A scheme starts only where a run of scheme characters starts: text a client chooses (a path
+# A match starts only where a run of scheme characters starts: text a client chooses (a path
 # in Django's "Not Found" line) like "a.a.a.a..." would otherwise be scanned again from each
-# "a", quadratic in its length.
-_URL_CREDENTIALS = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://)[^\s/?#]*@")
+# "a", quadratic in its length. The run's leading digits, dots, pluses and dashes ("1.https://",
+# "10.0.0.5-redis://") are kept as they are, before the scheme.
+_URL_CREDENTIALS = re.compile(
+    r"(?i)(?<![a-z0-9+.-])([0-9+.-]*[a-z][a-z0-9+.-]*://)[^\s/?#]*@"
+)
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(

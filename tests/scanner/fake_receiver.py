@@ -109,6 +109,7 @@ class Receiver:
     overload_after: int | None = None  # requests answered before 503s without Retry-After
     crash_after: int | None = None  # requests answered before 500s (a limiter that breaks)
     plain_http: bool = False  # serves http:// like https:// (else nginx's 400)
+    plain_port_closed: bool = False  # nothing listens for http:// (connections refused)
     # TLS, for ScanContext.handshake.
     legacy_tls: bool = False  # completes TLS 1.0 and 1.1 handshakes
     handshake_requires_cert: bool = False  # aborts handshakes without a client certificate
@@ -193,6 +194,11 @@ class Endpoint:
 
     def _answer(self, chain: Chain, request: httpx.Request) -> httpx.Response:
         r = self.receiver
+        if request.url.scheme == "http" and r.plain_port_closed:
+            try:
+                raise ConnectionRefusedError(111, "Connection refused")
+            except ConnectionRefusedError as refused:
+                raise httpx.ConnectError("All connection attempts failed") from refused
         if request.url.scheme == "http" and not r.plain_http:
             return httpx.Response(400, html=NGINX_PLAIN_HTTP)
         self.count += 1

@@ -260,6 +260,8 @@ CASES = [
          request="plain HTTP to port 80", config={"url": f"https://hooks.example.test{PATH}"}),
     Case("tls.plaintext-http", F, "http-url", PLAIN_NAIVE, request="baseline", config=HTTP_URL),
     Case("tls.plaintext-http", N, "nginx-400", NO_CERT_PLEASE),
+    # Nothing listens for plain HTTP (port 80 closed): what the check wants, not "no answer".
+    Case("tls.plaintext-http", N, "port-closed", NO_CERT_PLEASE.but(plain_port_closed=True)),
     Case("tls.plaintext-http", X, "throttled", THROTTLES_PROBES.but(plain_http=True),
          INCONCLUSIVE, reason="throttled"),
     Case("tls.legacy-protocol", F, "tls-1.0-and-1.1", HARDENED.but(legacy_tls=True),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -53,3 +55,59 @@ def test_a_baseline_refused_in_the_handshake_is_reported_not_unreachable() -> No
     outcomes = {r.id: r.outcome for r in report.results}
     assert outcomes["input.wrong-content-type"] is Outcome.INCONCLUSIVE  # compared with nothing
     assert not any(r.findings for r in report.results)
+
+
+def answering(
+    first: int, then: Callable[[], httpx.Response]
+) -> tuple[httpx.MockTransport, list[int]]:
+    """200 to the ``first`` requests, then what ``then`` answers (or raises); counts them."""
+    count = [0]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        count[0] += 1
+        return httpx.Response(200, json={}) if count[0] <= first else then()
+
+    return httpx.MockTransport(handle), count
+
+
+def test_a_target_that_stops_answering_mid_scan_makes_the_scan_incomplete() -> None:
+    # nginx answering 502 for an application gone: every probe is "refused", which proves
+    # nothing. The baseline sent again after the probes tells.
+    def bad_gateway() -> httpx.Response:
+        return httpx.Response(502, html="<h1>502 Bad Gateway</h1>")
+
+    transport, _ = answering(1, bad_gateway)
+    config = ScanConfig(URL, checks=("auth.no-client-cert", "input.wrong-content-type"))
+    report = asyncio.run(run_scan(config, transport=transport))
+    assert report.grade == "incomplete"
+    assert report.incomplete is not None
+    assert "sent again after the probes was refused (502)" in report.incomplete
+    # A target that answers as it did at the start is graded.
+    transport, _ = answering(10**6, bad_gateway)
+    assert asyncio.run(run_scan(config, transport=transport)).incomplete is None
+
+
+def test_a_burst_nothing_answers_is_sent_once_and_stops() -> None:
+    def refused() -> httpx.Response:
+        raise refused_connection()
+
+    transport, count = answering(2, refused)  # the baseline and its repetition, then nothing
+    config = ScanConfig(URL, burst=40, checks=("rate.no-limit", "rate.no-retry-after"))
+    report = asyncio.run(run_scan(config, transport=transport))
+    outcomes = {r.id: (r.outcome, r.reason) for r in report.results}
+    for check in config.checks:
+        assert outcomes[check][0] is Outcome.INCONCLUSIVE
+        assert "no answer" in outcomes[check][1]
+    # Each sender stops at its first unanswered delivery, and the second check sends none.
+    assert count[0] <= 2 + config.concurrency
+
+
+def test_a_connection_to_every_address_of_a_host_failing_silently_is_no_answer() -> None:
+    from hookshield.scanner.context import _silent
+
+    both = ExceptionGroup("all addresses", [ConnectionRefusedError(111, "refused"), TimeoutError()])
+    assert _silent(both)
+    mixed = ExceptionGroup(
+        "all addresses", [ConnectionRefusedError(111, "refused"), ssl.SSLError()]
+    )
+    assert not _silent(mixed)  # one address answered, with a TLS alert: a refusal

@@ -77,9 +77,7 @@ HOOKSHIELD_LOGGERS = (
 # in Django's "Not Found" line) like "a.a.a.a..." would otherwise be scanned again from each
 # "a", quadratic in its length. The run's leading digits, dots, pluses and dashes ("1.https://",
 # "10.0.0.5-redis://") are kept as they are, before the scheme.
-_URL_CREDENTIALS = re.compile(
-    r"(?i)(?<![a-z0-9+.-])([0-9+.-]*[a-z][a-z0-9+.-]*://)[^\s/?#]*@"
-)
+_URL_CREDENTIALS = re.compile(r"(?i)(?<![a-z0-9+.-])([0-9+.-]*[a-z][a-z0-9+.-]*://)[^\s/?#]*@")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(

@@ -50,6 +50,8 @@ def _silent(exc: BaseException) -> bool:
     for _ in range(8):  # httpx's error, httpcore's, the socket's
         if seen is None:
             break
+        if isinstance(seen, BaseExceptionGroup):  # one failure per address of the host
+            return all(_silent(each) for each in seen.exceptions)
         if isinstance(seen, _SILENT_ERRORS):
             return True
         if isinstance(seen, OSError) and seen.errno in _SILENT_ERRNOS:
@@ -269,7 +271,7 @@ class ScanContext:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self.memo: dict[str, Any] = {}  # results several checks share (the rate-limit burst)
         self.burst: tuple[int, float] | None = None  # (requests, seconds) of the burst
-        self._controls: dict[Profile, Reply] = {}
+        self._controls: dict[Profile, Reply | NoAnswer] = {}
         self._control_locks: dict[Profile, asyncio.Lock] = {}
 
     async def control(self, profile: Profile) -> Reply:
@@ -279,8 +281,19 @@ class ScanContext:
         async with lock:
             if profile not in self._controls:
                 label = f"{profile}, nothing else changed (control)"
-                self._controls[profile] = await self.deliver(profile, label=label)
-            return self._controls[profile]
+                try:
+                    self._controls[profile] = await self.deliver(profile, label=label)
+                except NoAnswer as exc:  # every check that asks is told, none sends it again
+                    self._controls[profile] = exc
+            control = self._controls[profile]
+            if isinstance(control, NoAnswer):
+                raise control
+            return control
+
+    @property
+    def baseline_profile(self) -> Profile:
+        """Who sends the baseline: the legitimate identity, or no certificate without one."""
+        return Profile.LEGIT if self.config.legit else Profile.NO_CERT
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -27,7 +27,7 @@ from hookshield.scanner.context import (
     Throttled,
 )
 from hookshield.scanner.model import CheckResult, Evidence, Finding, Outcome, Report, coverage
-from hookshield.scanner.profiles import Profile, Profiles
+from hookshield.scanner.profiles import Profiles
 from hookshield.scanner.registry import (
     CHECKS,
     Check,
@@ -206,21 +206,20 @@ async def run_scan(
             observer.check_done(done)
 
         await asyncio.gather(*(one(c) for c in checks if not c.last))
+        gone = await _still_answering(ctx)
         for check in sorted((c for c in checks if c.last), key=lambda c: c.reads_answers):
             await one(check)
     finally:
         await ctx.close()
         profiles.close()
-    return _report(config, ctx, results, started, time.monotonic() - clock)
+    return _report(config, ctx, results, started, time.monotonic() - clock, gone)
 
 
 async def _baseline(ctx: ScanContext) -> Reply:
     """The legitimate delivery every probe is compared with; no HTTP answer ends the scan."""
     try:
         baseline = await ctx.deliver(
-            Profile.LEGIT if ctx.config.legit else Profile.NO_CERT,
-            label="baseline",
-            throttle_is_evidence=True,
+            ctx.baseline_profile, label="baseline", throttle_is_evidence=True
         )
     except BudgetExhausted as exc:
         raise Unreachable(f"no request could be sent: {exc}") from exc
@@ -231,16 +230,41 @@ async def _baseline(ctx: ScanContext) -> Reply:
     return baseline
 
 
+async def _still_answering(ctx: ScanContext) -> str | None:
+    """Why the target no longer answers the baseline as it did, if it does not.
+
+    Sent again once the probes are done (before the rate-limit burst, whose 429s would answer
+    it): a target that went down meanwhile, or one whose proxy now answers 502 for an
+    application gone, refused every probe in a way that proves nothing.
+    """
+    if ctx.baseline is None or not ctx.baseline.accepted:
+        return None  # the scan is incomplete already
+    label = "baseline again, after the probes"
+    try:
+        again = await ctx.deliver(ctx.baseline_profile, label=label, throttle_is_evidence=True)
+    except BudgetExhausted:
+        return None  # the checks it left out already make the scan incomplete
+    except NoAnswer as exc:
+        return f"{exc}: the target stopped answering during the scan"
+    if again.accepted or again.throttled:
+        return None
+    status = again.status or again.error
+    return f"the baseline delivery sent again after the probes was refused ({status})"
+
+
 def _report(
     config: ScanConfig,
     ctx: ScanContext,
     results: list[CheckResult],
     started: dt.datetime,
     duration_s: float,
+    gone: str | None,
 ) -> Report:
     results.sort(key=lambda r: r.id)
     overall, categories = score(results)
     incomplete = _incomplete(ctx.baseline, results, config.min_coverage)
+    if incomplete is None and gone is not None:
+        incomplete = f"{gone}: the probes' refusals prove nothing"
     return Report(
         tool_version=__version__,
         target=shown(config.url),

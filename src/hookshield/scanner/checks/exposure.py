@@ -8,7 +8,6 @@ from dataclasses import replace
 from hookshield.scanner.checks.inventory import missing_path
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
-from hookshield.scanner.profiles import Profile
 from hookshield.scanner.registry import Check, CheckSkipped, register
 
 _DEBUG_MARKERS = (
@@ -52,7 +51,7 @@ class DebugPage(Check):
 
 async def _provoke(ctx: ScanContext) -> list[Reply]:
     """The two answers a debug page shows on: a malformed delivery's and a missing path's."""
-    profile = Profile.LEGIT if ctx.config.legit else Profile.NO_CERT
+    profile = ctx.baseline_profile
     malformed = await ctx.deliver(
         profile, body=b'{"type": "hookshield.scan", "data": {', label="malformed JSON"
     )

@@ -7,7 +7,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
-from hookshield.scanner.profiles import Profile
 from hookshield.scanner.registry import Check, register
 
 _MARKERS = ("Using the URLconf defined in", "Django tried these URL patterns")
@@ -35,7 +34,7 @@ async def missing_path(ctx: ScanContext) -> Reply:
     """A GET, as the baseline's caller, of a path on the target's host that cannot exist."""
     parts = urlsplit(ctx.config.url)
     missing = urlunsplit(parts._replace(path=f"/hookshield-scan-{secrets.token_hex(4)}/", query=""))
-    profile = Profile.LEGIT if ctx.config.legit else Profile.NO_CERT
+    profile = ctx.baseline_profile
     return await ctx.deliver(
         profile, method="GET", sign=False, url=missing, label="a path that does not exist"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hookshield.scanner.context import Reply, ScanContext
+from hookshield.scanner.context import NoAnswer, Reply, ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
 from hookshield.scanner.registry import (
     Check,
@@ -30,21 +30,30 @@ async def burst(ctx: ScanContext) -> list[Reply]:
         slots = iter(range(size))  # shared by the senders
         replies: list[Reply] = []
         throttled = False
+        silent: NoAnswer | None = None
 
         async def sender() -> None:
-            nonlocal throttled
+            nonlocal throttled, silent
             for _ in slots:
-                if throttled:
-                    return  # a limit answered: no need to push further
-                reply = await ctx.deliver(label="burst", throttle_is_evidence=True)
+                if throttled or silent:
+                    return  # a limit answered, or nothing does: no need to push further
+                try:
+                    reply = await ctx.deliver(label="burst", throttle_is_evidence=True)
+                except NoAnswer as exc:
+                    silent = silent or exc
+                    return
                 replies.append(reply)
                 throttled = throttled or reply.throttled
 
         started = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(max(1, ctx.config.concurrency))))
         ctx.burst = (len(replies), time.perf_counter() - started)
-        ctx.memo[_BURST] = replies
-    return list(ctx.memo[_BURST])
+        # Both rate checks read it; a burst nothing answered is not sent a second time.
+        ctx.memo[_BURST] = silent or replies
+    sent = ctx.memo[_BURST]
+    if isinstance(sent, NoAnswer):
+        raise sent
+    return list(sent)
 
 
 @register

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from hookshield.scanner.context import ScanContext
+from hookshield.scanner.context import NoAnswer, ScanContext
 from hookshield.scanner.model import Category, Evidence, Finding, Severity
 from hookshield.scanner.profiles import ClientFiles, Profile
 from hookshield.scanner.registry import Check, CheckSkipped, Need, register
@@ -37,7 +37,13 @@ class PlaintextHttp(Check):
         plain = urlunsplit(parts._replace(scheme="http"))
         # Without a port in the URL the http:// one is another port: the evidence says which.
         where = "the same port" if parts.port else "port 80"
-        reply = await ctx.deliver(Profile.NO_CERT, url=plain, label=f"plain HTTP to {where}")
+        try:
+            reply = await ctx.deliver(Profile.NO_CERT, url=plain, label=f"plain HTTP to {where}")
+        except NoAnswer:
+            # Nothing serves plain HTTP there (port 80 closed or filtered, or a TLS port that
+            # does not answer plain text): what this check wants. The scan's closing baseline
+            # tells a target that stopped answering altogether.
+            return []
         return self.if_accepted(reply)
 
 
@@ -137,7 +143,7 @@ class WeakServerCert(Check):
     async def run(self, ctx: ScanContext) -> list[Finding]:
         host = urlsplit(ctx.config.url).hostname or ""
         completed, detail, der = await ctx.handshake(
-            ctx.profiles.context(Profile.LEGIT if ctx.config.legit else Profile.NO_CERT),
+            ctx.profiles.context(ctx.baseline_profile),
             send_request=False,
         )
         if not completed or der is None:

@@ -195,10 +195,8 @@ class Endpoint:
     def _answer(self, chain: Chain, request: httpx.Request) -> httpx.Response:
         r = self.receiver
         if request.url.scheme == "http" and r.plain_port_closed:
-            try:
-                raise ConnectionRefusedError(111, "Connection refused")
-            except ConnectionRefusedError as refused:
-                raise httpx.ConnectError("All connection attempts failed") from refused
+            cause = ConnectionRefusedError(111, "Connection refused")
+            raise httpx.ConnectError("All connection attempts failed") from cause
         if request.url.scheme == "http" and not r.plain_http:
             return httpx.Response(400, html=NGINX_PLAIN_HTTP)
         self.count += 1

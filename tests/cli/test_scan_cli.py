@@ -155,9 +155,15 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_scan(
         assert "unreachable" not in err  # refused before any request
 
 
-def test_an_unreachable_target_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreachable_target_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scan", DEAD, "--timeout", "2"]) == 3
     assert "unreachable" in capsys.readouterr().err
+    # An earlier run's report must not pass for this one's (CI uploads it whatever the exit).
+    earlier = tmp_path / "hookshield.sarif"
+    earlier.write_text("{}")
+    assert main(["scan", DEAD, "--timeout", "2", "--output", str(earlier)]) == 3
+    assert not earlier.exists()
+    assert "removed the earlier" in capsys.readouterr().err
 
 
 def test_targets_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

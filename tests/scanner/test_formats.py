@@ -179,14 +179,17 @@ def test_several_targets_name_the_unreachable_and_the_incomplete_first(report: R
         report, score=95, grade="incomplete", incomplete="the baseline was refused (401)"
     )
     gone = "https://gone.example/hooks/: ConnectError: refused"
-    for reports in ([graded, untested], [untested]):
-        data = json.loads(render_many(reports, OutputFormat.JSON, unreachable=[gone]))
+    for reports in ([graded, untested], [untested], []):
+        data = json.loads(render_many(reports, OutputFormat.JSON, unreachable=[gone, gone]))
         for each in data["reports"]:
             jsonschema.validate(each, schema)
-        assert data["summary"]["targets"] == len(reports) + 1
-        assert data["summary"]["unreachable"] == [gone]
-        # The incomplete report is the worst, whatever its score: it graded nothing.
-        assert data["summary"]["worst_grade"] == "incomplete"
+        summary = data["summary"]
+        assert summary["targets"] == len(reports) + 2
+        assert summary["unreachable"] == [gone, gone]
+        # An incomplete report's score graded nothing: listed apart, never the worst score.
+        assert summary["incomplete"] == [untested.target] * (untested in reports)
+        worst = (graded.score, graded.grade) if graded in reports else (None, None)
+        assert (summary["worst_score"], summary["worst_grade"]) == worst
     text = render_many([graded], OutputFormat.PRETTY, unreachable=[gone])
     assert f"unreachable: {gone}" in text
     suites = ET.fromstring(  # noqa: S314

@@ -415,10 +415,11 @@ def _writable(output: Path | None) -> None:
     """Refuse an --output the report could not be written to before the scan spends requests."""
     if output is None:
         return
-    folder = output.parent
-    if output.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise UsageError(f"--output: cannot write {output}")
-    if output.exists() and not os.access(output, os.W_OK):
+    if output.exists():  # a file, or /dev/stdout: what matters is whether it takes writes
+        writable = not output.is_dir() and os.access(output, os.W_OK)
+    else:
+        writable = output.parent.is_dir() and os.access(output.parent, os.W_OK)
+    if not writable:
         raise UsageError(f"--output: cannot write {output}")
 
 
@@ -479,13 +480,12 @@ def run(
     outcomes = _run_scans(configs, stderr if interactive else None)
     reports = _reports(outcomes, stderr)
     unreachable = [str(o) for o in outcomes if isinstance(o, Unreachable)]
-    if reports:
-        try:
-            color = interactive and args.output is None
-            _write_reports(reports, unreachable, args, stdout, color=color)
-        except OSError as exc:  # checked before the scan, but a disk can fill meanwhile
-            stderr.write(f"hookshield scan: --output: {exc}\n")
-            return ExitCode.USAGE
+    try:
+        color = interactive and args.output is None
+        _write_reports(reports, unreachable, args, stdout, stderr, color=color)
+    except OSError as exc:  # checked before the scan, but a disk can fill meanwhile
+        stderr.write(f"hookshield scan: --output: {exc}\n")
+        return ExitCode.USAGE
     return _exit_code(reports, len(reports) < len(outcomes), args)
 
 
@@ -511,7 +511,8 @@ def _run_scans(configs: list[ScanConfig], progress_to: TextIO | None) -> list[Re
 
 
 def _reports(outcomes: list[Report | Unreachable], stderr: TextIO) -> list[Report]:
-    """The reports; each unreachable target is named on stderr instead."""
+    """The reports; each unreachable target is named on stderr (and in the outputs of
+    several targets)."""
     reports = [o for o in outcomes if isinstance(o, Report)]
     for failure in (o for o in outcomes if isinstance(o, Unreachable)):
         stderr.write(f"hookshield scan: unreachable: {failure}\n")
@@ -523,6 +524,7 @@ def _write_reports(
     unreachable: list[str],
     args: argparse.Namespace,
     stdout: TextIO,
+    stderr: TextIO,
     *,
     color: bool,
 ) -> None:
@@ -530,7 +532,11 @@ def _write_reports(
     text = render_many(
         reports, args.format, color=color, sarif_location=location, unreachable=unreachable
     )
-    if args.output:
+    if not text:  # nothing was reached: an earlier run's report must not pass for this one's
+        if args.output and args.output.is_file():
+            args.output.unlink()
+            stderr.write(f"hookshield scan: no report: removed the earlier {args.output}\n")
+    elif args.output:
         args.output.write_text(text)
     else:
         stdout.write(text)

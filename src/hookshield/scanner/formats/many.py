@@ -19,13 +19,16 @@ def render_many(
     unreachable: Sequence[str] = (),
 ) -> str:
     """``reports``, and the targets that could not be reached (``unreachable``: why, for each),
-    which every format but SARIF names too; one report alone is rendered as itself."""
-    if len(reports) == 1 and not unreachable:
-        return render(reports[0], fmt, color=color, sarif_location=sarif_location)
+    which every format but SARIF names too. One target alone is its report (nothing when it
+    was not reached); SARIF has nothing to say of unreachable targets alone either."""
+    if len(reports) + len(unreachable) <= 1:
+        return (
+            render(reports[0], fmt, color=color, sarif_location=sarif_location) if reports else ""
+        )
     if fmt is OutputFormat.JSON:
         return _json(reports, unreachable)
     if fmt is OutputFormat.SARIF:
-        return _sarif(reports, sarif_location)
+        return _sarif(reports, sarif_location) if reports else ""
     if fmt is OutputFormat.JUNIT:
         return _junit(reports, unreachable)
     parts = [render(r, fmt, color=color) for r in reports]
@@ -39,23 +42,21 @@ def render_many(
     return "\n".join(parts)
 
 
-def _worst(reports: list[Report]) -> Report:
-    """An incomplete report first (its score graded nothing), then the lowest score."""
-    return min(reports, key=lambda r: (r.incomplete is None, r.score))
-
-
 def _json(reports: list[Report], unreachable: Sequence[str]) -> str:
-    worst = _worst(reports)
+    # The worst graded report; an incomplete one's score graded nothing, so it is listed apart.
+    graded = [r for r in reports if r.incomplete is None]
+    worst = min(graded, key=lambda r: r.score) if graded else None
     return (
         json.dumps(
             {
                 "reports": [r.to_json() for r in reports],
                 "summary": {
                     "targets": len(reports) + len(unreachable),
-                    "worst_score": worst.score,
-                    "worst_grade": worst.grade,
-                    "worst_target": worst.target,
+                    "worst_score": worst.score if worst else None,
+                    "worst_grade": worst.grade if worst else None,
+                    "worst_target": worst.target if worst else None,
                     "requests_sent": sum(r.requests_sent for r in reports),
+                    "incomplete": [r.target for r in reports if r.incomplete is not None],
                     "unreachable": list(unreachable),
                 },
             },

@@ -241,6 +241,9 @@ CASES = [
     Case("exposure.debug-page", F, "alone-debug-404", HARDENED.but(debug=True),
          request="a path that does not exist", status=404),
     Case("exposure.debug-page", N, "alone-hardened", HARDENED),
+    # Another check's refusal (a 401) is no error a debug page comes with: provoked anyway.
+    Case("exposure.debug-page", F, "with-a-401", HARDENED.but(handles=(), debug=True),
+         request="malformed JSON", status=500, also=("auth.no-client-cert",)),
     Case("exposure.debug-page", X, "out-of-time", NAIVE, SKIPPED, reason="--max-duration",
          config={"max_duration": 0}),
     Case("exposure.payload-echo", F, "echo", HARDENED.but(echo=True), request="baseline"),

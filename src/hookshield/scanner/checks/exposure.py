@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from hookshield.scanner.checks.inventory import missing_path
+from hookshield.scanner.checks.input import MALFORMED, malformed_delivery
+from hookshield.scanner.checks.inventory import MISSING, missing_path
 from hookshield.scanner.context import Reply, ScanContext
 from hookshield.scanner.model import Category, Finding, Severity
 from hookshield.scanner.registry import Check, CheckSkipped, register
@@ -39,23 +40,16 @@ class DebugPage(Check):
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
         answers = _all_answers(ctx)
-        if not any(reply.status is not None and reply.status >= 400 for reply in answers):
-            # Debug pages come with errors: with none among the answers (this check run alone,
-            # or with checks that provoke none), a pass would claim what was never tested.
-            answers += await _provoke(ctx)
+        # Debug pages come with errors: a malformed delivery's 500 and a missing path's 404.
+        # Sent here when the scan did not send them (this check run alone, or with others).
+        for label, provoke in ((MALFORMED, malformed_delivery), (MISSING, missing_path)):
+            if not any(f"({label})" in reply.request for reply in answers):
+                reply = await provoke(ctx)
+                answers += [reply] if reply.status is not None else []
         for reply in answers:
             if any(marker in reply.body for marker in _DEBUG_MARKERS):
                 return [self.finding(reply.evidence())]
         return []
-
-
-async def _provoke(ctx: ScanContext) -> list[Reply]:
-    """The two answers a debug page shows on: a malformed delivery's and a missing path's."""
-    profile = ctx.baseline_profile
-    malformed = await ctx.deliver(
-        profile, body=b'{"type": "hookshield.scan", "data": {', label="malformed JSON"
-    )
-    return [reply for reply in (malformed, await missing_path(ctx)) if reply.status is not None]
 
 
 @register

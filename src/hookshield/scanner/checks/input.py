@@ -22,6 +22,14 @@ def _answered(reply: Reply) -> Reply:
     return reply
 
 
+MALFORMED = "malformed JSON"  # the label of its delivery, which exposure.debug-page looks for
+
+
+async def malformed_delivery(ctx: ScanContext) -> Reply:
+    """The baseline delivery with a body that is not JSON (cut off mid-object)."""
+    return await ctx.deliver(body=b'{"type": "hookshield.scan", "data": {', label=MALFORMED)
+
+
 @register
 class MalformedJson5xx(Check):
     id = "input.malformed-json-5xx"
@@ -35,9 +43,7 @@ class MalformedJson5xx(Check):
     needs = frozenset({Need.ACCEPTED_BASELINE})
 
     async def run(self, ctx: ScanContext) -> list[Finding]:
-        reply = _answered(
-            await ctx.deliver(body=b'{"type": "hookshield.scan", "data": {', label="malformed JSON")
-        )
+        reply = _answered(await malformed_delivery(ctx))
         return [self.finding(reply.evidence())] if _is_5xx(reply.status) else []
 
 

@@ -10,6 +10,7 @@ from hookshield.scanner.model import Category, Finding, Severity
 from hookshield.scanner.registry import Check, register
 
 _MARKERS = ("Using the URLconf defined in", "Django tried these URL patterns")
+MISSING = "a path that does not exist"  # the label of its GET, which exposure.debug-page looks for
 
 
 @register
@@ -35,6 +36,4 @@ async def missing_path(ctx: ScanContext) -> Reply:
     parts = urlsplit(ctx.config.url)
     missing = urlunsplit(parts._replace(path=f"/hookshield-scan-{secrets.token_hex(4)}/", query=""))
     profile = ctx.baseline_profile
-    return await ctx.deliver(
-        profile, method="GET", sign=False, url=missing, label="a path that does not exist"
-    )
+    return await ctx.deliver(profile, method="GET", sign=False, url=missing, label=MISSING)

@@ -135,6 +135,9 @@ def test_targets_entries_are_checked_before_any_request(
         "- url: https://127.0.0.1:1/\n  signing_secret: 12345678\n": "signing_secret must be",
         "- url: https://127.0.0.1:1/\n  signing-secret: whsec_x\n": "unknown keys ['signing-",
         "- url: https://127.0.0.1:1/\n  cert: [a, b]\n": "cert must be a string",
+        "- url: https://127.0.0.1:1/\n  signing_secret: whsec_x\n  signing_secret_file: f\n": (
+            "give signing_secret or signing_secret_file"
+        ),
     }
     for text, message in cases.items():
         listed = tmp_path / "targets.yaml"

@@ -81,7 +81,7 @@ def test_sarif_fingerprints_stay_the_same_from_run_to_run(report: Report) -> Non
             ),
         )
         results = json.loads(render(changed, OutputFormat.SARIF))["runs"][0]["results"]
-        return [res["partialFingerprints"]["hookshieldFinding/v1"] for res in results]
+        return [res["partialFingerprints"]["hookshieldFinding/v2"] for res in results]
 
     first = fingerprints("GET /hookshield-scan-1a2b3c4d/ (nested): 2345 ms against 12 ms", "a")
     second = fingerprints("GET /hookshield-scan-9f8e7d6c/ (nested): 2811 ms against 15 ms", "b")
@@ -135,7 +135,7 @@ def test_pretty_has_summary_findings_skipped_and_fixes(report: Report) -> None:
 def test_pretty_prints_what_the_target_sent_as_it_is(report: Report) -> None:
     # A Server header, an excerpt or a reason is the target's text: rich's markup ("[/x]" is a
     # closing tag, and fails) and emoji codes must not read it.
-    hostile = "evil/1.0 [/x] [bold]big[/bold] :smile:"
+    hostile = "evil/1.0 [/x] [bold]big[/bold] :smile: \x1b[2J\x1b]0;owned\x07\x9b31m"
     evidence = Evidence(f"GET / ({hostile})", None, hostile)
     finding = report.findings[0]
     changed = dataclasses.replace(
@@ -156,6 +156,8 @@ def test_pretty_prints_what_the_target_sent_as_it_is(report: Report) -> None:
     assert "[bold]big[/bold]" in text
     assert ":smile:" in text
     assert finding.id in text
+    for control in ("\x1b", "\x07", "\x9b"):  # no escape sequence reaches the terminal
+        assert control not in text
 
 
 def test_several_targets(report: Report) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -111,3 +111,23 @@ def test_a_connection_to_every_address_of_a_host_failing_silently_is_no_answer()
         "all addresses", [ConnectionRefusedError(111, "refused"), ssl.SSLError()]
     )
     assert not _silent(mixed)  # one address answered, with a TLS alert: a refusal
+
+
+class CutOff(httpx.AsyncByteStream):
+    """A body whose first bytes arrive, then nothing before the read times out."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"ok": tr'
+        raise httpx.ReadTimeout("timed out reading the body")
+
+
+def test_an_answer_whose_body_is_cut_off_keeps_its_status() -> None:
+    # The status is the answer: a 200 whose body then stalls is an accepted probe, a finding.
+    def accepts_all(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Type": "application/json"}, stream=CutOff())
+
+    config = ScanConfig(URL, checks=("auth.no-client-cert",))
+    report = asyncio.run(run_scan(config, transport=httpx.MockTransport(accepts_all)))
+    (result,) = report.results
+    assert result.outcome is Outcome.FAILED
+    assert result.findings[0].evidence.status == 200

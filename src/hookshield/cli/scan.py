@@ -313,6 +313,10 @@ def _config(
 def _signing_secret(args: argparse.Namespace, overrides: dict[str, Any], base: Path) -> str | None:
     """A --targets entry's own secret (given, or in a file) before the command line's."""
     if "signing_secret" in overrides:
+        if "signing_secret_file" in overrides:
+            raise UsageError(
+                f"--targets {args.targets}: give signing_secret or signing_secret_file"
+            )
         return str(overrides["signing_secret"])
     option, path = "--targets signing_secret_file", overrides.get("signing_secret_file")
     if path is not None:

@@ -75,7 +75,8 @@ _TERMINATOR_MARKS = (
 
 
 async def _read_capped(response: httpx.Response) -> str:
-    """The start of the answer's body, at most MAX_REPLY_BODY bytes; the rest is never read.
+    """The start of the answer's body, at most MAX_REPLY_BODY bytes; the rest is never read,
+    and a body cut off (a timeout, a dropped connection) is what arrived of it.
 
     Raw bytes: requests ask for ``Accept-Encoding: identity``, so nothing is decompressed (a
     compressed answer could expand without bound).
@@ -85,11 +86,14 @@ async def _read_capped(response: httpx.Response) -> str:
     if response.is_stream_consumed:  # built in memory (an httpx.MockTransport's answer)
         chunks.append(response.content)
     else:
-        async for chunk in response.aiter_raw():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= MAX_REPLY_BODY:
-                break
+        try:
+            async for chunk in response.aiter_raw():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= MAX_REPLY_BODY:
+                    break
+        except _CONNECTION_ERRORS:
+            pass  # the status arrived: the answer stands, with what came of its body
     body = b"".join(chunks)[:MAX_REPLY_BODY]
     try:
         return body.decode(response.charset_encoding or "utf-8", errors="replace")

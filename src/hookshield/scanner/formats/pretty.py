@@ -18,6 +18,14 @@ _STYLE = {
     Severity.INFO: "dim",
 }
 _GRADE_STYLE = {"A": "bold green", "B": "green", "C": "yellow", "D": "red", "F": "bold red"}
+# Control characters a target may put in what it answers (an escape sequence in an excerpt would
+# move the cursor or recolour the terminal), shown as the replacement character.
+_CONTROLS = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)], "\ufffd")
+del _CONTROLS[ord("\n")], _CONTROLS[ord("\t")]
+
+
+def _plain(text: str) -> str:
+    return text.translate(_CONTROLS)
 
 
 def render(report: Report, *, color: bool = False) -> str:
@@ -48,7 +56,7 @@ def render(report: Report, *, color: bool = False) -> str:
 def _summary(report: Report) -> Text:
     return Text.assemble(
         ("hookshield scan ", "bold"),
-        (report.target, "bold"),
+        (_plain(report.target), "bold"),
         "\n",
         "score ",
         (f"{report.score}/100", "bold"),
@@ -60,7 +68,7 @@ def _summary(report: Report) -> Text:
         f"{report.requests_sent} requests in {report.duration_s:.1f} s",
         f" ({report.throttled} throttled)" if report.throttled else "",
         f", burst {report.burst[0]} in {report.burst[1]:.2f} s" if report.burst else "",
-        ("\nincomplete: " + report.incomplete, "bold red") if report.incomplete else "",
+        ("\nincomplete: " + _plain(report.incomplete), "bold red") if report.incomplete else "",
     )
 
 
@@ -95,7 +103,7 @@ def _evidence(evidence: Evidence) -> str:
     # No status means no HTTP answer: the excerpt (a transport error, a TLS version) says why.
     answer = f" -> {evidence.status}" if evidence.status is not None else ""
     detail = f"\n{evidence.excerpt[:160]}" if evidence.status is None and evidence.excerpt else ""
-    return f"{evidence.request}{answer}{detail}"
+    return _plain(f"{evidence.request}{answer}{detail}")
 
 
 def _print_not_run(console: Console, report: Report) -> None:
@@ -111,7 +119,7 @@ def _print_not_run(console: Console, report: Report) -> None:
             label = outcome.value.replace("_", " ").capitalize()
             console.print(Text(f"{label} checks", style="bold"))
             for result in results:
-                console.print(f"  {result.id}: {result.reason}")
+                console.print(f"  {result.id}: {_plain(result.reason)}")
 
 
 def _print_remediation(console: Console, report: Report) -> None:

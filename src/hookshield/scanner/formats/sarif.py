@@ -86,7 +86,8 @@ def render(report: Report, *, location: str = "hookshield-scan.txt") -> str:
                         }
                     }
                 ],
-                "partialFingerprints": {"hookshieldFinding/v1": fingerprint},
+                # v2: v1 hashed the summary whole, times and random paths included.
+                "partialFingerprints": {"hookshieldFinding/v2": fingerprint},
                 "properties": {"target": report.target, "evidence": evidence.to_json()},
             }
         )

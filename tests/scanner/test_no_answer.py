@@ -131,3 +131,18 @@ def test_an_answer_whose_body_is_cut_off_keeps_its_status() -> None:
     (result,) = report.results
     assert result.outcome is Outcome.FAILED
     assert result.findings[0].evidence.status == 200
+
+
+def test_what_httpx_raises_for_a_closed_port_is_no_answer() -> None:
+    # The chain as httpx really builds it (its error, httpcore's, the socket's).
+    from hookshield.scanner.context import _silent
+
+    async def connect() -> BaseException:
+        async with httpx.AsyncClient(timeout=5) as client:
+            try:
+                await client.get("https://127.0.0.1:1/")  # nothing listens on port 1
+            except httpx.TransportError as exc:
+                return exc
+        raise AssertionError("port 1 answered")
+
+    assert _silent(asyncio.run(connect()))

@@ -206,7 +206,7 @@ async def run_scan(
             observer.check_done(done)
 
         await asyncio.gather(*(one(c) for c in checks if not c.last))
-        gone = await _still_answering(ctx)
+        gone = await _still_answering(ctx, deadline)
         for check in sorted((c for c in checks if c.last), key=lambda c: c.reads_answers):
             await one(check)
     finally:
@@ -230,7 +230,7 @@ async def _baseline(ctx: ScanContext) -> Reply:
     return baseline
 
 
-async def _still_answering(ctx: ScanContext) -> str | None:
+async def _still_answering(ctx: ScanContext, deadline: float | None) -> str | None:
     """Why the target no longer answers the baseline as it did, if it does not.
 
     Sent again once the probes are done (before the rate-limit burst, whose 429s would answer
@@ -239,6 +239,8 @@ async def _still_answering(ctx: ScanContext) -> str | None:
     """
     if ctx.baseline is None or not ctx.baseline.accepted:
         return None  # the scan is incomplete already
+    if ctx.sent <= 1 or (deadline is not None and time.monotonic() >= deadline):
+        return None  # no probe was sent, or --max-duration left them (and this) out
     label = "baseline again, after the probes"
     try:
         again = await ctx.deliver(ctx.baseline_profile, label=label, throttle_is_evidence=True)

@@ -43,8 +43,9 @@ def render_many(
 
 
 def _json(reports: list[Report], unreachable: Sequence[str]) -> str:
-    # The worst graded report; an incomplete one's score graded nothing, so it is listed apart.
-    graded = [r for r in reports if r.incomplete is None]
+    # The worst graded report: an incomplete one's score graded nothing (they are listed apart),
+    # unless none was graded (its grade then says "incomplete").
+    graded = [r for r in reports if r.incomplete is None] or reports
     worst = min(graded, key=lambda r: r.score) if graded else None
     return (
         json.dumps(

@@ -216,7 +216,8 @@ async def run_scan(
 
 
 async def _baseline(ctx: ScanContext) -> Reply:
-    """The legitimate delivery every probe is compared with; no HTTP answer ends the scan."""
+    """The legitimate delivery every probe is compared with. Nothing answering it ends the scan
+    (``Unreachable``); a refusal, in the TLS handshake too, is reported as a refused baseline."""
     try:
         baseline = await ctx.deliver(
             ctx.baseline_profile, label="baseline", throttle_is_evidence=True

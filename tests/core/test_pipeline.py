@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from hookshield.core.errors import Code, Rejection
-from hookshield.core.pipeline import Endpoint, Guard, Webhook, accepted_webhook
+from hookshield.core.pipeline import READ_AHEAD, Endpoint, Guard, Webhook, accepted_webhook
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust, parse_networks
-from hookshield.core.ratelimit import RateLimiter, parse_rates
+from hookshield.core.ratelimit import PendingHit, RateLimiter, parse_rates
 from hookshield.core.replay import MemoryReplayStore, RedisReplayStore, replay_key
 from hookshield.core.signatures import SignatureVerifier, sign_v1
 from hookshield.core.sources import Inbound, build_source
@@ -158,35 +158,143 @@ def signed_guard(pki: TestPki, name: str, **steps: Any) -> Guard:
     )
 
 
-def signed_delivery(pki: TestPki, delivery_id: str) -> Inbound:
+def signed_delivery(
+    pki: TestPki,
+    delivery_id: str,
+    body: bytes = b"{}",
+    *,
+    declared: bool = True,
+    signature: str | None = None,
+) -> Inbound:
+    """``body`` with its Content-Length unless not ``declared``; ``signature`` replaces its
+    own."""
     stamp = int(time.time())
-    return from_proxy(
+    inbound = from_proxy(
         pki.allowed.certificate,
+        CONTENT_LENGTH=str(len(body)),
         HTTP_WEBHOOK_ID=delivery_id,
         HTTP_WEBHOOK_TIMESTAMP=str(stamp),
-        HTTP_WEBHOOK_SIGNATURE=sign_v1(SIGNING_SECRET, delivery_id, stamp, b"{}"),
+        HTTP_WEBHOOK_SIGNATURE=signature or sign_v1(SIGNING_SECRET, delivery_id, stamp, body),
     )
+    if not declared:
+        inbound.meta = {k: v for k, v in inbound.meta.items() if k != "CONTENT_LENGTH"}
+    return dataclasses.replace(inbound, read=io.BytesIO(body).read)
 
 
-def test_a_claim_made_with_the_rate_count_is_given_back_whatever_happens_next(
-    pki: TestPki, redis_url: str, unique: str
-) -> None:
-    """The id is claimed before the body is read; a body that cannot be read (here, a bug
-    raising) must not keep the sender's real delivery out."""
+def joint_guard(pki: TestPki, redis_url: str, name: str, rate: str = "100/minute") -> Guard:
+    """A signed, rated endpoint whose replay claims ride with the rate count on Redis."""
     limiter = RateLimiter(redis_url)
     assert limiter.redis is not None
-    joint = signed_guard(
-        pki, unique, limiter=limiter, replay=RedisReplayStore.sharing(limiter.redis)
+    joint = signed_guard(pki, name, limiter=limiter, replay=RedisReplayStore.sharing(limiter.redis))
+    joint.endpoints[name] = dataclasses.replace(
+        joint.endpoints[name], rates=parse_rates(rate, "RATE")
     )
-    inbound = signed_delivery(pki, "msg_1")
+    return joint
+
+
+def in_use(joint: Guard) -> int:
+    """Connections of the limiter's pool checked out and not given back."""
+    storage = joint.limiter.redis
+    assert storage is not None
+    client: Any = storage.get_connection()
+    return len(client.connection_pool._in_use_connections)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["read-ahead", "read-after"])
+def test_a_claim_made_with_the_rate_count_is_given_back_whatever_happens_next(
+    pki: TestPki, redis_url: str, unique: str, declared: bool
+) -> None:
+    """The id is claimed before the body is read; a body that cannot be read (here, a bug
+    raising, while Redis counts or after its answer) must not keep the sender's real delivery
+    out, nor a connection of the pool."""
+    joint = joint_guard(pki, redis_url, unique)
 
     def broken(size: int) -> bytes:
         raise RuntimeError("a bug while reading")
 
-    with pytest.raises(RuntimeError):
-        joint.check(dataclasses.replace(inbound, read=broken), unique)
-    assert isinstance(joint.check(inbound, unique), Webhook)  # the id was given back
+    for _ in range(3):
+        inbound = signed_delivery(pki, "msg_1", declared=declared)
+        inbound = dataclasses.replace(inbound, read=broken)
+        with pytest.raises(RuntimeError):
+            joint.check(inbound, unique)
+        assert in_use(joint) == 0
+    assert isinstance(joint.check(signed_delivery(pki, "msg_1"), unique), Webhook)  # given back
     assert isinstance(joint.check(signed_delivery(pki, "msg_1"), unique), Rejection)
+
+
+class Recorded:
+    """The limiter's pending hit, noting when the guard reads its answer."""
+
+    def __init__(self, pending: PendingHit, events: list[str]) -> None:
+        self._pending, self._events = pending, events
+        self.in_flight = pending.in_flight
+
+    def result(self) -> tuple[Rejection | None, bool | None]:
+        self._events.append("answered")
+        self.in_flight = False
+        return self._pending.result()
+
+
+def recording(joint: Guard, inbound: Inbound) -> tuple[Inbound, list[str]]:
+    """``inbound`` whose body reads, and ``joint``'s hits, leave their marks in one list."""
+    events: list[str] = []
+    start_hit = joint.limiter.start_hit
+
+    def started(*args: Any) -> Any:
+        events.append("sent")
+        return Recorded(start_hit(*args), events)
+
+    joint.limiter.start_hit = started  # type: ignore[method-assign,assignment]
+    read = inbound.read
+
+    def reading(size: int) -> bytes:
+        events.append("read")
+        return read(size)
+
+    return dataclasses.replace(inbound, read=reading), events
+
+
+@pytest.mark.parametrize(
+    ("size", "declared", "order"),
+    [
+        (READ_AHEAD, True, ["sent", "read", "answered"]),
+        (READ_AHEAD + 1, True, ["sent", "answered", "read"]),
+        (100, False, ["sent", "answered", "read"]),
+    ],
+    ids=["short", "long", "undeclared"],
+)
+def test_a_short_declared_body_is_read_while_redis_counts(
+    pki: TestPki, redis_url: str, unique: str, size: int, declared: bool, order: list[str]
+) -> None:
+    joint = joint_guard(pki, redis_url, unique)
+    body = b'{"pad": "' + b"x" * (size - 11) + b'"}'
+    assert len(body) == size
+    inbound, events = recording(joint, signed_delivery(pki, "msg_1", body, declared=declared))
+    accepted = joint.check(inbound, unique)
+    assert isinstance(accepted, Webhook)
+    assert accepted.body == body
+    assert events[:3] == order
+    assert in_use(joint) == 0
+
+
+@pytest.mark.parametrize("flaw", ["malformed body", "bad signature"])
+def test_the_rate_answers_first_over_a_body_read_ahead(
+    pki: TestPki, redis_url: str, unique: str, flaw: str
+) -> None:
+    """Over its rate, a caller is told 429 whatever its body, read while Redis counted, was;
+    the claim made with the count is given back for a delivery that failed."""
+    joint = joint_guard(pki, redis_url, unique, rate="1/minute")
+    assert isinstance(joint.check(signed_delivery(pki, "msg_1"), unique), Webhook)
+    if flaw == "malformed body":
+        inbound = signed_delivery(pki, "msg_2", b"{")
+    else:
+        inbound = signed_delivery(pki, "msg_2", signature="v1,AAAA")
+    inbound, events = recording(joint, inbound)
+    refused = joint.check(inbound, unique)
+    assert events[:3] == ["sent", "read", "answered"]
+    assert isinstance(refused, Rejection)
+    assert refused.code is Code.RATE_LIMITED
+    assert in_use(joint) == 0
 
 
 def test_the_release_after_a_failed_view_deletes_its_own_claim_only(pki: TestPki) -> None:

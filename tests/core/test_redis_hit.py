@@ -139,3 +139,32 @@ def test_plans_of_one_shape_share_its_script_and_keep_it(
     monkeypatch.setattr(script, "_script", made_again)
     assert script(first).refused is None  # the plan's own script, kept
     assert script(second, (f"{unique}/claim-2", 30, "token")).claimed is True
+
+
+@pytest.mark.parametrize("loaded", [True, False], ids=["EVALSHA", "EVAL after NOSCRIPT"])
+def test_a_started_hit_runs_before_its_answer_is_read(
+    redis_url: str, unique: str, loaded: bool
+) -> None:
+    """``start`` sends the script and returns: Redis counts (and claims) while the caller
+    works, and the reader hands back the answer and the connection."""
+    storage = open_storage(redis_url, "RATE_LIMIT_STORAGE")
+    script = RedisHit(storage)
+    plan = script.plan([WindowKey(f"{unique}/w", 5, 60)])
+    client = redis.Redis.from_url(redis_url)
+    if loaded:
+        assert script(plan).refused is None  # the script is cached in Redis now
+    else:
+        client.script_flush()
+    claim = (f"hookshield:{unique}/claim", 30, "token")
+    read = script.start(plan, claim)
+    if loaded:  # stored before the answer is read (after NOSCRIPT, by the reader's EVAL)
+        deadline = time.monotonic() + 5
+        while not client.exists(claim[0]) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert client.exists(claim[0])
+    hit = RedisHit.answer(plan, read())
+    assert (hit.refused, hit.claimed) == (None, True)
+    assert client.get(claim[0]) == b"token"
+    assert len(entries(client, f"{unique}/w")) == (2 if loaded else 1)
+    connected: Any = storage.get_connection()
+    assert not connected.connection_pool._in_use_connections

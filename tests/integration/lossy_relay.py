@@ -43,13 +43,13 @@ class LossyRelay:
     def _pump(self, source: socket.socket, target: socket.socket, answers: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                if answers and self.losing.is_set():
+                if answers and self.delay:
+                    time.sleep(self.delay)
+                if answers and self.losing.is_set():  # also when set while it was held back
                     self.lost += 1
                     break  # the command ran; its answer goes nowhere
                 if not answers and self.cutting.is_set():
                     break  # the command goes nowhere
-                if answers and self.delay:
-                    time.sleep(self.delay)
                 target.sendall(data)
         for end in (source, target):
             with contextlib.suppress(OSError):

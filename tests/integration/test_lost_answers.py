@@ -364,11 +364,15 @@ def test_a_forged_delivery_s_give_back_that_failed_is_given_back_later(
     assert isinstance(guard.check(signed(pki, f"msg_{uuid.uuid4().hex}"), "payments"), Webhook)
     msg_id = f"msg_{uuid.uuid4().hex}"
 
-    def read_then_cut(size: int) -> bytes:  # the body is read after the claim, before the check
+    stream = io.BytesIO(b"{}")
+
+    def read_then_cut(size: int) -> bytes:  # read after the claim's answer, before the check
         relay.cutting.set()
-        return b"{}"
+        return stream.read(size)
 
     forged = signed(pki, msg_id, secret="whsec_" + "A" * 32, read=read_then_cut)
+    # Undeclared: not read while Redis counts (READ_AHEAD).
+    forged.meta = {k: v for k, v in forged.meta.items() if k != "CONTENT_LENGTH"}
     refused = guard.check(forged, "payments")
     relay.cutting.clear()
     assert isinstance(refused, Rejection)
@@ -379,6 +383,34 @@ def test_a_forged_delivery_s_give_back_that_failed_is_given_back_later(
     assert isinstance(guard.check(signed(pki, f"msg_{uuid.uuid4().hex}"), "payments"), Webhook)
     assert not node.client().exists(key)
     assert isinstance(guard.check(signed(pki, msg_id), "payments"), Webhook)  # the real one
+
+
+def test_an_answer_lost_while_the_body_is_read_ahead_loses_no_delivery(
+    node: Node, relay: LossyRelay, pki: TestPki
+) -> None:
+    """A short body is read while Redis counts. Here the count's answer, held back meanwhile,
+    is lost (the claim was stored): the delivery is refused for now (503), and its retry,
+    once the claim is given back, accepted."""
+    clock = Clock()
+    guard = joint_guard(pki, relay, clock)
+    assert isinstance(guard.check(signed(pki, f"msg_{uuid.uuid4().hex}"), "payments"), Webhook)
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    stream = io.BytesIO(b"{}")
+
+    def read_and_lose(size: int) -> bytes:  # while the answer is held back by the relay
+        relay.losing.set()
+        return stream.read(size)
+
+    relay.delay = redis_topology.STORAGE_TIMEOUT / 2
+    refused = guard.check(signed(pki, msg_id, read=read_and_lose), "payments")
+    relay.losing.clear()
+    relay.delay = 0.0
+    assert relay.lost == 1
+    assert node.client().exists(replay_key("payments", msg_id))  # stored, its answer lost
+    assert isinstance(refused, Rejection)
+    assert (refused.status, refused.code) == (503, "replay_store_unavailable")
+    clock.now += RETRY_AFTER
+    assert isinstance(guard.check(signed(pki, msg_id), "payments"), Webhook)  # the retry
 
 
 @pytest.mark.parametrize("pool_kind", ["node", "sentinel"])

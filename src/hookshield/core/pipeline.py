@@ -1,11 +1,12 @@
 """The guard: the request's fixed way through named steps, and the one record of its decision.
 
-    take_certificate -> verify (Verifier) -> authorize -> throttle (RateLimiter.hit_and_claim)
-                     -> admit_input -> verify_signature -> record (log, observers)
+    take_certificate -> verify (Verifier) -> authorize -> throttle (RateLimiter.start_hit)
+                     -> admit_input -> signature -> first_delivery -> record (log, observers)
 
 On a signed, rated endpoint whose replay store is the limiter's Redis, the throttle step makes
-the replay claim too (``early_claim``: one round trip), and ``verify_signature`` uses its
-outcome.
+the replay claim too (``early_claim``: one round trip), and ``first_delivery`` uses its
+outcome. While Redis counts, a short declared body is read, parsed and its signature checked
+(``READ_AHEAD``); the rate's answer still decides first.
 
 Each step returns a value for the next or a ``Rejection``; the first rejection ends the way.
 Every decision, accepted or not, goes through ``record`` exactly once: the decision log line
@@ -16,6 +17,7 @@ DRF) call ``Guard.check`` and nothing else; none of them takes a step or logs a 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -134,9 +136,21 @@ class Decision:
 
 
 DecisionObserver = Callable[[Decision], None]
-# What the input and signature steps accept: the parsed body, the body, and on a signed
-# endpoint the delivery id and the token its replay claim stores.
+# What the input and signature steps check: the parsed body, the body, and on a signed
+# endpoint the verified delivery id; once it is known to be new, also its claim's token.
+_Checked = tuple[Any, bytes, str | None]
 _Accepted = tuple[Any, bytes, str | None, str | None]
+# A body declared this short is read and checked while Redis counts the request.
+READ_AHEAD = 16 * 1024
+
+
+def reads_ahead(meta: Mapping[str, Any]) -> bool:
+    """True when the request declares a body of at most ``READ_AHEAD`` bytes."""
+    declared = meta.get("CONTENT_LENGTH")
+    if not isinstance(declared, str) or not (declared.isascii() and declared.isdigit()):
+        return False
+    return len(declared) <= 6 and int(declared) <= READ_AHEAD
+
 
 logger = logging.getLogger("hookshield.guard")
 
@@ -281,16 +295,7 @@ class Guard:
         if isinstance(matched, Rejection):
             return matched, chain, identity
         claim = self.early_claim(endpoint, inbound.meta) if self._joint else None
-        # The endpoint's RATE for the matched identity, with the early claim in the same trip.
-        refused, claimed = self.limiter.hit_and_claim(name, matched, endpoint.rates, claim)
-        if refused is not None:
-            return refused, chain, identity
-        accepted: _Accepted | Rejection | None = None
-        try:
-            accepted = self._read_and_verify(inbound, endpoint, claim, claimed)
-        finally:
-            if claim is not None and claimed and not isinstance(accepted, tuple):
-                self._give_back(claim, name)  # held for a delivery that did not verify
+        accepted = self._admitted(inbound, endpoint, matched, claim)
         if isinstance(accepted, Rejection):
             return accepted, chain, identity
         document, body, delivery_id, token = accepted  # a plain call: cheaper than *accepted
@@ -299,32 +304,83 @@ class Guard:
         )
         return webhook, chain, identity
 
-    def _read_and_verify(
+    def _admitted(
         self,
         inbound: Inbound,
         endpoint: Endpoint,
+        matched: str,
         claim: tuple[str, int, str] | None,
-        claimed: bool | None,
     ) -> _Accepted | Rejection:
-        """``claim``: the one made with the rate count (``claimed``: its outcome, if made)."""
+        """The rate (with ``claim``, the early replay claim, in the same trip), then the input
+        and the signature, then a first-time delivery id.
+
+        While Redis counts, a short declared body (``reads_ahead``) is read and checked: the
+        round trip's wait does that work. The rate's refusal still answers first; a body longer
+        or undeclared is read only once the rate admitted it. A claim made for a delivery that
+        is not accepted is given back.
+        """
+        pending = self.limiter.start_hit(endpoint.name, matched, endpoint.rates, claim)
+        claimed: bool | None = None
+        accepted: _Accepted | Rejection | None = None
+        try:
+            checked = None
+            if pending.in_flight and reads_ahead(inbound.meta):
+                checked = self._checked_input(inbound, endpoint)
+            refused, claimed = pending.result()
+            if refused is not None:
+                return refused
+            if checked is None:
+                checked = self._checked_input(inbound, endpoint)
+            accepted = self._accepted(endpoint, checked, claim, claimed)
+            return accepted
+        finally:
+            if pending.in_flight:  # something raised while Redis counted: read its answer
+                with contextlib.suppress(Exception):  # what raised first is what propagates
+                    claimed = pending.result()[1]
+            if claim is not None and claimed and not isinstance(accepted, tuple):
+                self._give_back(claim, endpoint.name)  # held for a delivery not accepted
+
+    def _checked_input(self, inbound: Inbound, endpoint: Endpoint) -> _Checked | Rejection:
+        """The body read and parsed, and its signature checked on a signed endpoint."""
         payload = self.admit_input(inbound, endpoint.rules)
         if isinstance(payload, Rejection):
             return payload
         document, body = payload
         signatures = endpoint.signatures
         if signatures is None:
+            return document, body, None
+        delivery_id = signatures.verify(inbound.meta, body)
+        if isinstance(delivery_id, Rejection):
+            return delivery_id
+        return document, body, delivery_id
+
+    def _accepted(
+        self,
+        endpoint: Endpoint,
+        checked: _Checked | Rejection,
+        claim: tuple[str, int, str] | None,
+        claimed: bool | None,
+    ) -> _Accepted | Rejection:
+        """``checked``, once its delivery id is known to come for the first time.
+
+        ``claim``: the one made with the rate count (``claimed``: its outcome, if made).
+        """
+        if isinstance(checked, Rejection):
+            return checked
+        document, body, delivery_id = checked
+        signatures = endpoint.signatures
+        if signatures is None or delivery_id is None:
             return document, body, None, None
-        verified_id = self.verify_signature(
-            inbound.meta,
+        token = self.first_delivery(
             endpoint.name,
             signatures,
-            body,
+            delivery_id,
             claimed=claimed,
             token=claim[2] if claim is not None else None,
         )
-        if isinstance(verified_id, Rejection):
-            return verified_id
-        return document, body, *verified_id
+        if isinstance(token, Rejection):
+            return token
+        return document, body, delivery_id, token
 
     def take_certificate(self, inbound: Inbound) -> PresentedChain | Rejection:
         """Believe forwarded headers only from a trusted proxy; then let the source parse."""
@@ -387,25 +443,21 @@ class Guard:
         document, refused = rules.parse_body(json_body, body)
         return refused if refused is not None else (document, body)
 
-    def verify_signature(
+    def first_delivery(
         self,
-        meta: Mapping[str, Any],
         name: str,
         signatures: SignatureVerifier,
-        body: bytes,
+        delivery_id: str,
         *,
         claimed: bool | None = None,
         token: str | None = None,
-    ) -> tuple[str, str] | Rejection:
-        """A matching signature in time, then a first-time delivery id (signed endpoints): the
-        id and the token its claim stores.
+    ) -> str | Rejection:
+        """The token of the replay claim that makes ``delivery_id`` (verified) a first-time
+        delivery on endpoint ``name``, or the refusal.
 
         ``claimed``: the outcome of the claim already made with the rate count, storing
-        ``token``, if it was.
+        ``token``, if it was; else the claim is made now.
         """
-        delivery_id = signatures.verify(meta, body)
-        if isinstance(delivery_id, Rejection):
-            return delivery_id
         if self.replay is None:
             return Rejection(Code.REPLAY_STORE_UNAVAILABLE, "no replay store configured")
         if claimed is None or token is None:
@@ -417,7 +469,7 @@ class Guard:
                 return Rejection(Code.REPLAY_STORE_UNAVAILABLE, str(exc))
         if not claimed:
             return Rejection(Code.DELIVERY_REPLAYED, "webhook-id seen within the replay window")
-        return delivery_id, token
+        return token
 
 
 def unknown_endpoint(name: str) -> Rejection:

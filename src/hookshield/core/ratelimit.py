@@ -50,7 +50,7 @@ from hookshield.core.redis_topology import (
     unconfirmed_claims,
 )
 
-__all__ = ["RateLimitFailure", "RateLimiter", "parse_rates"]
+__all__ = ["PendingHit", "RateLimitFailure", "RateLimiter", "parse_rates"]
 
 logger = logging.getLogger("hookshield.ratelimit")
 
@@ -289,6 +289,37 @@ class _Notice:
         logger.error(message, *args)
 
 
+class PendingHit:
+    """A hit whose answer is read by ``result()``: at once, or when Redis has answered (the
+    caller's work meanwhile overlaps the round trip)."""
+
+    __slots__ = ("_answer", "_finish")
+
+    def __init__(
+        self,
+        answer: tuple[Rejection | None, bool | None] = (None, None),
+        finish: Callable[[], tuple[Rejection | None, bool | None]] | None = None,
+    ) -> None:
+        self._answer = answer
+        self._finish = finish
+
+    @property
+    def in_flight(self) -> bool:
+        """True while the answer is on its way (a command was sent, its answer not yet read)."""
+        return self._finish is not None
+
+    def result(self) -> tuple[Rejection | None, bool | None]:
+        """The rejection, if any, and the claim's outcome (None: not made). Read once."""
+        finish = self._finish
+        if finish is not None:
+            self._finish = None
+            self._answer = finish()
+        return self._answer
+
+
+_ADMITTED = PendingHit()  # no limit: admitted, nothing claimed
+
+
 class RateLimiter:
     """Counts hits per (endpoint, identity) and refuses past the endpoint's limits."""
 
@@ -440,25 +471,57 @@ class RateLimiter:
         The claim is made only if every limit admits the request; its outcome is None when it
         was not made (refused, storage unreachable, counts in memory): the caller claims then.
         """
+        return self.start_hit(endpoint, identity, limits, claim).result()
+
+    def start_hit(
+        self,
+        endpoint: str,
+        identity: str,
+        limits: Sequence[RateLimitItem],
+        claim: tuple[str, int, str] | None = None,
+    ) -> PendingHit:
+        """``hit_and_claim``, its answer left to be read: on Redis the command is sent and the
+        caller may work until it calls ``result()``, which it must (the connection waits)."""
         if not limits:
-            return None, None
+            return _ADMITTED
         windows, plan = self._windows_of(endpoint, identity, limits)
         if self._script is None or plan is None:
-            return self._answer(limits, self._hit_all(self._limiter, windows)), None
+            return PendingHit((self._answer(limits, self._hit_all(self._limiter, windows)), None))
         domain, now = self._domain(endpoint), self._monotonic()
-        if not self._outages.down(domain, now) and self._settled(domain, endpoint, now):
+        if self._outages.down(domain, now) or not self._settled(domain, endpoint, now):
+            return PendingHit((self._degraded(windows, limits), None))
+        try:
+            read = self._script.start(plan, claim)
+        except self._errors as exc:
+            self._lost(domain, endpoint, claim, now, exc)
+            return PendingHit((self._degraded(windows, limits), None))
+
+        def finish() -> tuple[Rejection | None, bool | None]:
             try:
-                hit = self._script(plan, claim)
+                hit = RedisHit.answer(plan, read())
             except self._errors as exc:
-                if claim is not None:  # it may have been stored: given back later
-                    self._unconfirmed.add(domain, claim[0], claim[2], now + claim[1])
-                self._mark_down(domain, endpoint, exc)
-            else:
-                if hit.refused is None:
-                    return None, hit.claimed
-                refusal = _Refusal(windows[hit.refused].item, hit.reset_at)
-                return self._rejection(limits, refusal), None
-        return self._degraded(windows, limits), None
+                self._lost(domain, endpoint, claim, now, exc)
+                return self._degraded(windows, limits), None
+            if hit.refused is None:
+                return None, hit.claimed
+            refusal = _Refusal(windows[hit.refused].item, hit.reset_at)
+            return self._rejection(limits, refusal), None
+
+        return PendingHit(finish=finish)
+
+    def _lost(
+        self,
+        domain: int,
+        endpoint: str,
+        claim: tuple[str, int, str] | None,
+        now: float,
+        exc: Exception,
+    ) -> None:
+        """The command failed or its answer was lost: ``domain`` is down for a while, and a
+        claim it may have stored is given back later."""
+        if claim is not None:
+            self._unconfirmed.add(domain, claim[0], claim[2], now + claim[1])
+        self._mark_down(domain, endpoint, exc)
 
     def _settled(self, domain: int, endpoint: str, now: float) -> bool:
         """Claims whose answer was lost on ``domain`` given back before its next command

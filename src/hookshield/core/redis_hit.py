@@ -28,8 +28,9 @@ lost can be given back without touching one made since (``redis_topology.Unconfi
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from limits.storage import RedisStorage
 
@@ -137,14 +138,21 @@ class RedisHit:
     def __call__(self, plan: HitPlan, claim: tuple[str, int, str] | None = None) -> Hit:
         """``claim``: the replay key, its TTL and the token it stores. Raises what the client
         raises (see ``redis_topology.storage_errors``)."""
+        return self.answer(plan, self.start(plan, claim)())
+
+    def start(self, plan: HitPlan, claim: tuple[str, int, str] | None = None) -> Callable[[], Any]:
+        """Send the hit; what reads its raw answer (``KeyedScript.start``), for ``answer``."""
         if claim is None:
             script = plan.scripts.get(0) or self._script(plan, 0)
-            answer = script(plan.keys, (time.time(),))
-        else:
-            key, ttl, token = claim
-            script = plan.scripts.get(ttl) or self._script(plan, ttl)
-            answer = script((*plan.keys, key), (time.time(), token))
-        if isinstance(answer, list):
-            refused = int(answer[0]) - 1
-            return Hit(refused, float(answer[1]) + plan.expiries[refused], None)
-        return _ADMITTED.get(answer) or Hit(None, 0.0, None if answer < 0 else bool(answer))
+            return script.start(plan.keys, (time.time(),))
+        key, ttl, token = claim
+        script = plan.scripts.get(ttl) or self._script(plan, ttl)
+        return script.start((*plan.keys, key), (time.time(), token))
+
+    @staticmethod
+    def answer(plan: HitPlan, raw: Any) -> Hit:
+        """The script's raw answer as a ``Hit``."""
+        if isinstance(raw, list):
+            refused = int(raw[0]) - 1
+            return Hit(refused, float(raw[1]) + plan.expiries[refused], None)
+        return _ADMITTED.get(raw) or Hit(None, 0.0, None if raw < 0 else bool(raw))

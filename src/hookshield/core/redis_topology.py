@@ -16,7 +16,7 @@ import inspect
 import logging
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -201,29 +201,50 @@ class KeyedScript:
         self._pool = _direct_pool(client)
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if self._pool is None:
-            try:
-                return self._client.evalsha(self._sha, len(keys), *keys, *args)
-            except self._no_script:
-                return self._client.eval(self._source, len(keys), *keys, *args)
-        try:
-            return self._send("EVALSHA", self._sha, len(keys), *keys, *args)
-        except self._no_script:
-            return self._send("EVAL", self._source, len(keys), *keys, *args)
+        return self.start(keys, args)()
 
-    def _send(self, *command: Any) -> Any:
+    def start(self, keys: Sequence[str], args: Sequence[Any]) -> Callable[[], Any]:
+        """Send the script now and return what reads its answer, so that the caller can work
+        while Redis runs it. The reader must be called (it gives the connection back), once;
+        it raises what the client raises. Through a cluster client the script runs at once and
+        the reader hands back its answer."""
         pool = self._pool
+        if pool is None:
+            return functools.partial(_identity, self._called(keys, args))
         connection = pool.get_connection()
         try:
-            connection.send_command(*command)
-            return connection.read_response()
-        except self._answered:
-            raise
+            connection.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
         except BaseException:
-            connection.disconnect()  # a timeout or a drop leaves it mid-reply
-            raise
-        finally:
+            connection.disconnect()  # part of a command may have gone out
             pool.release(connection)
+            raise
+
+        def answer() -> Any:
+            try:
+                try:
+                    return connection.read_response()
+                except self._no_script:  # a whole reply: the same connection serves
+                    connection.send_command("EVAL", self._source, len(keys), *keys, *args)
+                    return connection.read_response()
+            except self._answered:
+                raise
+            except BaseException:
+                connection.disconnect()  # a timeout or a drop leaves it mid-reply
+                raise
+            finally:
+                pool.release(connection)
+
+        return answer
+
+    def _called(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return self._client.evalsha(self._sha, len(keys), *keys, *args)
+        except self._no_script:
+            return self._client.eval(self._source, len(keys), *keys, *args)
+
+
+def _identity(answer: Any) -> Any:
+    return answer
 
 
 def _direct_pool(client: Any) -> Any:

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from hookshield.core.errors import Code, Rejection
+from hookshield.core.payload import InputRules, Schema
 from hookshield.core.pipeline import READ_AHEAD, Endpoint, Guard, Webhook, accepted_webhook
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust, parse_networks
@@ -181,13 +182,16 @@ def signed_delivery(
     return dataclasses.replace(inbound, read=io.BytesIO(body).read)
 
 
-def joint_guard(pki: TestPki, redis_url: str, name: str, rate: str = "100/minute") -> Guard:
-    """A signed, rated endpoint whose replay claims ride with the rate count on Redis."""
+def joint_guard(
+    pki: TestPki, redis_url: str, name: str, rate: str = "100/minute", **rules: Any
+) -> Guard:
+    """A signed, rated endpoint whose replay claims ride with the rate count on ``redis_url``
+    (with memory://, the replay store in memory); ``rules``: its ``InputRules``."""
     limiter = RateLimiter(redis_url)
-    assert limiter.redis is not None
-    joint = signed_guard(pki, name, limiter=limiter, replay=RedisReplayStore.sharing(limiter.redis))
+    replay = RedisReplayStore.sharing(limiter.redis) if limiter.redis else MemoryReplayStore()
+    joint = signed_guard(pki, name, limiter=limiter, replay=replay)
     joint.endpoints[name] = dataclasses.replace(
-        joint.endpoints[name], rates=parse_rates(rate, "RATE")
+        joint.endpoints[name], rates=parse_rates(rate, "RATE"), rules=InputRules(**rules)
     )
     return joint
 
@@ -254,27 +258,42 @@ def recording(joint: Guard, inbound: Inbound) -> tuple[Inbound, list[str]]:
     return dataclasses.replace(inbound, read=reading), events
 
 
+AFTER = ["sent", "answered", "read"]
+
+
 @pytest.mark.parametrize(
-    ("size", "declared", "order"),
+    ("case", "size", "order"),
     [
-        (READ_AHEAD, True, ["sent", "read", "answered"]),
-        (READ_AHEAD + 1, True, ["sent", "answered", "read"]),
-        (100, False, ["sent", "answered", "read"]),
+        ("short", READ_AHEAD, ["sent", "read", "answered"]),
+        ("long", READ_AHEAD + 1, AFTER),
+        ("undeclared", 100, AFTER),
+        ("schema", 100, AFTER),  # a user's schema may cost more than the body's size says
+        ("memory", 100, AFTER),  # nothing in flight
+        ("cluster", 100, AFTER),  # a client that runs the command at once
     ],
-    ids=["short", "long", "undeclared"],
 )
 def test_a_short_declared_body_is_read_while_redis_counts(
-    pki: TestPki, redis_url: str, unique: str, size: int, declared: bool, order: list[str]
+    pki: TestPki, redis_url: str, unique: str, case: str, size: int, order: list[str]
 ) -> None:
-    joint = joint_guard(pki, redis_url, unique)
+    rules: dict[str, Any] = {}
+    if case == "schema":
+        rules["schema"] = Schema({"type": "object"}, "SCHEMA")
+    joint = joint_guard(pki, "memory://" if case == "memory" else redis_url, unique, **rules)
+    if case == "cluster":
+        script = joint.limiter._script
+        assert script is not None
+        assert script.deferred
+        script.deferred = False
     body = b'{"pad": "' + b"x" * (size - 11) + b'"}'
     assert len(body) == size
-    inbound, events = recording(joint, signed_delivery(pki, "msg_1", body, declared=declared))
+    inbound = signed_delivery(pki, "msg_1", body, declared=case != "undeclared")
+    inbound, events = recording(joint, inbound)
     accepted = joint.check(inbound, unique)
     assert isinstance(accepted, Webhook)
     assert accepted.body == body
     assert events[:3] == order
-    assert in_use(joint) == 0
+    if case != "memory":
+        assert in_use(joint) == 0
 
 
 @pytest.mark.parametrize("flaw", ["malformed body", "bad signature"])
@@ -282,7 +301,7 @@ def test_the_rate_answers_first_over_a_body_read_ahead(
     pki: TestPki, redis_url: str, unique: str, flaw: str
 ) -> None:
     """Over its rate, a caller is told 429 whatever its body, read while Redis counted, was;
-    the claim made with the count is given back for a delivery that failed."""
+    no claim is made for it."""
     joint = joint_guard(pki, redis_url, unique, rate="1/minute")
     assert isinstance(joint.check(signed_delivery(pki, "msg_1"), unique), Webhook)
     if flaw == "malformed body":
@@ -295,6 +314,41 @@ def test_the_rate_answers_first_over_a_body_read_ahead(
     assert isinstance(refused, Rejection)
     assert refused.code is Code.RATE_LIMITED
     assert in_use(joint) == 0
+    client = redis.Redis.from_url(redis_url)
+    assert not client.exists(replay_key(unique, "msg_2"))
+    client.close()
+
+
+def test_over_its_rate_a_caller_gets_429_even_when_reading_ahead_raises(
+    pki: TestPki, redis_url: str, unique: str
+) -> None:
+    joint = joint_guard(pki, redis_url, unique, rate="1/minute")
+    assert isinstance(joint.check(signed_delivery(pki, "msg_1"), unique), Webhook)
+
+    def broken(size: int) -> bytes:
+        raise RuntimeError("a bug while reading")
+
+    inbound = dataclasses.replace(signed_delivery(pki, "msg_2"), read=broken)
+    refused = joint.check(inbound, unique)
+    assert isinstance(refused, Rejection)
+    assert refused.code is Code.RATE_LIMITED
+    assert in_use(joint) == 0
+
+
+def test_a_pending_hit_that_failed_fails_again_rather_than_admit() -> None:
+    calls = []
+
+    def finish() -> tuple[Rejection | None, bool | None]:
+        calls.append(1)
+        raise RuntimeError("a bug while reading the answer")
+
+    pending = PendingHit(finish=finish)
+    assert pending.in_flight
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            pending.result()
+    assert not pending.in_flight
+    assert calls == [1]  # the answer is read once
 
 
 def test_the_release_after_a_failed_view_deletes_its_own_claim_only(pki: TestPki) -> None:

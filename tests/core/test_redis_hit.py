@@ -142,7 +142,7 @@ def test_plans_of_one_shape_share_its_script_and_keep_it(
 
 
 @pytest.mark.parametrize("loaded", [True, False], ids=["EVALSHA", "EVAL after NOSCRIPT"])
-def test_a_started_hit_runs_before_its_answer_is_read(
+def test_a_started_hit_is_counted_and_answered_through_its_reader(
     redis_url: str, unique: str, loaded: bool
 ) -> None:
     """``start`` sends the script and returns: Redis counts (and claims) while the caller
@@ -168,3 +168,4 @@ def test_a_started_hit_runs_before_its_answer_is_read(
     assert len(entries(client, f"{unique}/w")) == (2 if loaded else 1)
     connected: Any = storage.get_connection()
     assert not connected.connection_pool._in_use_connections
+    client.close()

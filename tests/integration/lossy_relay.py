@@ -5,7 +5,8 @@ thrown away and the client's connection closed: what a master that dies right af
 or a network cut between the command and its answer, does to a client. The client cannot know
 whether its command ran. With ``cutting`` set, what a client sends is thrown away and its
 connection closed: the command never runs. With ``delay`` above zero, answers arrive that many
-seconds late: after the client's timeout, on the connection it timed out on.
+seconds late: after the client's timeout, on the connection it timed out on. With ``released``
+cleared, answers wait until it is set, and are lost if ``losing`` was set meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class LossyRelay:
         self.cutting = threading.Event()
         self.lost = 0  # answers thrown away
         self.delay = 0.0  # seconds each answer is held back
+        self.released = threading.Event()  # cleared: answers wait for it (then ``losing`` applies)
+        self.released.set()
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self._sockets: list[socket.socket] = []
@@ -43,13 +46,15 @@ class LossyRelay:
     def _pump(self, source: socket.socket, target: socket.socket, answers: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                if answers and self.delay:
-                    time.sleep(self.delay)
-                if answers and self.losing.is_set():  # also when set while it was held back
+                if answers:
+                    self.released.wait()
+                if answers and self.losing.is_set():
                     self.lost += 1
                     break  # the command ran; its answer goes nowhere
                 if not answers and self.cutting.is_set():
                     break  # the command goes nowhere
+                if answers and self.delay:
+                    time.sleep(self.delay)
                 target.sendall(data)
         for end in (source, target):
             with contextlib.suppress(OSError):

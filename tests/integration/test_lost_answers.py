@@ -388,7 +388,7 @@ def test_a_forged_delivery_s_give_back_that_failed_is_given_back_later(
 def test_an_answer_lost_while_the_body_is_read_ahead_loses_no_delivery(
     node: Node, relay: LossyRelay, pki: TestPki
 ) -> None:
-    """A short body is read while Redis counts. Here the count's answer, held back meanwhile,
+    """A short body is read while Redis counts. Here the count's answer, held back until then,
     is lost (the claim was stored): the delivery is refused for now (503), and its retry,
     once the claim is given back, accepted."""
     clock = Clock()
@@ -399,12 +399,13 @@ def test_an_answer_lost_while_the_body_is_read_ahead_loses_no_delivery(
 
     def read_and_lose(size: int) -> bytes:  # while the answer is held back by the relay
         relay.losing.set()
+        relay.released.set()
         return stream.read(size)
 
-    relay.delay = redis_topology.STORAGE_TIMEOUT / 2
+    relay.released.clear()
     refused = guard.check(signed(pki, msg_id, read=read_and_lose), "payments")
+    relay.released.set()
     relay.losing.clear()
-    relay.delay = 0.0
     assert relay.lost == 1
     assert node.client().exists(replay_key("payments", msg_id))  # stored, its answer lost
     assert isinstance(refused, Rejection)

@@ -33,7 +33,7 @@ from hookshield.core.identity import ClientIdentity
 from hookshield.core.payload import InputRules, read_body
 from hookshield.core.policy import Allowlist
 from hookshield.core.proxies import ProxyTrust
-from hookshield.core.ratelimit import RateLimiter
+from hookshield.core.ratelimit import PendingHit, RateLimiter
 from hookshield.core.replay import ReplayStore, StoreUnavailable, claim_token, replay_key
 from hookshield.core.signatures import SignatureVerifier
 from hookshield.core.sources import Inbound, Source
@@ -314,18 +314,14 @@ class Guard:
         """The rate (with ``claim``, the early replay claim, in the same trip), then the input
         and the signature, then a first-time delivery id.
 
-        While Redis counts, a short declared body (``reads_ahead``) is read and checked: the
-        round trip's wait does that work. The rate's refusal still answers first; a body longer
-        or undeclared is read only once the rate admitted it. A claim made for a delivery that
-        is not accepted is given back.
+        While Redis counts, the input step may run (``_read_ahead``): the round trip's wait
+        does that work. The rate's refusal still answers first. A claim made for a delivery
+        that is not accepted is given back.
         """
-        pending = self.limiter.start_hit(endpoint.name, matched, endpoint.rates, claim)
-        claimed: bool | None = None
         accepted: _Accepted | Rejection | None = None
+        pending = self.limiter.start_hit(endpoint.name, matched, endpoint.rates, claim)
         try:
-            checked = None
-            if pending.in_flight and reads_ahead(inbound.meta):
-                checked = self._checked_input(inbound, endpoint)
+            checked = self._read_ahead(inbound, endpoint, pending)
             refused, claimed = pending.result()
             if refused is not None:
                 return refused
@@ -334,11 +330,30 @@ class Guard:
             accepted = self._accepted(endpoint, checked, claim, claimed)
             return accepted
         finally:
-            if pending.in_flight:  # something raised while Redis counted: read its answer
+            if not isinstance(accepted, tuple):
+                claimed = None
                 with contextlib.suppress(Exception):  # what raised first is what propagates
-                    claimed = pending.result()[1]
-            if claim is not None and claimed and not isinstance(accepted, tuple):
-                self._give_back(claim, endpoint.name)  # held for a delivery not accepted
+                    claimed = pending.result()[1]  # read, if something raised while in flight
+                if claim is not None and claimed:
+                    self._give_back(claim, endpoint.name)  # held for a delivery not accepted
+
+    def _read_ahead(
+        self, inbound: Inbound, endpoint: Endpoint, pending: PendingHit
+    ) -> _Checked | Rejection | None:
+        """The input step, run while Redis counts; None when it waits for the rate's answer.
+
+        Only for a body declared at most ``READ_AHEAD`` bytes and an endpoint without
+        ``SCHEMA`` (whose cost a body's size does not bound), and only when the answer is
+        still on its way. Should the step raise, a refusal of the rate is still the answer.
+        """
+        if not (pending.in_flight and endpoint.rules.schema is None and reads_ahead(inbound.meta)):
+            return None
+        try:
+            return self._checked_input(inbound, endpoint)
+        except Exception:
+            if pending.result()[0] is None:
+                raise
+            return None  # refused: the caller reads the refusal
 
     def _checked_input(self, inbound: Inbound, endpoint: Endpoint) -> _Checked | Rejection:
         """The body read and parsed, and its signature checked on a signed endpoint."""
@@ -369,8 +384,10 @@ class Guard:
             return checked
         document, body, delivery_id = checked
         signatures = endpoint.signatures
-        if signatures is None or delivery_id is None:
+        if signatures is None:
             return document, body, None, None
+        if delivery_id is None:  # a signed endpoint's input step names it: never unclaimed
+            return Rejection(Code.SIGNATURE_INVALID, "no verified webhook-id")
         token = self.first_delivery(
             endpoint.name,
             signatures,
@@ -415,10 +432,10 @@ class Guard:
         trip.
 
         Only on a signed and rated endpoint whose replay store is the limiter's own Redis
-        client, and only for a well-formed ``webhook-id``. The claim is made before the body is
-        read and the signature checked (the rate, which protects that work, must come first),
-        so a delivery that then fails gives the id back; one that passes is accepted without
-        a second trip.
+        client, and only for a well-formed ``webhook-id``. The claim rides with the count, so
+        it is made before the delivery is known good (the signature is checked while the
+        count is in flight or after its answer, never before it is sent): a delivery that then
+        fails gives the id back; one that passes is accepted without a second trip.
         """
         signatures = endpoint.signatures
         if signatures is None or not endpoint.rates or not self._joint:

@@ -293,7 +293,7 @@ class PendingHit:
     """A hit whose answer is read by ``result()``: at once, or when Redis has answered (the
     caller's work meanwhile overlaps the round trip)."""
 
-    __slots__ = ("_answer", "_finish")
+    __slots__ = ("_answer", "_error", "_finish")
 
     def __init__(
         self,
@@ -302,6 +302,7 @@ class PendingHit:
     ) -> None:
         self._answer = answer
         self._finish = finish
+        self._error: BaseException | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -309,11 +310,18 @@ class PendingHit:
         return self._finish is not None
 
     def result(self) -> tuple[Rejection | None, bool | None]:
-        """The rejection, if any, and the claim's outcome (None: not made). Read once."""
+        """The rejection, if any, and the claim's outcome (None: not made), read once: later
+        calls give the same answer, or raise again what reading it raised."""
         finish = self._finish
         if finish is not None:
             self._finish = None
-            self._answer = finish()
+            try:
+                self._answer = finish()
+            except BaseException as exc:
+                self._error = exc
+                raise
+        if self._error is not None:
+            raise self._error
         return self._answer
 
 
@@ -507,7 +515,8 @@ class RateLimiter:
             refusal = _Refusal(windows[hit.refused].item, hit.reset_at)
             return self._rejection(limits, refusal), None
 
-        return PendingHit(finish=finish)
+        # Through a cluster client the script ran at once: nothing is in flight.
+        return PendingHit(finish=finish) if self._script.deferred else PendingHit(finish())
 
     def _lost(
         self,

@@ -34,7 +34,7 @@ from typing import Any
 
 from limits.storage import RedisStorage
 
-from hookshield.core.redis_topology import KeyedScript, keyed_script
+from hookshield.core.redis_topology import KeyedScript, direct_pool, keyed_script
 
 __all__ = ["Hit", "HitPlan", "RedisHit", "WindowKey", "hit_script"]
 
@@ -118,6 +118,8 @@ class RedisHit:
     def __init__(self, storage: RedisStorage) -> None:
         self._storage = storage
         self._scripts: dict[tuple[tuple[tuple[int, int], ...], int], KeyedScript] = {}
+        # Whether ``start`` leaves the answer to be read later (see ``KeyedScript.start``).
+        self.deferred = direct_pool(storage.get_connection()) is not None
 
     def plan(self, windows: Sequence[WindowKey]) -> HitPlan:
         return HitPlan(tuple(self._storage.prefixed_key(w.key) for w in windows), windows)

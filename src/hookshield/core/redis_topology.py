@@ -38,6 +38,7 @@ __all__ = [
     "KeyedScript",
     "Outages",
     "UnconfirmedClaims",
+    "direct_pool",
     "fault_domain",
     "keyed_script",
     "open_storage",
@@ -198,7 +199,7 @@ class KeyedScript:
         self._sha = hashlib.sha1(self._source, usedforsecurity=False).hexdigest()
         self._no_script = exceptions.NoScriptError
         self._answered = exceptions.ResponseError  # a whole reply: the connection is sound
-        self._pool = _direct_pool(client)
+        self._pool = direct_pool(client)
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         return self.start(keys, args)()
@@ -247,7 +248,7 @@ def _identity(answer: Any) -> Any:
     return answer
 
 
-def _direct_pool(client: Any) -> Any:
+def direct_pool(client: Any) -> Any:
     """The connection pool ``KeyedScript`` sends on directly, or None to call the client: a
     cluster client (no pool of its own), a client holding one connection, or an older client
     library whose pool wants the command's name (redis-py 5, valkey-py 6)."""

@@ -280,11 +280,12 @@ def forget_proxy_secret(request: HttpRequest, guard: Guard | Rejection) -> None:
     request.__dict__.pop("headers", None)
     scope = getattr(request, "scope", None)  # ASGI: the server's own list of the headers
     if isinstance(scope, dict) and "headers" in scope:
-        scope["headers"] = [
-            (name, value)
-            for name, value in scope["headers"]
-            if meta_key(name.decode("latin-1")) != key
-        ]
+        headers = scope["headers"]
+        kept = [(name, value) for name, value in headers if meta_key(name.decode("latin-1")) != key]
+        if isinstance(headers, list):
+            headers[:] = kept  # in place: an ASGI middleware around Django may hold this list
+        else:
+            scope["headers"] = kept
 
 
 def check_request(request: HttpRequest, endpoint: str) -> Webhook | Rejection:

@@ -6,7 +6,8 @@
 On a signed, rated endpoint whose replay store is the limiter's Redis, the throttle step makes
 the replay claim too (``early_claim``: one round trip), and ``first_delivery`` uses its
 outcome. While Redis counts, a short declared body is read, parsed and its signature checked
-(``READ_AHEAD``); the rate's answer still decides first.
+(``READ_AHEAD``; not on an endpoint with a schema, nor when nothing is in flight); the rate's
+answer still decides first.
 
 Each step returns a value for the next or a ``Rejection``; the first rejection ends the way.
 Every decision, accepted or not, goes through ``record`` exactly once: the decision log line

@@ -322,7 +322,7 @@ class Guard:
         accepted: _Accepted | Rejection | None = None
         pending = self.limiter.start_hit(endpoint.name, matched, endpoint.rates, claim)
         try:
-            checked = self._read_ahead(inbound, endpoint, pending)
+            checked = self._read_ahead(inbound, endpoint, pending) if pending.in_flight else None
             refused, claimed = pending.result()
             if refused is not None:
                 return refused
@@ -344,10 +344,10 @@ class Guard:
         """The input step, run while Redis counts; None when it waits for the rate's answer.
 
         Only for a body declared at most ``READ_AHEAD`` bytes and an endpoint without
-        ``SCHEMA`` (whose cost a body's size does not bound), and only when the answer is
-        still on its way. Should the step raise, a refusal of the rate is still the answer.
+        ``SCHEMA`` (whose cost a body's size does not bound); the caller asks only while the
+        answer is on its way. Should the step raise, a refusal of the rate is still the answer.
         """
-        if not (pending.in_flight and endpoint.rules.schema is None and reads_ahead(inbound.meta)):
+        if endpoint.rules.schema is not None or not reads_ahead(inbound.meta):
             return None
         try:
             return self._checked_input(inbound, endpoint)

@@ -293,7 +293,7 @@ class PendingHit:
     """A hit whose answer is read by ``result()``: at once, or when Redis has answered (the
     caller's work meanwhile overlaps the round trip)."""
 
-    __slots__ = ("_answer", "_error", "_finish")
+    __slots__ = ("_answer", "_error", "_finish", "in_flight")
 
     def __init__(
         self,
@@ -303,11 +303,9 @@ class PendingHit:
         self._answer = answer
         self._finish = finish
         self._error: BaseException | None = None
-
-    @property
-    def in_flight(self) -> bool:
-        """True while the answer is on its way (a command was sent, its answer not yet read)."""
-        return self._finish is not None
+        # True while the answer is on its way (a command was sent, its answer not yet read);
+        # an attribute, not a property: the guard asks on every request.
+        self.in_flight = finish is not None
 
     def result(self) -> tuple[Rejection | None, bool | None]:
         """The rejection, if any, and the claim's outcome (None: not made), read once: later
@@ -315,6 +313,7 @@ class PendingHit:
         finish = self._finish
         if finish is not None:
             self._finish = None
+            self.in_flight = False
             try:
                 self._answer = finish()
             except BaseException as exc:
@@ -325,7 +324,8 @@ class PendingHit:
         return self._answer
 
 
-_ADMITTED = PendingHit()  # no limit: admitted, nothing claimed
+# Admitted, nothing claimed (no limit, or counted in memory): made once, as requests are.
+_ADMITTED = PendingHit()
 
 
 class RateLimiter:
@@ -494,7 +494,10 @@ class RateLimiter:
             return _ADMITTED
         windows, plan = self._windows_of(endpoint, identity, limits)
         if self._script is None or plan is None:
-            return PendingHit((self._answer(limits, self._hit_all(self._limiter, windows)), None))
+            refusal = self._hit_all(self._limiter, windows)
+            return (
+                _ADMITTED if refusal is None else PendingHit((self._answer(limits, refusal), None))
+            )
         domain, now = self._domain(endpoint), self._monotonic()
         if self._outages.down(domain, now) or not self._settled(domain, endpoint, now):
             return PendingHit((self._degraded(windows, limits), None))
